@@ -1,0 +1,5 @@
+import sys
+
+from smith.cli import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""`smith` command line: one subcommand per concern, each in its own module.
+
+Every subcommand module exposes `main(argv: list[str]) -> int`. Modules are imported
+lazily so that `smith closure` never pays for importing the registry client, etc.
+"""
+import importlib
+import sys
+from typing import List, Optional
+
+from smith.errors import SmithError
+
+COMMANDS = {
+    "layer": ("smith.oci.layer_cli", "write a deterministic layer from files, dirs and tree tars"),
+    "image": ("smith.oci.image_cli", "assemble layers + config into an OCI image layout"),
+    "unpack": ("smith.oci.unpack_cli", "safely unpack an OCI layout / docker archive into a tree"),
+    "minimize": ("smith.oci.minimize_cli", "cut an existing image down to one program"),
+    "closure": ("smith.elf.cli", "print the ELF closure of a program inside a root"),
+    "lock": ("smith.packages.lock_cli", "resolve packages from a repository into a lockfile"),
+    "extract": ("smith.packages.extract_cli", "extract a .deb/.rpm into a tree tar"),
+    "outdated": ("smith.packages.outdated_cli", "report pins that have newer versions"),
+    "sbom": ("smith.packages.sbom_cli", "write an SPDX 2.3 SBOM for an image"),
+    "push": ("smith.registry.push_cli", "push an OCI layout to a registry"),
+    "pull": ("smith.registry.pull_cli", "pull an image by digest into an OCI layout"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: smith COMMAND [ARGS...]", "", "commands:"]
+    for name, (_, text) in sorted(COMMANDS.items()):
+        lines.append("  %-10s %s" % (name, text))
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print("smith: error: unknown command %r\n\n%s" % (name, usage()), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except SmithError as e:
+        print("smith %s: error: %s" % (name, e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
