@@ -1,0 +1,145 @@
+"""Read a Debian repository: InRelease (or Release + Release.gpg) checked with gpgv, then
+Packages(.xz|.gz) of each suite/component/architecture checked against the Release SHA256."""
+import gzip
+import io
+import lzma
+from typing import Dict, List, Optional
+
+from debian import deb822
+
+from smith.errors import SmithError
+from smith.packages import gpg
+from smith.packages.fetch import fetch, fetch_verified
+from smith.packages.model import Package, Relation
+from smith.packages.repo_config import RepoConfig
+from smith.packages.universe import Universe
+
+FIELDS = ("Package", "Version", "Architecture", "Filename", "SHA256", "Size", "Depends",
+          "Pre-Depends", "Provides", "Conflicts", "Breaks", "Priority")
+# apt prefers the provider of a virtual package with the highest Priority.
+PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
+# Most compact first; plain Packages last.
+INDEX_NAMES = (("Packages.xz", lzma.decompress), ("Packages.gz", gzip.decompress),
+               ("Packages", lambda b: b))
+OLD_OPS = {"<": "<=", ">": ">="}
+
+
+def parse_relations(text: str, where: str) -> List[List[Relation]]:
+    """'a (>= 1) | b, c:any' -> [[a>=1, b], [c]] (architecture qualifiers are dropped)."""
+    out = []
+    if not text.strip():
+        return out
+    for clause in deb822.PkgRelation.parse_relations(text):
+        alts = []
+        for alt in clause:
+            if not alt.get("name"):
+                raise SmithError("%s: cannot parse the relation %r" % (where, text))
+            op, ver = alt["version"] if alt.get("version") else (None, None)
+            alts.append(Relation(alt["name"], OLD_OPS.get(op, op), ver))
+        if alts:
+            out.append(alts)
+    return out
+
+
+class DebUniverse(Universe):
+    def __init__(self, base_url: str) -> None:
+        super().__init__("deb")
+        self.base_url = base_url
+
+    def build(self, record) -> Package:
+        r: Dict[str, str] = record
+        where = "package %s %s" % (r["Package"], r["Version"])
+        if not r.get("Filename") or not r.get("SHA256") or not r.get("Size"):
+            raise SmithError("%s in %s has no Filename/SHA256/Size; the repository index is "
+                             "incomplete" % (where, r["_source"]))
+        deps = parse_relations(r.get("Pre-Depends", ""), where) + parse_relations(r.get("Depends", ""), where)
+        conflicts = [a for f in ("Conflicts", "Breaks") for c in parse_relations(r.get(f, ""), where)
+                     for a in c]
+        provides = [a for c in parse_relations(r.get("Provides", ""), where) for a in c]
+        return Package(r["Package"], r["Version"], r["Architecture"],
+                       self.base_url + "/" + r["Filename"], r["SHA256"].lower(), int(r["Size"]),
+                       deps, provides, conflicts, [], r["_source"],
+                       PRIORITY_RANK.get(r.get("Priority", ""), 9))
+
+
+def _release(repo: RepoConfig, suite: str) -> deb822.Release:
+    base = "%s/dists/%s" % (repo.url, suite)
+    try:
+        data, sig = fetch(base + "/InRelease"), None
+        what = base + "/InRelease"
+    except SmithError as inrelease_error:
+        try:
+            data = fetch(base + "/Release")
+        except SmithError:
+            raise inrelease_error
+        what = base + "/Release"
+        sig = None if repo.trusted else fetch(base + "/Release.gpg")
+    if not repo.trusted:
+        data = gpg.verify(repo.keyring or "", data, sig, what)
+    elif sig is None and data.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
+        # Trusted: take the clearsigned body without checking it.
+        body = data.split(b"\n\n", 1)[1]
+        data = body.split(b"\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+    release = deb822.Release(data.decode("utf-8"))
+    if "SHA256" not in release:
+        raise SmithError("%s has no SHA256 checksums; smith needs them to verify the indexes" % what)
+    return release
+
+
+def _index(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: str,
+           cache_dir: Optional[str]) -> Optional[bytes]:
+    sums = {entry["name"]: entry for entry in release["SHA256"]}
+    by_hash = release.get("Acquire-By-Hash", "no").lower() == "yes"
+    for name, decompress in INDEX_NAMES:
+        entry = sums.get(path_dir + "/" + name)
+        if entry is None:
+            continue
+        # By-hash URLs do not change under us while the mirror updates.
+        url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir,
+                                     "by-hash/SHA256/" + entry["sha256"] if by_hash else name)
+        try:
+            data = fetch_verified(url, entry["sha256"], int(entry["size"]), cache_dir)
+        except SmithError:
+            if not by_hash:
+                raise
+            url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir, name)
+            data = fetch_verified(url, entry["sha256"], int(entry["size"]), cache_dir)
+        try:
+            return decompress(data)
+        except (OSError, lzma.LZMAError, EOFError) as e:
+            raise SmithError("cannot decompress %s: %s" % (url, e))
+    return None
+
+
+def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> DebUniverse:
+    universe = DebUniverse(repo.url)
+    wanted_arches = set(repo.architectures) | {"all"}
+    for suite in repo.suites:
+        release = _release(repo, suite)
+        no_all = "Packages" in release.get("No-Support-for-Architecture-all", "").split()
+        index_arches = [a for a in repo.architectures if a != "all"]
+        if not no_all:
+            index_arches.append("all")
+        for component in repo.components:
+            found = 0
+            for arch in index_arches:
+                where = "%s/binary-%s" % (component, arch)
+                data = _index(repo, suite, release, where, cache_dir)
+                if data is None:
+                    continue
+                found += 1
+                source = "%s %s" % (suite, where)
+                for para in deb822.Packages.iter_paragraphs(io.BytesIO(data), use_apt_pkg=False,
+                                                            fields=FIELDS):
+                    if para.get("Architecture") not in wanted_arches:
+                        continue
+                    record = {k: para[k] for k in FIELDS if k in para}
+                    record["_source"] = source
+                    provided = [p.split("(")[0].split(":")[0].strip()
+                                for p in record.get("Provides", "").split(",") if p.strip()]
+                    universe.add(record["Package"], record, provided)
+            if not found:
+                raise SmithError("suite %s of %s lists no Packages index for component %s and "
+                                 "architectures %s; check the repository's components and "
+                                 "architectures" % (suite, repo.url, component, repo.architectures))
+    return universe

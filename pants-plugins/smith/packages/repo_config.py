@@ -1,0 +1,85 @@
+"""The repository description (REPO.json) that `smith lock` and `smith outdated` read.
+
+deb: {"kind": "deb", "url": "http://deb.debian.org/debian", "suites": ["bookworm"],
+      "components": ["main"], "architectures": ["amd64"], "keyring": null, "trusted": false}
+     keyring null = /usr/share/keyrings/debian-archive-keyring.gpg; trusted = skip gpgv (apt's
+     [trusted=yes]). Architecture "all" is always accepted besides the listed ones.
+rpm: {"kind": "rpm", "url": "http://127.0.0.1:8080/repo", "architectures": ["x86_64", "noarch"],
+      "keyring": null, "trusted": true}
+     rpm metadata is checked by the repomd.xml checksums; with a keyring, repomd.xml.asc is
+     checked with gpgv too.
+The same object is stored as "repository" in the lockfile, so outdated needs only the lock.
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from smith.errors import SmithError
+
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+@dataclass
+class RepoConfig:
+    kind: str
+    url: str
+    suites: List[str] = field(default_factory=list)
+    components: List[str] = field(default_factory=list)
+    architectures: List[str] = field(default_factory=list)
+    keyring: Optional[str] = None
+    trusted: bool = False
+
+    def to_json(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"kind": self.kind, "url": self.url,
+                               "architectures": list(self.architectures)}
+        if self.kind == "deb":
+            out["suites"] = list(self.suites)
+            out["components"] = list(self.components)
+        return out
+
+
+def _strings(raw: Dict[str, Any], key: str, default: List[str], where: str) -> List[str]:
+    value = raw.get(key, default)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise SmithError("%s: field %r must be a non-empty list of strings" % (where, key))
+    return list(value)
+
+
+def from_dict(raw: Any, where: str) -> RepoConfig:
+    if not isinstance(raw, dict):
+        raise SmithError("%s: the repository must be a JSON object" % where)
+    known = {"kind", "url", "suites", "components", "architectures", "keyring", "trusted"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SmithError("%s: unknown repository fields %s (known: %s)"
+                         % (where, unknown, sorted(known)))
+    kind = raw.get("kind")
+    if kind not in ("deb", "rpm"):
+        raise SmithError("%s: field 'kind' must be \"deb\" or \"rpm\", not %r" % (where, kind))
+    url = raw.get("url")
+    if not isinstance(url, str) or "://" not in url:
+        raise SmithError("%s: field 'url' must be an http(s):// or file:// URL, not %r" % (where, url))
+    keyring = raw.get("keyring")
+    if keyring is not None and not isinstance(keyring, str):
+        raise SmithError("%s: field 'keyring' must be a path or null" % where)
+    trusted = raw.get("trusted", kind == "rpm" and keyring is None)
+    if not isinstance(trusted, bool):
+        raise SmithError("%s: field 'trusted' must be true or false" % where)
+    if kind == "deb":
+        return RepoConfig(kind, url.rstrip("/"), _strings(raw, "suites", [], where),
+                          _strings(raw, "components", ["main"], where),
+                          _strings(raw, "architectures", ["amd64"], where),
+                          keyring if keyring or trusted else DEBIAN_KEYRING, trusted)
+    return RepoConfig(kind, url.rstrip("/"), [], [],
+                      _strings(raw, "architectures", ["x86_64", "noarch"], where), keyring, trusted)
+
+
+def load(path: str) -> RepoConfig:
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise SmithError("cannot read repository file %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise SmithError("repository file %s is not valid JSON: %s" % (path, e))
+    return from_dict(raw, path)
