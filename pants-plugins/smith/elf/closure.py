@@ -1,0 +1,213 @@
+"""The files an image must hold for some programs to run: the ELF closure inside a root.
+
+`compute_closure` is the library entry point used by the `smith closure` CLI.
+"""
+import glob
+import os
+import sys
+from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+
+from smith.elf.elfinfo import DEFAULT_CACHE, ElfCache, ElfInfo
+from smith.elf.loader import Process
+from smith.elf.rootfs import Resolved, RootFS
+from smith.elf.searchpath import SearchConfig
+from smith.errors import SmithError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_SCRIPT_DEPTH = 4  # the kernel's BINPRM_MAX_RECURSION
+NSS_MODULES = ("libnss_files.so.2", "libnss_dns.so.2")
+
+
+class ClosureResult(NamedTuple):
+    paths: List[str]  # sorted entries (files and symlinks) inside the root
+    processes: List[Process]  # one per ELF executable that runs (scripts run their interpreter)
+    warnings: List[str]
+
+
+class Closure:
+    def __init__(self, root: str, env: Optional[Dict[str, str]] = None,
+                 elf_cache: Optional[ElfCache] = None) -> None:
+        self.fs = RootFS(root)
+        self.env = dict(env or {})
+        self.elf_cache = elf_cache or DEFAULT_CACHE
+        self.configs: Dict[Tuple[str, str], SearchConfig] = {}
+        self.paths: Set[str] = set()
+        self.processes: List[Process] = []
+        self.warnings: List[str] = []
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def keep(self, found: Resolved) -> None:
+        self.paths.update(found.links)
+        self.paths.add(found.path)
+
+    def _find_program(self, path: str, why: str) -> Resolved:
+        if "/" not in path:
+            return self._which(path, why)
+        found = self.fs.resolve(path)
+        if found is None:
+            raise SmithError("%s %s does not exist in the root %s" % (why, path, self.fs.root))
+        if not found.is_file:
+            raise SmithError("%s %s is not a regular file in the root %s" % (why, path, self.fs.root))
+        return found
+
+    def _which(self, name: str, why: str) -> Resolved:
+        search = self.env.get("PATH", DEFAULT_PATH)
+        for d in search.split(":"):
+            if not d:
+                continue
+            found = self.fs.resolve(d.rstrip("/") + "/" + name)
+            if found is not None and found.is_file and found.st.st_mode & 0o111:
+                self.keep(found)
+                return found
+        raise SmithError("%s %s was not found on PATH=%s in the root %s; give its absolute path or set "
+                         "PATH with --env" % (why, name, search, self.fs.root))
+
+    # -- programs ---------------------------------------------------------------------------
+    def add_program(self, path: str, depth: int = 0, why: str = "program") -> None:
+        found = self._find_program(path, why)
+        self.keep(found)
+        host = self.fs.host(found.path)
+        with open(host, "rb") as f:
+            head = f.read(256)  # the kernel reads at most this much of a #! line
+        if head.startswith(b"#!"):
+            self._add_script(path, head, depth)
+            return
+        info = self.elf_cache.get(host, found.st, path)
+        if info is None:
+            raise SmithError("%s %s is neither an ELF executable nor a #! script" % (why, path))
+        if not info.dynamic or (info.interp is None and not info.needed):
+            return  # static or static-pie: needs only itself
+        proc = Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs)
+        proc.load_all()
+        self._keep_process(proc)
+        self.processes.append(proc)
+
+    def _keep_process(self, proc: Process) -> None:
+        for obj in proc.objects:
+            self.keep(obj.found)
+            if obj.via_conf:
+                self._need_ld_so_cache(obj.path)
+
+    def _need_ld_so_cache(self, lib: str) -> None:
+        cache = self.fs.resolve("/etc/ld.so.cache")
+        if cache is not None and cache.is_file:
+            self.keep(cache)
+        else:
+            msg = ("%s was found through /etc/ld.so.conf, but the root has no /etc/ld.so.cache, so ld.so in "
+                   "the image will not find it; run `ldconfig -r ROOT` or add its dir to LD_LIBRARY_PATH" % lib)
+            if msg not in self.warnings:
+                self.warnings.append(msg)
+
+    def _add_script(self, path: str, head: bytes, depth: int) -> None:
+        if depth >= MAX_SCRIPT_DEPTH:
+            raise SmithError("script %s: too many levels of #! interpreters" % path)
+        line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        if not line:
+            raise SmithError("script %s has an empty #! line; name its interpreter" % path)
+        parts = line.split(None, 1)
+        interp, arg = parts[0], (parts[1].strip() if len(parts) > 1 else "")
+        self.add_program(interp, depth + 1, "interpreter of %s:" % path)
+        if os.path.basename(interp) == "env" and arg:
+            command = self._env_command(arg)
+            if command is None:
+                raise SmithError("script %s: cannot find the command in '#!%s'" % (path, line))
+            self.add_program(command, depth + 1, "command run by `env` in %s:" % path)
+
+    @staticmethod
+    def _env_command(arg: str) -> Optional[str]:
+        """The command `env` runs: skip its options and NAME=VALUE assignments."""
+        words = arg.split()  # the kernel passes one argument; `env -S` splits it the same way
+        i = 0
+        while i < len(words):
+            w = words[i]
+            if w in ("-u", "--unset", "-C", "--chdir"):
+                i += 2
+                continue
+            if w.startswith("-") or ("=" in w and not w.startswith("/")):
+                i += 1
+                continue
+            return w
+        return None
+
+    # -- dlopened objects ---------------------------------------------------------------------
+    def add_extra_libs(self, pattern: str) -> None:
+        if not pattern.startswith("/"):
+            raise SmithError("--extra-lib %s must be an absolute glob inside the root" % pattern)
+        matches = self._glob(pattern)
+        if not matches:
+            raise SmithError("--extra-lib %s matched nothing in the root %s" % (pattern, self.fs.root))
+        for path in matches:
+            found = self.fs.resolve(path)
+            if found is None or found.is_dir:
+                continue
+            self.keep(found)
+            if not found.is_file:
+                continue
+            info = self.elf_cache.get(self.fs.host(found.path), found.st, path)
+            if info is None:
+                continue  # a data file the program reads: kept as it is
+            self._trace_dlopen(path, found, info)
+
+    def _trace_dlopen(self, path: str, found: Resolved, info: ElfInfo) -> None:
+        procs = [p for p in self.processes if p.kind == info.kind]
+        if not procs:
+            if self.processes:
+                raise SmithError("extra library %s is %s/%s but no program given is of that kind"
+                                 % (path, info.elfclass, info.machine))
+            # No dynamic program (e.g. static): trace the library on its own search path.
+            proc = Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs)
+            proc.load_all()
+            self._keep_process(proc)
+            return
+        for proc in procs:
+            before = len(proc.objects)
+            proc.add_dlopened(path, found, info)
+            for obj in proc.objects[before:]:
+                self.keep(obj.found)
+                if obj.via_conf:
+                    self._need_ld_so_cache(obj.path)
+
+    def _glob(self, pattern: str) -> List[str]:
+        if self.fs.is_host:
+            return sorted(glob.glob(pattern, recursive=True))
+        prefix = self.fs.root
+        out = []
+        for m in glob.glob(glob.escape(prefix) + pattern, recursive=True):
+            out.append(m[len(prefix):])
+        return sorted(out)
+
+    # -- NSS --------------------------------------------------------------------------------
+    def add_nss(self) -> None:
+        """libc dlopens its NSS modules; glibc 2.36 has files/dns in libc, so they may be absent."""
+        for proc in self.processes:
+            for name in NSS_MODULES:
+                try:
+                    before = len(proc.objects)
+                    proc.map_object(name, proc.main)
+                except SmithError:
+                    continue  # not shipped in this root: built into libc
+                for obj in proc.objects[before:]:
+                    proc.load_deps(obj)
+            self._keep_process(proc)
+
+    def result(self) -> ClosureResult:
+        return ClosureResult(sorted(self.paths), self.processes, self.warnings)
+
+
+def compute_closure(root: str, programs: Iterable[str], env: Optional[Dict[str, str]] = None,
+                    nss: bool = False, extra_libs: Iterable[str] = (),
+                    elf_cache: Optional[ElfCache] = None) -> ClosureResult:
+    c = Closure(root, env, elf_cache)
+    programs = list(programs)
+    if not programs:
+        raise SmithError("give at least one program path inside the root")
+    for p in programs:
+        c.add_program(p)
+    for pattern in extra_libs:
+        c.add_extra_libs(pattern)
+    if nss:
+        c.add_nss()
+    for w in c.warnings:
+        print("smith closure: warning: %s" % w, file=sys.stderr)
+    return c.result()
+

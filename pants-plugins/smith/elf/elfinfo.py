@@ -1,0 +1,92 @@
+"""What the dynamic loader reads from one ELF file, parsed once with pyelftools and cached."""
+import os
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from smith.errors import SmithError
+
+DF_1_NODEFLIB = 0x800
+ELF_MAGIC = b"\x7fELF"
+
+
+class ElfInfo(NamedTuple):
+    elfclass: str  # "ELFCLASS64"
+    data: str  # "ELFDATA2LSB"
+    machine: str  # "EM_X86_64"
+    etype: str  # "ET_DYN"
+    interp: Optional[str]  # PT_INTERP
+    dynamic: bool  # has PT_DYNAMIC
+    needed: Tuple[str, ...]
+    rpath: Tuple[str, ...]  # DT_RPATH entries, in order
+    runpath: Optional[Tuple[str, ...]]  # DT_RUNPATH entries; None when the tag is absent
+    soname: Optional[str]
+    nodeflib: bool  # DF_1_NODEFLIB: skip ld.so.cache and default dirs
+
+    @property
+    def kind(self) -> Tuple[str, str, str]:
+        """ld.so only loads objects of its own class, byte order and machine."""
+        return (self.elfclass, self.data, self.machine)
+
+
+def _split_path(value: str) -> Tuple[str, ...]:
+    # Empty entries (e.g. "a::b") would mean the cwd to ld.so; we drop them (see README note).
+    return tuple(p for p in value.split(":") if p)
+
+
+def parse_elf(host_path: str, shown_as: str) -> Optional[ElfInfo]:
+    """Parse `host_path`; None when it is not an ELF file at all."""
+    with open(host_path, "rb") as f:
+        if f.read(4) != ELF_MAGIC:
+            return None
+        f.seek(0)
+        try:
+            elf = ELFFile(f)
+            interp = None
+            dynamic = False
+            needed = []
+            rpath: Tuple[str, ...] = ()
+            runpath = None
+            soname = None
+            flags_1 = 0
+            for seg in elf.iter_segments():
+                ptype = seg.header.p_type
+                if ptype == "PT_INTERP":
+                    interp = seg.get_interp_name()
+                elif ptype == "PT_DYNAMIC":
+                    dynamic = True
+                    for tag in seg.iter_tags():
+                        t = tag.entry.d_tag
+                        if t == "DT_NEEDED":
+                            needed.append(tag.needed)
+                        elif t == "DT_RPATH":
+                            rpath += _split_path(tag.rpath)
+                        elif t == "DT_RUNPATH":
+                            runpath = (runpath or ()) + _split_path(tag.runpath)
+                        elif t == "DT_SONAME":
+                            soname = tag.soname
+                        elif t == "DT_FLAGS_1":
+                            flags_1 = tag.entry.d_val
+            ident = elf.header.e_ident
+            return ElfInfo(ident["EI_CLASS"], ident["EI_DATA"], str(elf.header.e_machine),
+                           str(elf.header.e_type), interp, dynamic, tuple(needed), rpath, runpath,
+                           soname, bool(flags_1 & DF_1_NODEFLIB))
+        except (ELFError, ValueError, KeyError, AttributeError) as e:
+            raise SmithError("cannot read ELF file %s: %s; is it truncated or corrupt?" % (shown_as, e))
+
+
+class ElfCache:
+    """Parse each file once, keyed by its identity (dev, inode, size, mtime)."""
+
+    def __init__(self) -> None:
+        self._by_id: Dict[Tuple[int, int, int, int], Optional[ElfInfo]] = {}
+
+    def get(self, host_path: str, st: os.stat_result, shown_as: str) -> Optional[ElfInfo]:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self._by_id:
+            self._by_id[key] = parse_elf(host_path, shown_as)
+        return self._by_id[key]
+
+
+DEFAULT_CACHE = ElfCache()
