@@ -1,0 +1,220 @@
+"""Deterministic layers: the same entries give the same bytes, whatever the host.
+
+Order: entries sorted by path component, whiteouts first within a directory (the image spec
+asks for whiteouts before their siblings), every parent directory before its children. All
+entries get one mtime and one uid/gid with empty user/group names; modes are normalised
+(dirs 0755, files 0755 if any x bit else 0644, symlinks 0777) and setuid/setgid/sticky
+dropped unless asked to keep them. Of a group of hardlinked files, the first path in sorted
+order holds the bytes and the others link to it.
+"""
+import hashlib
+import json
+import os
+import queue
+import threading
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from smith.errors import SmithError
+from smith.oci import tar_format
+from smith.oci.deterministic_gzip import GzipSink
+from smith.oci.tree import DIR, FILE, SYMLINK, Entry
+from smith.oci.atomic import atomic_dir_files
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_CHUNK = 1 << 20  # tar bytes handed to zlib at a time
+
+
+def default_mtime() -> int:
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "0") or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise SmithError("SOURCE_DATE_EPOCH=%r is not a whole number of seconds; unset it or "
+                         "set it to e.g. 0" % raw)
+
+
+def normalised_mode(kind: str, mode: int, keep_special: bool) -> int:
+    special = mode & 0o7000 if keep_special else 0
+    if kind == DIR:
+        return 0o755 | special
+    if kind == SYMLINK:
+        return 0o777
+    return (0o755 if mode & 0o111 else 0o644) | special
+
+
+def _sort_key(path: str) -> Tuple:
+    return tuple((not c.startswith(WHITEOUT), c) for c in path.split("/"))
+
+
+class Record:
+    """One entry as it goes into the tar."""
+    __slots__ = ("path", "typeflag", "mode", "size", "link", "entry")
+
+    def __init__(self, path: str, typeflag: bytes, mode: int, size: int = 0, link: str = "",
+                 entry: Optional[Entry] = None) -> None:
+        self.path, self.typeflag, self.mode = path, typeflag, mode
+        self.size, self.link, self.entry = size, link, entry
+
+
+def whiteouts(deletes: Iterable[str]) -> List[Entry]:
+    """`--delete` paths as whiteout entries: "etc/x" hides etc/x of lower layers, "etc/app/*"
+    hides everything under etc/app (an opaque whiteout)."""
+    out = []
+    for d in deletes:
+        if d == "*" or d.endswith("/*"):
+            parent = d[:-1].rstrip("/")
+            out.append(Entry(parent + "/" + OPAQUE if parent else OPAQUE, FILE, 0o644, "--delete"))
+        else:
+            parent, _, name = d.rpartition("/")
+            if not name:
+                raise SmithError("--delete: give a path below the image root, not %r" % d)
+            wh = WHITEOUT + name
+            out.append(Entry(parent + "/" + wh if parent else wh, FILE, 0o644, "--delete"))
+    return out
+
+
+def plan(entries: Iterable[Entry], normalise: bool = True, keep_special: bool = False,
+         deleted: Iterable[str] = ()) -> List[Record]:
+    """Sorted tar records: missing parents added, hardlink groups resolved, modes set."""
+    by_path: Dict[str, Entry] = {}
+    for e in entries:
+        if e.path in by_path:
+            raise SmithError("/%s is given twice (%s and %s); merge the sources first"
+                             % (e.path, by_path[e.path].origin, e.origin))
+        by_path[e.path] = e
+    for d in deleted:
+        if d in by_path:
+            raise SmithError("/%s is both deleted (--delete) and added by %s; a layer cannot do "
+                             "both — drop one" % (d, by_path[d].origin))
+    for path in list(by_path):  # every parent directory gets its own entry
+        parent = path.rpartition("/")[0]
+        while parent and parent not in by_path:
+            by_path[parent] = Entry(parent, DIR, 0o755, "(parent directory)")
+            parent = parent.rpartition("/")[0]
+        if parent and by_path[parent].kind != DIR:
+            raise SmithError("/%s (from %s) is under /%s, which %s makes a %s, not a directory"
+                             % (path, by_path[path].origin, parent, by_path[parent].origin,
+                                by_path[parent].kind))
+    first_of_group: Dict[Tuple, str] = {}
+    records = []
+    for path in sorted(by_path, key=_sort_key):
+        e = by_path[path]
+        mode = normalised_mode(e.kind, e.mode, keep_special) if normalise else e.mode
+        if e.kind == DIR:
+            records.append(Record(path + "/", tar_format.DIRTYPE, mode))
+        elif e.kind == SYMLINK:
+            records.append(Record(path, tar_format.SYMTYPE, mode, link=e.target))
+        elif e.link_group is not None and e.link_group in first_of_group:
+            records.append(Record(path, tar_format.LNKTYPE, mode,
+                                  link=first_of_group[e.link_group]))
+        else:
+            if e.link_group is not None:
+                first_of_group[e.link_group] = path
+            records.append(Record(path, tar_format.REGTYPE, mode, size=e.size, entry=e))
+    return records
+
+
+def tar_chunks(records: List[Record], uid: int, gid: int, mtime: int) -> Iterator[bytes]:
+    """The tar stream in ~1 MiB chunks, reading file contents as it goes."""
+    parts: List[bytes] = []
+    pending = 0
+    for r in records:
+        h = tar_format.header(r.path, r.typeflag, r.mode, uid, gid, r.size, mtime, r.link)
+        parts.append(h)
+        pending += len(h)
+        if r.size:
+            left = r.size
+            with r.entry.open() as f:
+                while left:
+                    data = f.read(min(left, _CHUNK))
+                    if not data:
+                        raise SmithError("%s: /%s shrank while the layer was written; rebuild"
+                                         % (r.entry.origin, r.path.rstrip("/")))
+                    parts.append(data)
+                    pending += len(data)
+                    left -= len(data)
+                    if pending >= _CHUNK:
+                        yield b"".join(parts)
+                        parts, pending = [], 0
+            pad = tar_format.padding(r.size)
+            if pad:
+                parts.append(pad)
+                pending += len(pad)
+        if pending >= _CHUNK:
+            yield b"".join(parts)
+            parts, pending = [], 0
+    parts.append(tar_format.END_OF_ARCHIVE)
+    yield b"".join(parts)
+
+
+def _pipelined(chunks: Iterator[bytes], consume: Callable[[bytes], None]) -> str:
+    """Run the tar producer in a thread while `consume` (zlib, which drops the GIL) works;
+    returns the sha256 of all chunks (the diff_id)."""
+    q: "queue.Queue" = queue.Queue(maxsize=8)
+    failure: List[BaseException] = []
+    tar_hash = hashlib.sha256()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for c in chunks:
+                tar_hash.update(c)
+                while not stop.is_set():
+                    try:
+                        q.put(c, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer thread below
+            failure.append(e)
+        q.put(None)
+
+    t = threading.Thread(target=produce, name="smith-tar", daemon=True)
+    t.start()
+    try:
+        while True:
+            c = q.get()
+            if c is None:
+                break
+            consume(c)
+    finally:
+        stop.set()
+        t.join()
+    if failure:
+        raise failure[0]
+    return "sha256:" + tar_hash.hexdigest()
+
+
+def write_gzip_layer(records: List[Record], out: BinaryIO, uid: int, gid: int,
+                     mtime: int) -> Dict[str, object]:
+    """Write the gzip'ed layer to `out`; returns its descriptor (with diff_id)."""
+    sink = GzipSink(out)
+    diff_id = _pipelined(tar_chunks(records, uid, gid, mtime), sink.write)
+    sink.close()
+    return {"mediaType": LAYER_MEDIA_TYPE, "digest": "sha256:" + sink.sha256.hexdigest(),
+            "size": sink.size, "diff_id": diff_id}
+
+
+def write_layer_dir(records: List[Record], out_dir: str, uid: int, gid: int,
+                    mtime: int) -> Dict[str, object]:
+    """DIR/layer.tar.gz + DIR/layer.json, both renamed into place only when complete."""
+    with atomic_dir_files(out_dir, ["layer.tar.gz", "layer.json"]) as tmp:
+        with open(tmp["layer.tar.gz"], "wb") as f:
+            desc = write_gzip_layer(records, f, uid, gid, mtime)
+        with open(tmp["layer.json"], "w", encoding="utf-8") as f:
+            f.write(json.dumps(desc, sort_keys=True, separators=(",", ":")) + "\n")
+    return desc
+
+
+def write_tree_tar(records: List[Record], out: BinaryIO, uid: int = 0, gid: int = 0,
+                   mtime: int = 0) -> str:
+    """An uncompressed tree tar; returns its sha256."""
+    h = hashlib.sha256()
+    for c in tar_chunks(records, uid, gid, mtime):
+        h.update(c)
+        out.write(c)
+    return "sha256:" + h.hexdigest()
