@@ -1,0 +1,327 @@
+"""A client of the OCI distribution spec for one registry host: blobs, manifests, tags, auth.
+
+Every operation is retried (bounded, with exponential backoff) on dropped connections and
+5xx/429 answers; uploads resume from the registry's reported offset or restart when the
+upload session is gone (e.g. the registry restarted with a new secret)."""
+import base64
+import json
+import os
+import threading
+import time
+import urllib.parse
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+from smith.errors import SmithError
+from smith.registry import media_types
+from smith.registry.challenge import parse_challenges
+from smith.registry.credentials import Credentials
+from smith.registry.digests import digest_of, hasher_for, verify_bytes
+from smith.registry.transport import MAX_BODY, Body, Response, RetryableError, Transport
+
+T = TypeVar("T")
+MiB = 1 << 20
+
+
+class RegistryClient:
+    def __init__(self, registry: str, transport: Optional[Transport] = None,
+                 credentials: Optional[Credentials] = None, retries: int = 4,
+                 backoff: float = 0.5, chunk_threshold: int = 64 * MiB, chunk_size: int = 16 * MiB):
+        self.registry = registry  # host[:port] the requests go to
+        self.transport = transport or Transport()
+        self.credentials = credentials
+        self.retries, self.backoff = retries, backoff
+        self.chunk_threshold, self.chunk_size = chunk_threshold, chunk_size
+        self._lock = threading.Lock()
+        self._scheme: Optional[str] = None  # "basic" or "bearer", learnt from the first 401
+        self._bearer: Dict[str, str] = {}  # realm, service of the token server
+        self._tokens: Dict[str, Tuple[str, float]] = {}  # scope -> (token, expiry)
+
+    # ---- retries -------------------------------------------------------------------------
+    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        for n in range(self.retries + 1):
+            try:
+                return attempt()
+            except RetryableError as e:
+                last = e
+                if n < self.retries:
+                    time.sleep(min(self.backoff * (2 ** n), 30.0))
+        raise SmithError("%s on %s failed after %d attempts: %s; check that the registry is up "
+                         "and retry" % (what, self.registry, self.retries + 1, last))
+
+    # ---- auth ----------------------------------------------------------------------------
+    def _auth_header(self, scopes: List[str]) -> Dict[str, str]:
+        with self._lock:
+            scheme = self._scheme
+            token = self._tokens.get(" ".join(scopes))
+        if scheme == "basic" and self.credentials:
+            raw = "%s:%s" % (self.credentials.username, self.credentials.password)
+            return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
+        if scheme == "bearer" and token and token[1] > time.time():
+            return {"Authorization": "Bearer " + token[0]}
+        return {}
+
+    def _where(self) -> str:
+        if self.credentials:
+            return "the credentials for %s from %s" % (self.registry, self.credentials.source)
+        return "no credentials (none found for %s in auth.json / ~/.docker/config.json)" % (
+            self.registry)
+
+    def _learn(self, resp: Response, scopes: List[str]) -> None:
+        """React to a 401: pick the scheme from WWW-Authenticate, fetch a token if Bearer."""
+        challenges = parse_challenges(resp.header("WWW-Authenticate") or "")
+        by_scheme = {c.scheme: c for c in challenges}
+        if "bearer" in by_scheme:
+            params = by_scheme["bearer"].params
+            if not params.get("realm"):
+                raise SmithError("%s sent a Bearer challenge without realm" % self.registry)
+            with self._lock:
+                self._scheme, self._bearer = "bearer", params
+            self._fetch_token(scopes)
+        elif "basic" in by_scheme:
+            if not self.credentials:
+                raise SmithError("%s requires a login and %s; add them with `podman login` / "
+                                 "`docker login` or to $REGISTRY_AUTH_FILE" % (self.registry,
+                                                                                self._where()))
+            with self._lock:
+                self._scheme = "basic"
+        else:
+            raise SmithError("%s answered 401 with no usable WWW-Authenticate challenge (%r)"
+                             % (self.registry, resp.header("WWW-Authenticate")))
+
+    def _fetch_token(self, scopes: List[str]) -> None:
+        params = [("service", self._bearer["service"])] if self._bearer.get("service") else []
+        params += [("scope", s) for s in scopes]
+        realm = self._bearer["realm"]
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(params)
+        headers = {}
+        if self.credentials:
+            raw = "%s:%s" % (self.credentials.username, self.credentials.password)
+            headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
+        resp = self.transport.request("GET", url, headers)
+        if resp.status in (401, 403):
+            raise SmithError("token server %s refused %s for %s (HTTP %d); check the username and "
+                             "password" % (realm, self._where(), " ".join(scopes), resp.status))
+        if resp.status != 200:
+            raise SmithError("token server %s answered HTTP %d: %s" % (
+                realm, resp.status, resp.body[:300].decode("utf-8", "replace")))
+        try:
+            answer = json.loads(resp.body)
+            token = answer.get("token") or answer["access_token"]
+            lifetime = float(answer.get("expires_in") or 60)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise SmithError("token server %s sent no token in %r" % (realm, resp.body[:200]))
+        with self._lock:
+            # Renew a little early so a token does not expire between check and use.
+            self._tokens[" ".join(scopes)] = (token, time.time() + max(lifetime - 10, 5))
+
+    def _request(self, method: str, path: str, scopes: List[str],
+                 headers: Optional[Dict[str, str]] = None,
+                 body: Callable[[], Body] = lambda: None,
+                 sink: Optional[Callable[[bytes], None]] = None) -> Response:
+        """One authenticated exchange: a 401 is answered once with fresh credentials."""
+        url = path if "://" in path else self.transport.base_url(self.registry) + path
+        for attempt in range(2):
+            all_headers = dict(headers or {})
+            all_headers.update(self._auth_header(scopes))
+            data = body()
+            try:
+                resp = self.transport.request(method, url, all_headers, data, sink)
+            finally:
+                if hasattr(data, "close"):
+                    data.close()
+            if resp.status != 401:
+                return resp
+            if attempt == 0:
+                self._learn(resp, scopes)
+        raise SmithError("%s refused %s for %s %s (HTTP 401); check the username and password"
+                         % (self.registry, self._where(), method, path.split("?")[0]))
+
+    # ---- errors --------------------------------------------------------------------------
+    def _fail(self, resp: Response, what: str) -> SmithError:
+        detail = resp.body[:500].decode("utf-8", "replace")
+        try:
+            errors = json.loads(resp.body).get("errors") or []
+            detail = "; ".join("%s: %s" % (e.get("code"), e.get("message")) for e in errors)
+        except (ValueError, AttributeError):
+            pass
+        if resp.status == 403:
+            return SmithError("%s: %s denied access with %s (%s)" % (what, self.registry,
+                                                                     self._where(), detail))
+        return SmithError("%s: %s answered HTTP %d (%s)" % (what, self.registry, resp.status,
+                                                            detail))
+
+    # ---- blobs ---------------------------------------------------------------------------
+    @staticmethod
+    def _pull(repo: str) -> List[str]:
+        return ["repository:%s:pull" % repo]
+
+    @staticmethod
+    def _push(repo: str) -> List[str]:
+        return ["repository:%s:pull,push" % repo]
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        def attempt() -> bool:
+            resp = self._request("HEAD", "/v2/%s/blobs/%s" % (repo, digest), self._push(repo))
+            if resp.status == 200:
+                return True
+            if resp.status == 404:
+                return False
+            raise self._fail(resp, "HEAD blob %s in %s" % (digest, repo))
+        return self._retrying("checking blob %s" % digest, attempt)
+
+    def upload_blob(self, repo: str, digest: str, size: int, path: str,
+                    mount_from: Optional[str] = None) -> str:
+        """Make `digest` (the file at `path`) exist in `repo`: 'exists', 'mounted' or 'uploaded'."""
+        if self.blob_exists(repo, digest):
+            return "exists"
+        scopes = self._push(repo) + (["repository:%s:pull" % mount_from] if mount_from else [])
+        state: Dict[str, object] = {"location": None, "offset": 0}
+
+        def attempt() -> str:
+            if state["location"] is not None and not self._resume(state, scopes):
+                state["location"], state["offset"] = None, 0
+            if state["location"] is None:
+                query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount_from}) \
+                    if mount_from else ""
+                resp = self._request("POST", "/v2/%s/blobs/uploads/%s" % (repo, query), scopes)
+                if resp.status == 201 and mount_from:
+                    return "mounted"
+                if resp.status != 202 or not resp.header("Location"):
+                    raise self._fail(resp, "starting upload of %s to %s" % (digest, repo))
+                state["location"] = self._absolute(resp)
+            if size > self.chunk_threshold:
+                self._send_chunks(state, scopes, path, size, digest)
+            return self._finish(state, scopes, path, size, digest)
+        return self._retrying("uploading blob %s to %s" % (digest, repo), attempt)
+
+    def _absolute(self, resp: Response) -> str:
+        return urllib.parse.urljoin(resp.url, resp.header("Location") or "")
+
+    def _resume(self, state: Dict[str, object], scopes: List[str]) -> bool:
+        """Ask where an interrupted upload stands; False if the session is gone."""
+        resp = self._request("GET", str(state["location"]), scopes)
+        if resp.status != 204:
+            return False
+        rng = resp.header("Range") or ""
+        state["offset"] = int(rng.split("-")[1]) + 1 if "-" in rng else 0
+        if resp.header("Location"):
+            state["location"] = self._absolute(resp)
+        return True
+
+    def _send_chunks(self, state: Dict[str, object], scopes: List[str], path: str, size: int,
+                     digest: str) -> None:
+        while int(state["offset"]) < size:  # type: ignore[arg-type]
+            start = int(state["offset"])  # type: ignore[arg-type]
+            with open(path, "rb") as f:
+                f.seek(start)
+                chunk = f.read(self.chunk_size)
+            end = start + len(chunk) - 1
+            resp = self._request("PATCH", str(state["location"]), scopes, {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": "%d-%d" % (start, end),
+                "Content-Length": str(len(chunk))}, lambda: chunk)
+            if resp.status != 202:
+                raise self._fail(resp, "uploading bytes %d-%d of %s" % (start, end, digest))
+            state["location"], state["offset"] = self._absolute(resp), end + 1
+
+    def _finish(self, state: Dict[str, object], scopes: List[str], path: str, size: int,
+                digest: str) -> str:
+        location = str(state["location"])
+        url = location + ("&" if "?" in location else "?") + urllib.parse.urlencode(
+            {"digest": digest})
+        headers = {"Content-Type": "application/octet-stream"}
+        if size > self.chunk_threshold:  # everything went up by PATCH; close the session
+            headers["Content-Length"] = "0"
+            resp = self._request("PUT", url, scopes, headers)
+        else:
+            headers["Content-Length"] = str(size)
+            resp = self._request("PUT", url, scopes, headers, lambda: open(path, "rb"))
+        if resp.status != 201:
+            raise self._fail(resp, "finishing upload of %s (%s)" % (digest, path))
+        echoed = resp.header("Docker-Content-Digest")
+        if echoed and echoed != digest:
+            raise SmithError("%s stored %s as %s; the file changed during upload?" % (
+                self.registry, path, echoed))
+        return "uploaded"
+
+    def fetch_blob(self, repo: str, digest: str, dest: str, size: Optional[int] = None) -> None:
+        """Download a blob to `dest`, verified; on a mismatch `dest` is removed and it is an error."""
+        def attempt() -> None:
+            hasher = hasher_for(digest)
+            written = [0]
+            with open(dest, "wb") as out:
+                def sink(chunk: bytes) -> None:
+                    hasher.update(chunk)
+                    written[0] += len(chunk)
+                    out.write(chunk)
+                resp = self._request("GET", "/v2/%s/blobs/%s" % (repo, digest),
+                                     self._pull(repo), sink=sink)
+            if resp.status != 200:
+                raise self._fail(resp, "fetching blob %s from %s" % (digest, repo))
+            actual = "%s:%s" % (hasher.name, hasher.hexdigest())
+            if actual != digest or (size is not None and written[0] != size):
+                raise SmithError("blob %s from %s/%s is corrupt: got %d bytes with digest %s%s; "
+                                 "nothing was written" % (
+                                     digest, self.registry, repo, written[0], actual,
+                                     "" if size is None else " (expected %d bytes)" % size))
+        try:
+            self._retrying("fetching blob %s" % digest, attempt)
+        except BaseException:
+            if os.path.exists(dest):
+                os.unlink(dest)
+            raise
+
+    # ---- manifests -----------------------------------------------------------------------
+    def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest or index under a tag or its digest; returns its digest."""
+        return self.put_manifest_response(repo, ref, data, media_type)[0]
+
+    def put_manifest_response(self, repo: str, ref: str, data: bytes, media_type: str
+                              ) -> Tuple[str, Response]:
+        def attempt() -> Response:
+            resp = self._request("PUT", "/v2/%s/manifests/%s" % (repo, ref), self._push(repo),
+                                 {"Content-Type": media_type, "Content-Length": str(len(data))},
+                                 lambda: data)
+            if resp.status != 201:
+                raise self._fail(resp, "putting manifest %s:%s" % (repo, ref))
+            return resp
+        resp = self._retrying("putting manifest %s:%s" % (repo, ref), attempt)
+        digest = digest_of(data)
+        echoed = resp.header("Docker-Content-Digest")
+        if echoed and echoed != digest:
+            raise SmithError("%s stored manifest %s:%s as %s, not %s" % (
+                self.registry, repo, ref, echoed, digest))
+        return digest, resp
+
+    def get_manifest(self, repo: str, ref: str, missing_ok: bool = False
+                     ) -> Optional[Tuple[bytes, str, str]]:
+        """GET a manifest/index by tag or digest: (bytes, media type, digest), digest-verified."""
+        def attempt() -> Optional[Response]:
+            resp = self._request("GET", "/v2/%s/manifests/%s" % (repo, ref), self._pull(repo),
+                                 {"Accept": media_types.MANIFEST_ACCEPT})
+            if resp.status == 404 and missing_ok:
+                return None
+            if resp.status != 200:
+                raise self._fail(resp, "fetching manifest %s/%s:%s" % (self.registry, repo, ref))
+            return resp
+        resp = self._retrying("fetching manifest %s:%s" % (repo, ref), attempt)
+        if resp is None:
+            return None
+        data = resp.body
+        if len(data) > MAX_BODY:
+            raise SmithError("manifest %s:%s is larger than 4 MiB; refusing it" % (repo, ref))
+        if ref.startswith("sha256:") or ref.startswith("sha512:"):
+            digest = ref
+        else:
+            digest = resp.header("Docker-Content-Digest") or digest_of(data)
+        verify_bytes(data, digest, "manifest %s/%s@%s" % (self.registry, repo, ref))
+        media_type = (resp.header("Content-Type") or "").split(";")[0].strip()
+        try:
+            declared = json.loads(data).get("mediaType")
+        except (ValueError, AttributeError):
+            raise SmithError("manifest %s/%s:%s is not JSON" % (self.registry, repo, ref))
+        media_type = declared or media_type
+        if media_type not in media_types.ALL_MANIFESTS:
+            raise SmithError("manifest %s/%s:%s has media type %r; smith reads OCI and Docker v2 "
+                             "manifests and indexes only" % (self.registry, repo, ref, media_type))
+        return data, media_type, digest

@@ -1,0 +1,137 @@
+"""Just enough of the OCI image layout (oci-layout, index.json, blobs/<alg>/<hex>) to push
+from and pull into. Writing goes to a temp directory next to the target, renamed at the end."""
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Tuple
+
+from smith.errors import SmithError
+from smith.registry import media_types
+from smith.registry.digests import digest_of, verify_bytes
+
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+
+
+def blob_path(layout: str, digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    if not hexpart or "/" in digest or algorithm not in ("sha256", "sha512"):
+        raise SmithError("%s: bad digest %r in the layout" % (layout, digest))
+    return os.path.join(layout, "blobs", algorithm, hexpart)
+
+
+def read_index(layout: str) -> dict:
+    path = os.path.join(layout, "index.json")
+    if not os.path.isfile(os.path.join(layout, "oci-layout")) or not os.path.isfile(path):
+        raise SmithError("%s is not an OCI image layout (no oci-layout / index.json); build it "
+                         "with `pants package` or `smith image`" % layout)
+    try:
+        with open(path, "rb") as f:
+            index = json.load(f)
+    except ValueError as e:
+        raise SmithError("%s: not valid JSON (%s)" % (path, e))
+    if not isinstance(index.get("manifests"), list):
+        raise SmithError("%s has no 'manifests' list" % path)
+    return index
+
+
+def read_json_blob(layout: str, digest: str) -> Tuple[bytes, dict]:
+    """A manifest/index/config blob, checked against its digest."""
+    path = blob_path(layout, digest)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise SmithError("%s: blob %s is missing; the layout is incomplete" % (layout, digest))
+    verify_bytes(data, digest, "%s in layout %s" % (digest, layout))
+    try:
+        return data, json.loads(data)
+    except ValueError:
+        raise SmithError("%s: blob %s is not JSON" % (layout, digest))
+
+
+def media_type_of(descriptor: dict, manifest: dict) -> str:
+    return manifest.get("mediaType") or descriptor.get("mediaType") or media_types.OCI_MANIFEST
+
+
+def is_artifact_for_subject(layout: str, descriptor: dict) -> Optional[str]:
+    """The subject digest of an index.json entry that is an OCI 1.1 artifact (e.g. an SBOM)."""
+    if descriptor.get("mediaType") not in (media_types.OCI_MANIFEST, None):
+        return None
+    _, manifest = read_json_blob(layout, descriptor["digest"])
+    subject = manifest.get("subject")
+    return subject.get("digest") if isinstance(subject, dict) else None
+
+
+def select_image(layout: str, ref: Optional[str]) -> dict:
+    """The index.json entry to push: named `ref`, else `latest`, else the only image."""
+    entries = read_index(layout)["manifests"]
+    names = [e.get("annotations", {}).get(media_types.REF_NAME) for e in entries]
+    wanted = ref or "latest"
+    named = [e for e, n in zip(entries, names) if n == wanted]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise SmithError("%s: %d images are named %r in index.json" % (layout, len(named), wanted))
+    if ref is None:
+        images = [e for e in entries if not is_artifact_for_subject(layout, e)]
+        if len(images) == 1:
+            return images[0]
+    known = sorted(n for n in names if n)
+    raise SmithError("%s: no image named %r; write LAYOUT_DIR:NAME with one of %s" % (
+        layout, wanted, ", ".join(known) or "(no named images)"))
+
+
+def referrers_in_layout(layout: str, subject_digests: List[str]) -> List[dict]:
+    """index.json entries whose manifest names one of `subject_digests` as its subject."""
+    return [e for e in read_index(layout)["manifests"]
+            if is_artifact_for_subject(layout, e) in subject_digests]
+
+
+class LayoutWriter:
+    """Collects blobs in a temp dir beside `target`; `commit()` renames it into place."""
+
+    def __init__(self, target: str):
+        self.target = os.path.abspath(target)
+        if os.path.exists(self.target) and (not os.path.isdir(self.target)
+                                            or os.listdir(self.target)):
+            raise SmithError("%s already exists and is not empty; remove it or pull into a new "
+                             "directory" % target)
+        parent = os.path.dirname(self.target)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix=".%s.partial-" % os.path.basename(self.target),
+                                    dir=parent)
+        os.makedirs(os.path.join(self.tmp, "blobs", "sha256"))
+        self.entries: List[dict] = []
+
+    def path_for(self, digest: str) -> str:
+        path = blob_path(self.tmp, digest)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def add_bytes(self, data: bytes) -> str:
+        digest = digest_of(data)
+        with open(self.path_for(digest), "wb") as f:
+            f.write(data)
+        return digest
+
+    def add_entry(self, descriptor: dict) -> None:
+        self.entries.append(descriptor)
+
+    def commit(self) -> None:
+        with open(os.path.join(self.tmp, "oci-layout"), "w") as f:
+            json.dump(LAYOUT_VERSION, f, sort_keys=True, separators=(",", ":"))
+        index: Dict[str, object] = {"schemaVersion": 2, "mediaType": media_types.OCI_INDEX,
+                                    "manifests": self.entries}
+        with open(os.path.join(self.tmp, "index.json"), "w") as f:
+            json.dump(index, f, sort_keys=True, separators=(",", ":"))
+        for root, dirs, files in os.walk(self.tmp):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+        if os.path.isdir(self.target):
+            os.rmdir(self.target)  # empty, checked in __init__
+        os.rename(self.tmp, self.target)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

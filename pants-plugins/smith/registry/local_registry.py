@@ -1,0 +1,79 @@
+"""Test helper: run Debian's docker-registry (distribution 2.8) on a free 127.0.0.1 port with
+a private storage directory, optionally with htpasswd auth, TLS or token auth."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from typing import Optional
+
+import yaml
+
+from smith.testutil.debian import require_tools, tool_env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalRegistry:
+    def __init__(self, workdir: str, htpasswd: Optional[str] = None,
+                 tls: Optional[tuple] = None, token: Optional[dict] = None):
+        """`tls` is (cert, key); `token` is the `auth: token:` section of the registry config."""
+        require_tools("docker-registry")
+        self.workdir = workdir
+        self.root = os.path.join(workdir, "storage")
+        os.makedirs(self.root, exist_ok=True)
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.tls = tls
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": self.root}, "delete": {"enabled": True}},
+            # A fixed secret keeps upload URLs valid across a restart, like a real deployment.
+            "http": {"addr": self.host, "secret": "smith-test-secret"},
+        }
+        if tls:
+            config["http"]["tls"] = {"certificate": tls[0], "key": tls[1]}
+        if htpasswd:
+            config["auth"] = {"htpasswd": {"realm": "smith-test", "path": htpasswd}}
+        if token:
+            config["auth"] = {"token": token}
+        self.config = os.path.join(workdir, "config.yml")
+        with open(self.config, "w") as f:
+            yaml.safe_dump(config, f)
+        self.log = os.path.join(workdir, "registry.log")
+        self.proc: Optional[subprocess.Popen] = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(["docker-registry", "serve", self.config],
+                                         env=tool_env(), stdout=log, stderr=log,
+                                         start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited:\n" + open(self.log).read()[-3000:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not listen on %s" % self.host)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        self.kill()
+
+    def blob_data_path(self, digest: str) -> str:
+        hexpart = digest.split(":", 1)[1]
+        return os.path.join(self.root, "docker", "registry", "v2", "blobs", "sha256",
+                            hexpart[:2], hexpart, "data")

@@ -1,0 +1,59 @@
+"""Command-line options shared by `smith push` and `smith pull`, and the client they build."""
+import argparse
+import os
+import tempfile
+
+
+from smith.errors import SmithError
+from smith.registry.client import RegistryClient
+from smith.registry.credentials import find_credentials
+from smith.registry.reference import Reference
+from smith.registry.transport import Transport
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises SmithError instead of exiting, so errors print like every other."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise SmithError("%s\n%s" % (message, self.format_usage().strip()))
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=description, allow_abbrev=False)
+    p.add_argument("--ca", metavar="FILE", help="PEM CA certificate(s) trusted in addition to "
+                   "the system CAs")
+    p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates and "
+                   "allow plain http (only when asked: the registry can then be impersonated)")
+    p.add_argument("--auth-file", metavar="FILE", help="credentials file (auth.json / docker "
+                   "config.json format) read before $REGISTRY_AUTH_FILE and ~/.docker/config.json")
+    p.add_argument("--retries", type=int, default=4, metavar="N", help="retries of each request "
+                   "on dropped connections and 5xx answers, with exponential backoff (default 4)")
+    return p
+
+
+def client_for(args: argparse.Namespace, ref: Reference) -> RegistryClient:
+    if args.ca and not os.path.isfile(args.ca):
+        raise SmithError("--ca %s: no such file" % args.ca)
+    if args.retries < 0 or args.retries > 20:
+        raise SmithError("--retries %d: use 0..20" % args.retries)
+    creds = find_credentials(ref.registry, ref.repository, auth_file=args.auth_file)
+    return RegistryClient(ref.api_host, Transport(ca_file=args.ca, insecure=args.insecure),
+                          creds, retries=args.retries)
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write a small result file via a temp name in the same directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+

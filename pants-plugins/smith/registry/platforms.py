@@ -1,0 +1,50 @@
+"""Pick the manifest for one platform (`os/arch[/variant]`) out of an index."""
+from typing import List, NamedTuple, Optional
+
+from smith.errors import SmithError
+
+# Variants an index may leave out because they are the architecture's default.
+DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
+
+
+class Platform(NamedTuple):
+    os: str
+    architecture: str
+    variant: Optional[str]
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+def parse_platform(text: str) -> Platform:
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise SmithError("platform %r: write os/arch or os/arch/variant, e.g. linux/amd64" % text)
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def _variant(arch: str, variant: Optional[str]) -> Optional[str]:
+    return variant or DEFAULT_VARIANT.get(arch)
+
+
+def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
+    """The descriptor for `wanted`; an exact variant match beats a missing variant."""
+    exact, loose = [], []
+    for m in manifests:
+        p = m.get("platform") or {}
+        if p.get("os") != wanted.os or p.get("architecture") != wanted.architecture:
+            continue
+        have = _variant(p.get("architecture", ""), p.get("variant"))
+        want = _variant(wanted.architecture, wanted.variant)
+        if have == want:
+            exact.append(m)
+        elif want is None or (wanted.variant is None and have is None):
+            loose.append(m)
+    if exact or loose:
+        return (exact or loose)[0]
+    offered = sorted({str(Platform((m.get("platform") or {}).get("os", "?"),
+                                   (m.get("platform") or {}).get("architecture", "?"),
+                                   (m.get("platform") or {}).get("variant")))
+                      for m in manifests})
+    raise SmithError("%s has no image for %s; it offers %s; pass --platform with one of them"
+                     % (what, wanted, ", ".join(offered) or "nothing"))

@@ -1,0 +1,35 @@
+"""`smith pull [--platform linux/amd64] [--ca FILE] REGISTRY/REPO@sha256:... LAYOUT_DIR`:
+pull one image (the platform's, if the digest names an index) into a new OCI layout;
+print the image manifest digest written."""
+from typing import List
+
+from smith.errors import SmithError
+from smith.registry.options import client_for, parser, write_atomically
+from smith.registry.platforms import parse_platform
+from smith.registry.pull import check_pinned, pull_image
+from smith.registry.reference import check_tag, parse_reference
+
+
+def main(argv: List[str]) -> int:
+    p = parser("smith pull", __doc__.split("\n\n")[0])
+    p.add_argument("--platform", default="linux/amd64", help="os/arch[/variant] to pick from an "
+                   "index (default linux/amd64)")
+    p.add_argument("--allow-tag", action="store_true", help="accept a reference without a digest "
+                   "(not reproducible: the tag can move)")
+    p.add_argument("--ref-name", default="latest", help="org.opencontainers.image.ref.name of the "
+                   "image in the written layout (default latest)")
+    p.add_argument("--digest-file", metavar="F", help="write the pulled manifest digest to F")
+    p.add_argument("source", metavar="REGISTRY/REPO@sha256:...")
+    p.add_argument("layout", metavar="LAYOUT_DIR")
+    args = p.parse_args(argv)
+    ref = parse_reference(args.source)
+    refusal = check_pinned(ref, args.allow_tag)
+    if refusal:
+        raise SmithError(refusal)
+    platform = parse_platform(args.platform)
+    check_tag(args.ref_name, "--ref-name")
+    digest = pull_image(client_for(args, ref), ref, platform, args.layout, args.ref_name)
+    if args.digest_file:
+        write_atomically(args.digest_file, digest + "\n")
+    print(digest)
+    return 0

@@ -1,0 +1,95 @@
+"""Push an image (manifest or index) from an OCI layout, with the artifacts that refer to it."""
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional
+
+from smith.errors import SmithError
+from smith.registry import media_types
+from smith.registry.client import RegistryClient
+from smith.registry.layout import (blob_path, media_type_of, read_json_blob, referrers_in_layout,
+                                   select_image)
+
+
+class Pusher:
+    def __init__(self, client: RegistryClient, layout: str, repo: str,
+                 mount_from: Optional[str] = None, jobs: int = 3):
+        self.client, self.layout, self.repo = client, layout, repo
+        self.mount_from, self.jobs = mount_from, max(1, jobs)
+        self.stats: Dict[str, int] = {"exists": 0, "mounted": 0, "uploaded": 0}
+
+    def _upload(self, descriptor: dict) -> str:
+        digest, size = descriptor["digest"], descriptor.get("size")
+        path = blob_path(self.layout, digest)
+        try:
+            actual = os.path.getsize(path)
+        except FileNotFoundError:
+            raise SmithError("%s: blob %s is missing; the layout is incomplete" % (
+                self.layout, digest))
+        if size is not None and actual != size:
+            raise SmithError("%s: blob %s has %d bytes but its descriptor says %d; the layout is "
+                             "corrupt, rebuild it" % (self.layout, digest, actual, size))
+        return self.client.upload_blob(self.repo, digest, actual, path, self.mount_from)
+
+    def push_tree(self, descriptor: dict) -> str:
+        """Blobs and children first, then the manifest itself by digest."""
+        data, manifest = read_json_blob(self.layout, descriptor["digest"])
+        media_type = media_type_of(descriptor, manifest)
+        if media_type in media_types.INDEXES:
+            for child in manifest.get("manifests") or []:
+                self.push_tree(child)
+        else:
+            blobs, seen = [], set()
+            for d in [manifest.get("config")] + list(manifest.get("layers") or []):
+                if d and d.get("urls"):
+                    continue  # a foreign layer stays where its URLs point
+                if d and d["digest"] not in seen:
+                    seen.add(d["digest"])
+                    blobs.append(d)
+            with ThreadPoolExecutor(self.jobs) as pool:
+                for outcome in pool.map(self._upload, blobs):
+                    self.stats[outcome] += 1
+        digest, resp = self.client.put_manifest_response(self.repo, descriptor["digest"], data,
+                                                         media_type)
+        subject = manifest.get("subject")
+        if isinstance(subject, dict) and not resp.header("OCI-Subject"):
+            self._add_to_referrers_tag(subject["digest"], digest, data, manifest)
+        return digest
+
+    def _add_to_referrers_tag(self, subject: str, digest: str, data: bytes, manifest: dict) -> None:
+        """Registries without the referrers API (distribution 2.8) get the spec's fallback:
+        an index tagged `<alg>-<hex>` of the subject that lists its referrers."""
+        tag = subject.replace(":", "-")
+        found = self.client.get_manifest(self.repo, tag, missing_ok=True)
+        index = json.loads(found[0]) if found else {
+            "schemaVersion": 2, "mediaType": media_types.OCI_INDEX, "manifests": []}
+        if any(m.get("digest") == digest for m in index.get("manifests", [])):
+            return
+        entry = {"mediaType": manifest.get("mediaType", media_types.OCI_MANIFEST),
+                 "digest": digest, "size": len(data)}
+        artifact_type = manifest.get("artifactType") or (manifest.get("config") or {}).get(
+            "mediaType")
+        if artifact_type:
+            entry["artifactType"] = artifact_type
+        if manifest.get("annotations"):
+            entry["annotations"] = manifest["annotations"]
+        index.setdefault("manifests", []).append(entry)
+        body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+        self.client.put_manifest(self.repo, tag, body, media_types.OCI_INDEX)
+
+
+def push_layout(client: RegistryClient, layout: str, ref: Optional[str], repo: str,
+                tags: List[str], mount_from: Optional[str] = None) -> str:
+    """Push the chosen image of `layout` and its referrers; tag it; return its digest."""
+    entry = select_image(layout, ref)
+    pusher = Pusher(client, layout, repo, mount_from)
+    digest = pusher.push_tree(entry)
+    subjects = [digest]
+    data, manifest = read_json_blob(layout, digest)
+    if media_type_of(entry, manifest) in media_types.INDEXES:
+        subjects += [m["digest"] for m in manifest.get("manifests") or []]
+    for artifact in referrers_in_layout(layout, subjects):
+        pusher.push_tree(artifact)
+    for tag in tags:
+        client.put_manifest(repo, tag, data, media_type_of(entry, manifest))
+    return digest
