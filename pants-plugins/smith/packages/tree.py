@@ -1,0 +1,101 @@
+"""Turn a package's entries into a deterministic, merged-/usr tree tar.
+
+Merged /usr (Debian bookworm and Fedora/EL alike): whatever a package ships under /bin,
+/sbin, /lib, /lib32, /lib64 or /libx32 is moved under usr/, and the tree of that package
+also holds the top-level symlinks it needs (bin -> usr/bin, lib64 -> usr/lib64, ...), so
+libc6's tree has usr/lib64/ld-linux-x86-64.so.2 and lib64 -> usr/lib64, and
+/lib64/ld-linux-x86-64.so.2 resolves. Identical links in several trees merge cleanly.
+A package's own top-level symlink (rpm's filesystem ships bin -> usr/bin) is replaced by
+the same link. A relative symlink whose meaning the move would change is rewritten.
+
+Tree tar: uncompressed, entries sorted by name, names without a leading "/", every parent
+directory present (mode 0755 if the package does not ship it), mtime 0, uid/gid 0, no
+user/group names, modes kept as shipped.
+"""
+import io
+import os
+import posixpath
+import tarfile
+import tempfile
+from typing import Dict, Iterable, List
+
+from smith.errors import SmithError
+from smith.packages.entries import Entry
+
+MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def _usr(path: str) -> str:
+    top = path.split("/", 1)[0]
+    return "usr/" + path if top in MERGED else path
+
+
+def _safe(path: str, what: str) -> str:
+    norm = posixpath.normpath(path)
+    if norm.startswith("/") or norm == ".." or norm.startswith("../") or norm != path:
+        raise SmithError("%s: unsafe or unnormalised path %r in the package" % (what, path))
+    return norm
+
+
+def merge_usr(entries: Iterable[Entry], what: str) -> List[Entry]:
+    """Apply the merged-/usr move; returns entries sorted by path with parents present."""
+    out: Dict[str, Entry] = {}
+    links = set()
+    for e in entries:
+        path = _safe(e.path, what)
+        top = path.split("/", 1)[0]
+        if top in MERGED:
+            links.add(top)
+            if path == top and e.kind == "symlink":
+                continue            # the package's own bin -> usr/bin; ours replaces it
+        new = _usr(path)
+        e = Entry(new, e.kind, e.mode, e.data, e.target)
+        if e.kind == "symlink" and not e.target.startswith("/") and new != path:
+            # The link moved: keep it pointing at what it meant at its old place.
+            meant = _usr(posixpath.normpath(posixpath.join(posixpath.dirname(path), e.target)))
+            if posixpath.normpath(posixpath.join(posixpath.dirname(new), e.target)) != meant:
+                e.target = posixpath.relpath(meant, posixpath.dirname(new))
+        old = out.get(new)
+        if old is not None and (old.kind, old.data, old.target) != (e.kind, e.data, e.target):
+            if not (old.kind == e.kind == "dir"):
+                raise SmithError("%s ships both /%s and /%s and they differ; merged /usr would put "
+                                 "both at /%s" % (what, path, new, new))
+        out[new] = e
+    for top in sorted(links):
+        out[top] = Entry(top, "symlink", 0o777, b"", "usr/" + top)
+    for path in list(out):
+        parent = posixpath.dirname(path)
+        while parent and parent not in out:
+            out[parent] = Entry(parent, "dir", 0o755)
+            parent = posixpath.dirname(parent)
+        if parent and out[parent].kind != "dir":
+            raise SmithError("%s: /%s is inside /%s, which is not a directory" % (what, path, parent))
+    return [out[p] for p in sorted(out)]
+
+
+def write_tar(path: str, entries: List[Entry]) -> None:
+    """Write ENTRIES as a deterministic tar at PATH, atomically (temp file + rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for e in sorted(entries, key=lambda e: e.path):
+                    info = tarfile.TarInfo(e.path)
+                    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                    info.mode = e.mode
+                    if e.kind == "dir":
+                        info.type = tarfile.DIRTYPE
+                        tar.addfile(info)
+                    elif e.kind == "symlink":
+                        info.type, info.linkname = tarfile.SYMTYPE, e.target
+                        tar.addfile(info)
+                    else:
+                        info.size = len(e.data)
+                        tar.addfile(info, io.BytesIO(e.data))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
