@@ -44,6 +44,7 @@ PACKAGE_OF: Dict[str, str] = {
     "zstd": "zstd",
     "xz": "xz-utils",
     "gcc": "gcc",
+    "readelf": "binutils",
     "newuidmap": "uidmap",
 }
 
