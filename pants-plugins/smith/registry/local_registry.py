@@ -4,10 +4,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import Optional
 
 import yaml
+
+import smith
 
 from smith.testutil.debian import require_tools, tool_env
 
@@ -77,3 +80,17 @@ class LocalRegistry:
         hexpart = digest.split(":", 1)[1]
         return os.path.join(self.root, "docker", "registry", "v2", "blobs", "sha256",
                             hexpart[:2], hexpart, "data")
+
+
+def run_smith(args, home: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `python -m smith ARGS` as a user would, with HOME pointing at a test directory."""
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(smith.__file__)))
+    return subprocess.run([sys.executable, "-m", "smith", *args],
+                          env=tool_env(PYTHONPATH=pkg_parent, HOME=home, **env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+
+
+def skopeo(*args: str) -> subprocess.CompletedProcess:
+    require_tools("skopeo")
+    return subprocess.run(["skopeo", *args], env=tool_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=120)

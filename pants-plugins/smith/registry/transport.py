@@ -84,6 +84,7 @@ class Transport:
         """Send once, following redirects. With `sink`, a 2xx body is streamed to it instead
         of being kept in memory."""
         headers = dict(headers or {})
+        headers.setdefault("User-Agent", "smith-registry-client")
         for _ in range(max_redirects + 1):
             try:
                 resp = self._send_once(method, url, headers, body, sink)
