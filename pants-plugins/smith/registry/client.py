@@ -208,6 +208,14 @@ class RegistryClient:
             state["location"] = self._absolute(resp)
         return True
 
+    @staticmethod
+    def _check_session(resp: Response) -> None:
+        """An upload session the registry forgot (restart, expiry) is retried from scratch:
+        the next attempt's status query fails and a new session starts."""
+        if resp.status in (400, 404) and b"BLOB_UPLOAD_" in resp.body:
+            raise RetryableError("upload session lost: HTTP %d %s" % (
+                resp.status, resp.body[:200].decode("utf-8", "replace")))
+
     def _send_chunks(self, state: Dict[str, object], scopes: List[str], path: str, size: int,
                      digest: str) -> None:
         while int(state["offset"]) < size:  # type: ignore[arg-type]
@@ -221,6 +229,7 @@ class RegistryClient:
                 "Content-Range": "%d-%d" % (start, end),
                 "Content-Length": str(len(chunk))}, lambda: chunk)
             if resp.status != 202:
+                self._check_session(resp)
                 raise self._fail(resp, "uploading bytes %d-%d of %s" % (start, end, digest))
             state["location"], state["offset"] = self._absolute(resp), end + 1
 
@@ -237,6 +246,7 @@ class RegistryClient:
             headers["Content-Length"] = str(size)
             resp = self._request("PUT", url, scopes, headers, lambda: open(path, "rb"))
         if resp.status != 201:
+            self._check_session(resp)
             raise self._fail(resp, "finishing upload of %s (%s)" % (digest, path))
         echoed = resp.header("Docker-Content-Digest")
         if echoed and echoed != digest:

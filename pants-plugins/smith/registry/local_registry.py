@@ -23,7 +23,8 @@ def free_port() -> int:
 
 class LocalRegistry:
     def __init__(self, workdir: str, htpasswd: Optional[str] = None,
-                 tls: Optional[tuple] = None, token: Optional[dict] = None):
+                 tls: Optional[tuple] = None, token: Optional[dict] = None,
+                 fixed_secret: bool = True):
         """`tls` is (cert, key); `token` is the `auth: token:` section of the registry config."""
         require_tools("docker-registry")
         self.workdir = workdir
@@ -36,9 +37,12 @@ class LocalRegistry:
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
             "storage": {"filesystem": {"rootdirectory": self.root}, "delete": {"enabled": True}},
-            # A fixed secret keeps upload URLs valid across a restart, like a real deployment.
-            "http": {"addr": self.host, "secret": "smith-test-secret"},
+            "http": {"addr": self.host},
         }
+        if fixed_secret:
+            # Upload URLs are signed with this secret; a fixed one keeps them valid across a
+            # restart, as in a real deployment. Without it each start picks a random secret.
+            config["http"]["secret"] = "smith-test-secret"
         if tls:
             config["http"]["tls"] = {"certificate": tls[0], "key": tls[1]}
         if htpasswd:
