@@ -1,0 +1,5 @@
+import sys
+
+from smith.launch.cli import main
+
+sys.exit(main())

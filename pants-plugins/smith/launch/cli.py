@@ -1,0 +1,28 @@
+"""`python3 -m smith.launch run|test ...`: run images in containers (see run_cli, test_cli)."""
+import importlib
+import sys
+from typing import List, Optional
+
+from smith.errors import SmithError
+
+COMMANDS = {
+    "run": "smith.launch.run_cli",
+    "test": "smith.launch.test_cli",
+}
+USAGE = "usage: smith-launch {run|test} --layout OCI_DIR[:TAG] [OPTIONS] [-- ARGS...]"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        if argv and argv[0] in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        print("smith-launch: error: expected a command, run or test\n" + USAGE, file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]])
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except SmithError as e:
+        print("smith launch %s: error: %s" % (argv[0], e), file=sys.stderr)
+        return 1

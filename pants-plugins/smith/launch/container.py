@@ -1,0 +1,248 @@
+"""One container from start to cleanup: layers from the store, an id range from the pool,
+an overlay root, a bundle, the runtime in the foreground, and everything removed afterwards.
+
+Container directory STORE/c/<host id base> (short: it is the overlay's chdir):
+  root/         the overlay mount (read-only unless --writable-root: then upper/ + work/)
+  write/        /write (owned by the image user as mapped), removed unless a --write dir is given
+  read/         an idmapped view of the --read directory, when its filesystem allows one
+  config.json   the bundle config; the runtime's container id is smith-<host id base>
+"""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, NamedTuple, Optional
+
+from smith.errors import SmithError
+from smith.launch import bundle, kernel, rootfs
+from smith.launch.id_pool import IdPool, IdRange
+from smith.launch.image import Image
+from smith.launch.layer_store import LayerStore
+
+TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TIMED_OUT = 124  # exit code after --timeout, as timeout(1) uses
+
+
+class Settings(NamedTuple):
+    store: str = "/var/lib/smith"
+    runtime: str = "runc"
+    id_base: int = 100000
+    id_size: int = 65536
+    id_count: int = 4096
+    verbose: bool = False
+
+
+class Result(NamedTuple):
+    exit_code: int
+    stdout: bytes      # empty unless captured
+    stderr: bytes
+    timed_out: bool
+
+
+def log(settings: Settings, text: str) -> None:
+    if settings.verbose:
+        print("smith launch: " + text, file=sys.stderr, flush=True)
+
+
+def _runtime_env() -> Dict[str, str]:
+    return {"PATH": os.environ.get("PATH") or TOOL_PATH}
+
+
+def _resolve_runtime(runtime: str) -> str:
+    found = shutil.which(runtime, path=_runtime_env()["PATH"]) if "/" not in runtime else runtime
+    if not found or not os.access(found, os.X_OK):
+        raise SmithError("the OCI runtime %r was not found; install runc or pass --runtime PATH" % runtime)
+    return os.path.abspath(found)
+
+
+def preflight(settings: Settings) -> None:
+    if os.geteuid() != 0:
+        raise SmithError("running an image needs root (it mounts overlayfs and creates a user "
+                         "namespace per container); run as root, e.g. with sudo")
+    path = os.path.abspath(settings.store)
+    os.makedirs(os.path.join(path, "c"), mode=0o711, exist_ok=True)
+    # The container's root user (an unprivileged host uid) must reach its root and /write.
+    probe = os.path.join(path, "c")
+    while True:
+        if not os.stat(probe).st_mode & 0o001:
+            raise SmithError("%s is not searchable by other users (mode %o), so containers in user "
+                             "namespaces cannot reach the store %s; chmod o+x it or pass --store "
+                             "elsewhere" % (probe, os.stat(probe).st_mode & 0o777, path))
+        if probe == "/":
+            break
+        probe = os.path.dirname(probe)
+
+
+def _user_namespace(r: IdRange) -> int:
+    try:
+        return kernel.user_namespace(r.base, r.base, r.size)
+    except OSError as e:
+        raise SmithError("user namespaces are not available (%s); the launcher gives each container "
+                         "its own. Check /proc/sys/user/max_user_namespaces and that this is not "
+                         "itself a restricted container" % e)
+
+
+def _quiet(argv: List[str]) -> None:
+    subprocess.run(argv, env=_runtime_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def remove_container_dir(cdir: str) -> None:
+    """Unmount whatever is under `cdir`, then delete it (never through a mount)."""
+    for point in kernel.mounts_under(cdir):
+        kernel.umount(point, detach=True)
+    if kernel.mounts_under(cdir):
+        raise SmithError("%s still has mounts after unmounting; not removing it" % cdir)
+    shutil.rmtree(cdir, ignore_errors=True)
+
+
+class Container:
+    def __init__(self, image: Image, opts: bundle.Options, settings: Settings,
+                 write_dir: Optional[str] = None) -> None:
+        self.image, self.opts, self.settings = image, opts, settings
+        self.keep_write = write_dir
+        self.store = LayerStore(settings.store)
+        self.pool = IdPool(settings.store, settings.id_base, settings.id_size, settings.id_count)
+        self.runtime = _resolve_runtime(settings.runtime)
+        self.ids: Optional[IdRange] = None
+        self.dir = ""
+        self.id = ""
+
+    # -- setup ---------------------------------------------------------------------------
+    def _layers(self) -> List[str]:
+        dirs = []
+        for layer in self.image.layers:
+            path, fresh = self.store.ensure(layer)
+            log(self.settings, "%s layer %s" % ("unpacked" if fresh else "reusing", layer.diff_id))
+            dirs.append(path)
+        return dirs[::-1]  # top first, as overlayfs lists lower dirs
+
+    def _reap(self, stale: IdRange) -> None:
+        log(self.settings, "cleaning up container %s of dead launcher %d" % (stale.container, stale.pid))
+        _quiet([stale.runtime, "delete", "--force", "smith-%s" % stale.container])
+        remove_container_dir(os.path.join(self.settings.store, "c", stale.container))
+
+    def setup(self) -> str:
+        """Prepare the bundle; returns its directory."""
+        preflight(self.settings)
+        lowers = self._layers()
+        self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap)
+        self.id = "smith-%s" % self.ids.container
+        self.dir = os.path.join(self.settings.store, "c", self.ids.container)
+        remove_container_dir(self.dir)  # leftovers of a range freed without cleanup
+        os.mkdir(self.dir, 0o711)
+        userns = _user_namespace(self.ids)
+        try:
+            if not self.opts.writable_root:
+                missing = rootfs.missing_mount_points(lowers)
+                if missing:
+                    lowers.insert(0, self.store.mountpoints_dir(missing))
+                if len(lowers) == 1:
+                    lowers.append(self.store.empty_dir())
+            try:
+                root = rootfs.mount_root(self.dir, lowers, userns, self.opts.writable_root,
+                                         owner=(self.ids.base, self.ids.base))
+            except OSError as e:
+                raise SmithError("could not mount the container root from the store %s: %s (needs "
+                                 "overlayfs and idmapped mounts, Linux >= 5.19, on a local file "
+                                 "system such as ext4, xfs, btrfs or tmpfs)" % (self.settings.store, e))
+            uid, gid = bundle.user_ids(self.image.config.get("User") or "", root)
+            write = self._write_dir(uid, gid)
+            opts = self.opts._replace(read_dir=self._read_dir(userns))
+            config = bundle.config(self.image.config, opts, uid, gid, write, self.ids.base, self.ids.size)
+        finally:
+            os.close(userns)
+        with open(os.path.join(self.dir, "config.json"), "w") as f:
+            json.dump(config, f, indent=1)
+        return self.dir
+
+    def _write_dir(self, uid: int, gid: int) -> str:
+        path = self.keep_write or os.path.join(self.dir, "write")
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.chown(path, self.ids.base + uid, self.ids.base + gid)
+        return os.path.abspath(path)
+
+    def _read_dir(self, userns: int) -> Optional[str]:
+        if self.opts.read_dir is None:
+            return None
+        source = os.path.abspath(self.opts.read_dir)
+        if not os.path.isdir(source):
+            raise SmithError("--read %s is not a directory" % self.opts.read_dir)
+        view = os.path.join(self.dir, "read")
+        os.mkdir(view, 0o700)
+        try:  # host root's files show as the container's root, not as nobody
+            kernel.idmapped_bind(source, view, userns, readonly=True)
+            return view
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
+                raise
+            os.rmdir(view)
+            return source  # this file system cannot be idmapped: a plain read-only bind
+
+    # -- run -----------------------------------------------------------------------------
+    def run(self, capture: bool, timeout: Optional[float]) -> Result:
+        argv = [self.runtime, "run", "--bundle", self.dir, self.id]
+        stdin_tty = sys.stdin is not None and sys.stdin.isatty()
+        # Without a terminal in the way, the runtime gets its own process group so that a
+        # terminal's ^C reaches it once, through us; with one, it must stay in the foreground.
+        own_group = not (self.opts.tty or stdin_tty)
+        forward = [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2]
+        if own_group:
+            forward += [signal.SIGINT, signal.SIGQUIT, signal.SIGHUP]
+        proc = subprocess.Popen(
+            argv, env=_runtime_env(),
+            stdin=subprocess.DEVNULL if capture else None,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            start_new_session=False, preexec_fn=os.setpgrp if own_group else None)
+        old = {s: signal.signal(s, lambda signum, _frame: proc.send_signal(signum)) for s in forward}
+        timed_out = False
+        try:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                log(self.settings, "timed out after %s s: killing %s" % (timeout, self.id))
+                _quiet([self.runtime, "kill", self.id, "KILL"])
+                try:
+                    out, err = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    out, err = proc.communicate()
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        code = TIMED_OUT if timed_out else proc.returncode
+        if code < 0:  # the runtime itself died of a signal
+            code = 128 - code
+        return Result(code, out or b"", err or b"", timed_out)
+
+    # -- cleanup -------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        if self.ids is None:
+            return
+        try:
+            _quiet([self.runtime, "delete", "--force", self.id])  # in case it outlived `run`
+            remove_container_dir(self.dir)
+        finally:
+            self.pool.free(self.ids)
+            self.ids = None
+
+
+def run(image: Image, opts: bundle.Options, settings: Settings, capture: bool,
+        timeout: Optional[float], write_dir: Optional[str] = None) -> Result:
+    """Run `image` once in a fresh container and clean up, whatever happens."""
+    container = Container(image, opts, settings, write_dir)
+    try:
+        container.setup()
+        start = time.monotonic()
+        result = container.run(capture, timeout)
+        log(settings, "%s exited %d after %.2f s" % (container.id, result.exit_code,
+                                                       time.monotonic() - start))
+        return result
+    finally:
+        container.cleanup()

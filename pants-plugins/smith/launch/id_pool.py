@@ -1,0 +1,88 @@
+"""Host uid/gid ranges, one per container, handed out under a lock and given back on delete.
+
+STORE/ids.json records each range with the container that holds it and the pid (plus its
+start time, against pid reuse) of the launcher that owns it. A range whose owner died without
+cleaning up is "stale": allocate() hands it to a reaper callback, which removes what the dead
+launcher left, and then frees it.
+"""
+import json
+import os
+from typing import Callable, List, NamedTuple, Optional
+
+from smith.errors import SmithError
+from smith.launch.layer_store import flocked
+
+ID_LIMIT = 1 << 32  # ids are 32-bit; (uid_t)-1 is reserved
+
+
+class IdRange(NamedTuple):
+    base: int
+    size: int
+    container: str   # the container (directory) name
+    pid: int         # the launcher owning the range
+    start: str       # that launcher's start time (field 22 of /proc/PID/stat)
+    runtime: str     # the runtime that ran it, to force-delete a stale container
+
+
+def process_start(pid: int) -> Optional[str]:
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def is_alive(r: IdRange) -> bool:
+    return process_start(r.pid) == r.start
+
+
+class IdPool:
+    def __init__(self, store: str, first: int = 100000, size: int = 65536, count: int = 4096) -> None:
+        if first < 1 or size < 1 or count < 1 or first + size * count >= ID_LIMIT:
+            raise SmithError("the id pool %d + %d x %d does not fit in 32-bit ids; lower --id-base, "
+                             "--ids-per-container or --max-containers" % (first, size, count))
+        self.file = os.path.join(store, "ids.json")
+        self.first, self.size, self.count = first, size, count
+
+    def _load(self) -> List[IdRange]:
+        try:
+            with open(self.file) as f:
+                return [IdRange(**r) for r in json.load(f)["ranges"]]
+        except FileNotFoundError:
+            return []
+
+    def _save(self, ranges: List[IdRange]) -> None:
+        tmp = self.file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"ranges": [r._asdict() for r in sorted(ranges)]}, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.file)
+
+    def allocate(self, container: Callable[[int], str], runtime: str,
+                 reap: Callable[[IdRange], None]) -> IdRange:
+        """Take the lowest free range; `container(base)` names the container that gets it."""
+        with flocked(self.file + ".lock"):
+            ranges = self._load()
+            live = []
+            for r in ranges:
+                if is_alive(r):
+                    live.append(r)
+                else:
+                    reap(r)
+            for i in range(self.count):
+                base = self.first + i * self.size
+                if all(base + self.size <= r.base or r.base + r.size <= base for r in live):
+                    me = os.getpid()
+                    got = IdRange(base, self.size, container(base), me, process_start(me) or "", runtime)
+                    self._save(live + [got])
+                    return got
+            self._save(live)
+        raise SmithError("all %d id ranges of the pool in %s are in use; wait for containers to end "
+                         "or raise --max-containers" % (self.count, self.file))
+
+    def free(self, taken: IdRange) -> None:
+        with flocked(self.file + ".lock"):
+            self._save([r for r in self._load() if r != taken])
+
+    def in_use(self) -> List[IdRange]:
+        with flocked(self.file + ".lock"):
+            return self._load()
