@@ -1,0 +1,156 @@
+"""smith_image -> an OCI image layout in dist/, assembled by `smith image` from built layers."""
+import json
+from dataclasses import dataclass
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import Targets, UnparsedAddressInputs
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from smith.rules.layer import BuiltSmithLayer, SmithLayerFieldSet, parse_owner
+from smith.rules.tool import SmithProcess
+from smith.target_types import (
+    SmithAnnotationsField,
+    SmithCmdField,
+    SmithDockerArchiveField,
+    SmithEntrypointField,
+    SmithEnvField,
+    SmithExposedPortsField,
+    SmithImageBaseField,
+    SmithImageLayersField,
+    SmithImageOutputPathField,
+    SmithLabelsField,
+    SmithLayerTarget,
+    SmithSkeletonField,
+    SmithTagField,
+    SmithUserField,
+    SmithVolumesField,
+    SmithWorkdirField,
+)
+
+
+@dataclass(frozen=True)
+class SmithImageFieldSet(PackageFieldSet):
+    required_fields = (SmithImageLayersField,)
+
+    layers: SmithImageLayersField
+    base: SmithImageBaseField
+    entrypoint: SmithEntrypointField
+    cmd: SmithCmdField
+    env: SmithEnvField
+    user: SmithUserField
+    workdir: SmithWorkdirField
+    labels: SmithLabelsField
+    annotations: SmithAnnotationsField
+    exposed_ports: SmithExposedPortsField
+    volumes: SmithVolumesField
+    skeleton: SmithSkeletonField
+    tag: SmithTagField
+    docker_archive: SmithDockerArchiveField
+    output_path: SmithImageOutputPathField
+
+    def config_json(self) -> bytes:
+        def opt_list(field):
+            return list(field.value) if field.value is not None else None
+
+        config = {
+            "entrypoint": opt_list(self.entrypoint),
+            "cmd": opt_list(self.cmd),
+            "env": dict(self.env.value or {}),
+            "user": self.user.value,
+            "workdir": self.workdir.value,
+            "labels": dict(self.labels.value or {}),
+            "annotations": dict(self.annotations.value or {}),
+            "exposed_ports": list(self.exposed_ports.value or ()),
+            "volumes": list(self.volumes.value or ()),
+        }
+        config = {k: v for k, v in config.items() if v is not None}
+        return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class BuiltSmithImage:
+    """An OCI image layout: the digest holds the layout's files under `path`."""
+
+    digest: Digest
+    path: str
+    manifest_digest: str
+
+
+class SmithTargetError(ValueError):
+    pass
+
+
+@rule(desc="Assembling a smith image", level=LogLevel.DEBUG)
+async def build_image(field_set: SmithImageFieldSet) -> BuiltSmithImage:
+    address = field_set.address
+    layer_targets, base_targets = await MultiGet(
+        Get(Targets, UnparsedAddressInputs, field_set.layers.to_unparsed_address_inputs()),
+        Get(Targets, UnparsedAddressInputs, field_set.base.to_unparsed_address_inputs()),
+    )
+    for t in layer_targets:
+        if not isinstance(t, SmithLayerTarget):
+            raise SmithTargetError(
+                f"{address}: `layers` must name smith_layer targets, but {t.address} is a "
+                f"`{t.alias}`. Wrap its files in a smith_layer(dependencies=[...])."
+            )
+    if len(base_targets) > 1:
+        raise SmithTargetError(f"{address}: `base` names {len(base_targets)} targets; give one image.")
+    layers = await MultiGet(
+        Get(BuiltSmithLayer, SmithLayerFieldSet, SmithLayerFieldSet.create(t)) for t in layer_targets
+    )
+    bases = await MultiGet(
+        Get(BuiltSmithImage, SmithImageFieldSet, SmithImageFieldSet.create(t)) for t in base_targets
+    )
+
+    out = field_set.output_path.value_or_default(file_ending=None)
+    argv = ["image", "--output", out, "--tag", field_set.tag.value, "--config", "config.json"]
+    try:
+        uid, gid = parse_owner(field_set.user.value, f"{address}: field `user`")
+    except ValueError as e:
+        raise SmithTargetError(str(e)) from None
+    argv += ["--uid", str(uid), "--gid", str(gid)]
+    if not field_set.skeleton.value:
+        argv.append("--no-skeleton")
+    inputs = [
+        await Get(Digest, CreateDigest([FileContent("config.json", field_set.config_json())]))
+    ]
+    for i, layer in enumerate(layers):
+        inputs.append(await Get(Digest, AddPrefix(layer.digest, f"layers/{i}")))
+        argv += ["--layer", f"layers/{i}"]
+    for base in bases:
+        inputs.append(await Get(Digest, AddPrefix(base.digest, "base")))
+        argv += ["--base", f"base/{base.path}"]
+    output_files = []
+    if field_set.docker_archive.value:
+        output_files.append(f"{out}.docker.tar")
+        argv += ["--docker-archive", f"{out}.docker.tar"]
+
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Assembling image {address}",
+            input_digest=await Get(Digest, MergeDigests(inputs)),
+            output_directories=[out],
+            output_files=output_files,
+        ),
+    )
+    return BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
+
+
+@rule(desc="Packaging a smith image", level=LogLevel.DEBUG)
+async def package_image(field_set: SmithImageFieldSet) -> BuiltPackage:
+    image = await Get(BuiltSmithImage, SmithImageFieldSet, field_set)
+    artifacts = [BuiltPackageArtifact(image.path, extra_log_lines=(f"manifest {image.manifest_digest}",))]
+    if field_set.docker_archive.value:
+        artifacts.append(BuiltPackageArtifact(f"{image.path}.docker.tar"))
+    return BuiltPackage(image.digest, tuple(artifacts))
+
+
+def rules():
+    return [*collect_rules(), UnionRule(PackageFieldSet, SmithImageFieldSet)]

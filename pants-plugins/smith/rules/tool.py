@@ -1,0 +1,139 @@
+"""The smith core as a tool: a venv PEX holding the Pants-free `smith` package and its libraries.
+
+Every expensive smith step runs as `python -m smith COMMAND ...` inside this PEX in a Process,
+so Pants caches it locally and remotely by the digests of its inputs.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Tuple
+
+from pants.backend.python.subsystems.python_tool_base import PythonToolBase
+from pants.backend.python.target_types import EntryPoint
+from pants.backend.python.util_rules import pex
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+import smith
+
+# The Pants-free parts of the package: everything except the Pants glue and the tests.
+_GLUE = {"register.py", "target_types.py"}
+_GLUE_DIRS = {"rules", "testutil"}
+
+
+def core_source_files() -> Tuple[Tuple[str, bytes], ...]:
+    """(path, bytes) of every core module, read from this plugin's own installed sources."""
+    pkg = Path(smith.__file__).parent
+    found = []
+    for path in sorted(pkg.rglob("*.py")):
+        rel = path.relative_to(pkg)
+        if rel.parts[0] in _GLUE_DIRS or str(rel) in _GLUE or path.name.endswith("_test.py"):
+            continue
+        found.append(("smith/" + rel.as_posix(), path.read_bytes()))
+    return tuple(found)
+
+
+class SmithTool(PythonToolBase):
+    options_scope = "smith-tool"
+    name = "smith"
+    help = "The libraries the smith core runs with inside Pants processes (pyelftools, PyYAML, ...)."
+
+    default_version = "pyelftools==0.32"
+    default_extra_requirements = ["PyYAML==6.0.3", "python-debian==1.1.1", "zstandard==0.25.0"]
+    default_requirements = [default_version, *default_extra_requirements]
+    default_main = EntryPoint("smith.cli", "main")
+    default_interpreter_constraints = ["CPython==3.9.*"]
+    register_interpreter_constraints = True
+    # A repo using this plugin points `[smith-tool].install_from_resolve` at a resolve that holds
+    # these requirements (this repo: "plugin"); the resource is the lockfile shipped with the plugin.
+    default_lockfile_resource = ("smith.rules", "smith-tool.lock")
+
+
+@dataclass(frozen=True)
+class SmithCore:
+    pex: VenvPex
+
+
+@rule(desc="Building the smith core PEX", level=LogLevel.DEBUG)
+async def smith_core(tool: SmithTool) -> SmithCore:
+    sources = await Get(
+        Digest, CreateDigest(FileContent(p, c) for p, c in core_source_files())
+    )
+    venv_pex = await Get(
+        VenvPex,
+        PexRequest(
+            output_filename="smith-core.pex",
+            internal_only=True,
+            requirements=tool.pex_requirements(),
+            interpreter_constraints=tool.interpreter_constraints,
+            sources=sources,
+            main=tool.main,
+        ),
+    )
+    return SmithCore(venv_pex)
+
+
+@dataclass(frozen=True)
+class SmithProcess:
+    """One `smith COMMAND ...` invocation in a sandbox."""
+
+    argv: Tuple[str, ...]
+    description: str
+    input_digest: Digest
+    output_files: Tuple[str, ...] = ()
+    output_directories: Tuple[str, ...] = ()
+    env: FrozenDict = FrozenDict()
+    cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
+    timeout_seconds: Optional[int] = None
+
+    @classmethod
+    def of(
+        cls,
+        argv: Iterable[str],
+        description: str,
+        input_digest: Digest,
+        output_files: Iterable[str] = (),
+        output_directories: Iterable[str] = (),
+        env: Optional[Mapping[str, str]] = None,
+        cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
+        timeout_seconds: Optional[int] = None,
+    ) -> "SmithProcess":
+        return cls(
+            tuple(argv),
+            description,
+            input_digest,
+            tuple(output_files),
+            tuple(output_directories),
+            FrozenDict(env or {}),
+            cache_scope,
+            timeout_seconds,
+        )
+
+
+# Tools the core shells out to (gpgv, ...) live in the usual system directories.
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@rule(level=LogLevel.DEBUG)
+async def run_smith(request: SmithProcess, core: SmithCore) -> ProcessResult:
+    """Run a smith command; a failure raises with the command's stderr (the user's error)."""
+    process = VenvPexProcess(
+        core.pex,
+        argv=request.argv,
+        description=request.description,
+        input_digest=request.input_digest,
+        output_files=request.output_files,
+        output_directories=request.output_directories,
+        extra_env={"PATH": _PATH, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "0", **request.env},
+        cache_scope=request.cache_scope,
+        timeout_seconds=request.timeout_seconds,
+        level=LogLevel.INFO,
+    )
+    return await Get(ProcessResult, VenvPexProcess, process)
+
+
+def rules():
+    return [*collect_rules(), *pex.rules()]
