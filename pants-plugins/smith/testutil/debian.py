@@ -29,6 +29,7 @@ PACKAGE_OF: Dict[str, str] = {
     "createrepo_c": "createrepo-c",
     "dnf": "dnf",
     "dpkg-scanpackages": "dpkg-dev",
+    "apt-ftparchive": "apt-utils",
     "dpkg-deb": "dpkg",
     "debootstrap": "debootstrap",
     "busybox": "busybox-static",
