@@ -4,6 +4,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE
 
 from smith.errors import SmithError
 
@@ -76,11 +77,37 @@ def parse_elf(host_path: str, shown_as: str) -> Optional[ElfInfo]:
             raise SmithError("cannot read ELF file %s: %s; is it truncated or corrupt?" % (shown_as, e))
 
 
+_MACHINE_NAMES = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+_CLASSES = {1: "ELFCLASS32", 2: "ELFCLASS64"}
+_DATAS = {1: "ELFDATA2LSB", 2: "ELFDATA2MSB"}
+
+
+def peek_kind(host_path: str) -> Optional[Tuple[str, str, str]]:
+    """(class, byte order, machine) from the first bytes, as ld.so checks them before anything else;
+    None when not ELF. Lets a wrong-class candidate be skipped without parsing it."""
+    with open(host_path, "rb") as f:
+        head = f.read(20)
+    if len(head) < 20 or head[:4] != ELF_MAGIC:
+        return None
+    order = "little" if head[5] == 1 else "big"
+    machine = int.from_bytes(head[18:20], order)
+    return (_CLASSES.get(head[4], "ELFCLASS?%d" % head[4]), _DATAS.get(head[5], "ELFDATA?%d" % head[5]),
+            _MACHINE_NAMES.get(machine, "EM_%d" % machine))
+
+
 class ElfCache:
     """Parse each file once, keyed by its identity (dev, inode, size, mtime)."""
 
     def __init__(self) -> None:
         self._by_id: Dict[Tuple[int, int, int, int], Optional[ElfInfo]] = {}
+        self._kinds: Dict[Tuple[int, int, int, int], Optional[Tuple[str, str, str]]] = {}
+
+    def kind(self, host_path: str, st: os.stat_result) -> Optional[Tuple[str, str, str]]:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in self._kinds:
+            info = self._by_id.get(key)
+            self._kinds[key] = info.kind if info is not None else peek_kind(host_path)
+        return self._kinds[key]
 
     def get(self, host_path: str, st: os.stat_result, shown_as: str) -> Optional[ElfInfo]:
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -184,10 +184,10 @@ class Process:
         found = self.fs.resolve(path)
         if found is None or not found.is_file:
             return None
-        info = self._elf(found, path)
-        if info is None:
+        kind = self.elf_cache.kind(self.fs.host(found.path), found.st)
+        if kind is None:
             raise SmithError("%s (needed by %s) is not an ELF file; ld.so stops with 'invalid ELF header'"
                              % (path, loader.path))
-        if info.kind != self.kind:
+        if kind != self.kind:
             return None  # wrong class / byte order / machine: ld.so skips it and keeps searching
-        return found, info
+        return found, self._elf(found, path)

@@ -46,6 +46,8 @@ PACKAGE_OF: Dict[str, str] = {
     "xz": "xz-utils",
     "gcc": "gcc",
     "readelf": "binutils",
+    "ldconfig": "libc-bin",
+    "chroot": "coreutils",
     "newuidmap": "uidmap",
 }
 
