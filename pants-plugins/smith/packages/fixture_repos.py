@@ -150,6 +150,77 @@ def _build_deb_repo(root: str) -> None:
     shutil.rmtree(work)
 
 
+# name, version, arch, payload compression, spec header lines, files {path: (mode, "elf:NAME" or bytes)}
+RpmSpec = Tuple[str, str, str, str, List[str], Dict[str, Tuple[int, object]]]
+
+RPM_PACKAGES: List[RpmSpec] = [
+    ("librgreet", "0.9", "x86_64", "w9.gzdio", [],
+     {"/usr/lib64/libgreet.so.1": (0o755, "elf:libgreet-0.9")}),
+    ("librgreet", "1.2", "x86_64", "w9.gzdio", [],
+     {"/usr/lib64/libgreet.so.1": (0o755, "elf:libgreet-1.1")}),
+    ("rhelper", "1.0", "noarch", "w2.xzdio", [],
+     {"/usr/bin/rhelper": (0o755, b"#!/bin/sh\necho helper\n")}),
+    ("rgreet-en", "1.0", "noarch", "w2.xzdio", [], {"/usr/share/rhello/greeting": (0o644, b"hello\n")}),
+    ("rgreet-fr", "1.0", "noarch", "w2.xzdio", [], {"/usr/share/rhello/greeting": (0o644, b"salut\n")}),
+    ("rhello", "2.0", "x86_64", "w19.zstdio",
+     ["Requires: librgreet >= 1.0", "Requires: /usr/bin/rhelper", "Requires: (rgreet-en or rgreet-fr)",
+      "Requires: libgreet.so.1()(64bit)"],
+     {"/usr/bin/rhello": (0o755, "elf:hello")}),
+    ("rneeds-rich", "1.0", "noarch", "w2.xzdio", ["Requires: (rgreet-en if rhello)"], {}),
+]
+
+SPEC = """Name: {name}
+Version: {version}
+Release: 1
+Summary: smith test package
+License: MIT
+BuildArch: {arch}
+AutoReq: no
+{header}
+%description
+smith test package
+
+%install
+{install}
+
+%files
+{files}
+"""
+
+
+def _build_rpm_repo(root: str) -> None:
+    require_tools("gcc", "rpmbuild", "createrepo_c")
+    work = os.path.join(root, "work")
+    os.makedirs(work)
+    elf = _compile(work)
+    top = os.path.join(work, "rpmbuild")
+    packages = os.path.join(root, "repo", "Packages")
+    os.makedirs(packages)
+    for name, version, arch, payload, header, files in RPM_PACKAGES:
+        install, listed = [], []
+        for path, (mode, content) in sorted(files.items()):
+            src = os.path.join(work, "%s-%s-%s" % (name, version, os.path.basename(path)))
+            with open(src, "wb") as f:
+                f.write(elf[content[4:]] if isinstance(content, str) else content)
+            install.append("install -D -m %o %s %%{buildroot}%s" % (mode, src, path))
+            listed.append(path)
+        spec = os.path.join(work, "%s-%s.spec" % (name, version))
+        with open(spec, "w") as f:
+            f.write(SPEC.format(name=name, version=version, arch=arch, header="\n".join(header),
+                                install="\n".join(install) or "true", files="\n".join(listed)))
+        _run(["rpmbuild", "-bb", "--define", "_topdir " + top, "--define", "debug_package %{nil}",
+              "--define", "__os_install_post %{nil}", "--define", "_build_id_links none",
+              "--define", "_binary_payload " + payload, "--define", "_rpmdir " + packages,
+              "--define", "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm", spec])
+    _run(["createrepo_c", "--simple-md-filenames", os.path.join(root, "repo")])
+    shutil.rmtree(work)
+
+
+def rpm_repo() -> str:
+    """Directory with repo/ (Packages/*.rpm + repodata/ by createrepo_c)."""
+    return cached_build("rpm-repo", _build_rpm_repo)
+
+
 def cached_build(name: str, build) -> str:
     """Build into /tmp/smith-test-cache/NAME-KEY once (atomically), return that directory."""
     final = os.path.join(CACHE, "%s-%s" % (name, _source_key()))

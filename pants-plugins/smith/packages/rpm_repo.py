@@ -98,7 +98,11 @@ def _package(node, base_url: str, arches: List[str]) -> Optional[Package]:
         if e["name"].startswith("rpmlib("):
             continue
         if e["name"].startswith("("):
-            depends.extend(parse_requirement(e["name"], where))
+            try:
+                depends.extend(parse_requirement(e["name"], where))
+            except SmithError:
+                # Only an error if the solver reaches it: kept as a name nothing provides.
+                depends.append([Relation(e["name"])])
         else:
             depends.append([_relation(e)])
     provides = [_relation(e) for e in _entries(fmt, "provides")]

@@ -100,6 +100,9 @@ class Solver:
             if not candidates:
                 if blocked_by_exclude and not reasons:
                     continue    # only excluded packages can meet it: skipped by request
+                if not reasons and any(rel.name.startswith("(") for rel in clause):
+                    reasons.append("this rich dependency is not supported by smith (only a flat "
+                                   "`(a or b)` or `(a and b)`); exclude the package that needs it")
                 self._fail(chain, clause, "; ".join(reasons) if reasons else
                            "no package in the repository provides it")
                 raise _Failure()
