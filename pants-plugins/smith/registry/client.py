@@ -22,6 +22,16 @@ T = TypeVar("T")
 MiB = 1 << 20
 
 
+def _covered(scope: str, scopes: List[str]) -> bool:
+    """Is `repository:a:pull` already part of e.g. `repository:a:pull,push`?"""
+    resource, _, actions = scope.rpartition(":")
+    for have in scopes:
+        have_resource, _, have_actions = have.rpartition(":")
+        if have_resource == resource and set(actions.split(",")) <= set(have_actions.split(",")):
+            return True
+    return False
+
+
 class RegistryClient:
     def __init__(self, registry: str, transport: Optional[Transport] = None,
                  credentials: Optional[Credentials] = None, retries: int = 4,
@@ -76,7 +86,8 @@ class RegistryClient:
                 raise SmithError("%s sent a Bearer challenge without realm" % self.registry)
             with self._lock:
                 self._scheme, self._bearer = "bearer", params
-            self._fetch_token(scopes)
+            wanted = params.get("scope", "").split(" ")
+            self._fetch_token(scopes, [s for s in wanted if s and not _covered(s, scopes)])
         elif "basic" in by_scheme:
             if not self.credentials:
                 raise SmithError("%s requires a login and %s; add them with `podman login` / "
@@ -88,9 +99,10 @@ class RegistryClient:
             raise SmithError("%s answered 401 with no usable WWW-Authenticate challenge (%r)"
                              % (self.registry, resp.header("WWW-Authenticate")))
 
-    def _fetch_token(self, scopes: List[str]) -> None:
+    def _fetch_token(self, scopes: List[str], extra: List[str]) -> None:
+        """A token for `scopes` (plus any the challenge asked for), cached under `scopes`."""
         params = [("service", self._bearer["service"])] if self._bearer.get("service") else []
-        params += [("scope", s) for s in scopes]
+        params += [("scope", s) for s in scopes + extra]
         realm = self._bearer["realm"]
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(params)
         headers = {}
@@ -311,8 +323,12 @@ class RegistryClient:
                                  {"Accept": media_types.MANIFEST_ACCEPT})
             if resp.status == 404 and missing_ok:
                 return None
+            if resp.status == 404:
+                raise self._fail(resp, "manifest %s/%s%s%s not found; check the repository and "
+                                 "the %s" % (self.registry, repo, "@" if ":" in ref else ":", ref,
+                                             "digest" if ":" in ref else "tag"))
             if resp.status != 200:
-                raise self._fail(resp, "fetching manifest %s/%s:%s" % (self.registry, repo, ref))
+                raise self._fail(resp, "fetching manifest %s/%s %s" % (self.registry, repo, ref))
             return resp
         resp = self._retrying("fetching manifest %s:%s" % (repo, ref), attempt)
         if resp is None:

@@ -1,5 +1,6 @@
 """Test helper: run Debian's docker-registry (distribution 2.8) on a free 127.0.0.1 port with
 a private storage directory, optionally with htpasswd auth, TLS or token auth."""
+import json
 import os
 import signal
 import socket
@@ -7,8 +8,6 @@ import subprocess
 import sys
 import time
 from typing import Optional
-
-import yaml
 
 import smith
 
@@ -51,7 +50,7 @@ class LocalRegistry:
             config["auth"] = {"token": token}
         self.config = os.path.join(workdir, "config.yml")
         with open(self.config, "w") as f:
-            yaml.safe_dump(config, f)
+            json.dump(config, f)  # JSON is YAML
         self.log = os.path.join(workdir, "registry.log")
         self.proc: Optional[subprocess.Popen] = None
         self.start()
