@@ -1,0 +1,187 @@
+"""cgroup v1 hierarchies and the v2 unified tree (this host is hybrid): create, limit, join, remove.
+
+`linux.cgroupsPath` is used as runc's cgroupfs driver uses it: absolute paths are relative to
+each hierarchy's root, relative ones to the runtime's own cgroup; the default is /<id>.
+The resulting directories are recorded in state.json so `delete` removes exactly those.
+"""
+import os
+import time
+from typing import Dict, List
+
+from smith.errors import SmithError
+
+V1_FILES = {  # resources field -> (controller, file, formatter)
+}
+
+
+def hierarchies() -> Dict[str, str]:
+    """Map hierarchy name ("memory", "cpu,cpuacct", "name=systemd", "" for v2) to its mount point."""
+    found = {}  # type: Dict[str, str]
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            fstype, opts = fields[sep + 1], fields[sep + 3]
+            if fstype == "cgroup":
+                names = [o for o in opts.split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
+                names = [o for o in names if not o.startswith(("relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children", "xattr", "nsdelegate", "noprefix", "cpuset_v2_mode", "release_agent"))]
+                key = ",".join(sorted(names))
+                found.setdefault(key, fields[4])
+            elif fstype == "cgroup2":
+                found.setdefault("", fields[4])
+    return found
+
+
+def own_paths() -> Dict[str, str]:
+    paths = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            paths[",".join(sorted(names.split(",")))] = path
+    return paths
+
+
+def plan(cid: str, cgroups_path: str) -> Dict[str, str]:
+    """Directory of this container in every hierarchy: {hierarchy name: absolute dir}."""
+    spec_path = cgroups_path or "/" + cid
+    if ":" in spec_path and not spec_path.startswith("/"):
+        raise SmithError("linux.cgroupsPath %r looks like a systemd slice:scope path; this runtime "
+                         "only has the cgroupfs driver: use a path like /machine/%s" % (spec_path, cid))
+    mine = own_paths() if not spec_path.startswith("/") else {}
+    dirs = {}
+    for name, mnt in hierarchies().items():
+        base = mine.get(name, "/") if mine else "/"
+        rel = os.path.normpath(os.path.join(base, spec_path)).lstrip("/")
+        dirs[name] = os.path.join(mnt, rel)
+    return dirs
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise SmithError("cannot write %r to %s: %s; check linux.resources in config.json"
+                         % (value, path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def create(dirs: Dict[str, str]) -> List[str]:
+    """mkdir -p each directory; returns the directories created (deepest last) for removal."""
+    made = []  # type: List[str]
+    for name, d in dirs.items():
+        todo = []
+        p = d
+        while not os.path.isdir(p):
+            todo.append(p)
+            p = os.path.dirname(p)
+        for p in reversed(todo):
+            os.mkdir(p)
+            made.append(p)
+            if "cpuset" in name.split(","):
+                # v1 cpuset children start empty and refuse tasks until cpus/mems are set.
+                parent = os.path.dirname(p)
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    _write(os.path.join(p, f), _read(os.path.join(parent, f)))
+    return made
+
+
+def apply(dirs: Dict[str, str], resources: dict) -> None:
+    if not resources:
+        return
+    v1 = {}
+    for name, d in dirs.items():
+        for ctl in name.split(","):
+            v1[ctl] = d
+    unified = dirs.get("")
+    mem = resources.get("memory") or {}
+    if "memory" in v1:
+        d = v1["memory"]
+        if mem.get("limit") is not None:
+            _write(d + "/memory.limit_in_bytes", str(mem["limit"]))
+        if mem.get("reservation") is not None:
+            _write(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
+        if mem.get("swap") is not None and os.path.exists(d + "/memory.memsw.limit_in_bytes"):
+            _write(d + "/memory.memsw.limit_in_bytes", str(mem["swap"]))
+    elif mem.get("limit") is not None and unified and os.path.exists(unified + "/memory.max"):
+        _write(unified + "/memory.max", str(mem["limit"]) if mem["limit"] > 0 else "max")
+    pids = resources.get("pids") or {}
+    if pids.get("limit") is not None:
+        value = str(pids["limit"]) if pids["limit"] > 0 else "max"
+        if "pids" in v1:
+            _write(v1["pids"] + "/pids.max", value)
+        elif unified and os.path.exists(unified + "/pids.max"):
+            _write(unified + "/pids.max", value)
+    cpu = resources.get("cpu") or {}
+    if "cpu" in v1:
+        d = v1["cpu"]
+        if cpu.get("shares"):
+            _write(d + "/cpu.shares", str(cpu["shares"]))
+        if cpu.get("period"):
+            _write(d + "/cpu.cfs_period_us", str(cpu["period"]))
+        if cpu.get("quota"):
+            _write(d + "/cpu.cfs_quota_us", str(cpu["quota"]))
+    elif unified and (cpu.get("quota") or cpu.get("period")) and os.path.exists(unified + "/cpu.max"):
+        _write(unified + "/cpu.max", "%s %d" % (cpu.get("quota") or "max", cpu.get("period") or 100000))
+    for key, f in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+        if cpu.get(key):
+            if "cpuset" in v1:
+                _write(v1["cpuset"] + "/" + f, cpu[key])
+            elif unified and os.path.exists(unified + "/" + f):
+                _write(unified + "/" + f, cpu[key])
+    if "devices" in v1 and resources.get("devices") is not None:
+        d = v1["devices"]
+        for rule in resources["devices"]:
+            kind = rule.get("type") or "a"
+            entry = "a" if kind == "a" and rule.get("major") in (None, -1) and rule.get("minor") in (None, -1) \
+                else "%s %s:%s %s" % (kind, _num(rule.get("major")), _num(rule.get("minor")), rule.get("access") or "rwm")
+            _write(d + ("/devices.allow" if rule.get("allow") else "/devices.deny"), entry)
+    for k, v in (resources.get("unified") or {}).items():
+        if unified:
+            _write(os.path.join(unified, k), v)
+
+
+def _num(n) -> str:
+    return "*" if n is None or n == -1 else str(n)
+
+
+def join(dirs: Dict[str, str], pid: int) -> None:
+    for d in dirs.values():
+        _write(d + "/cgroup.procs", str(pid))
+
+
+def pids(dirs: Dict[str, str]) -> List[int]:
+    """Processes in the container's cgroup (the first hierarchy that has cgroup.procs)."""
+    for name in ("pids", "memory", "", "name=systemd"):
+        d = dirs.get(name)
+        if d and os.path.exists(d + "/cgroup.procs"):
+            with open(d + "/cgroup.procs") as f:
+                return [int(x) for x in f.read().split()]
+    return []
+
+
+def remove(made: List[str], timeout: float = 5.0) -> None:
+    """rmdir the directories create() made, deepest first; waits for exiting tasks to leave."""
+    deadline = time.monotonic() + timeout
+    for d in sorted(made, key=lambda p: -p.count("/")):
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno == 16 and time.monotonic() < deadline:  # EBUSY: tasks still exiting
+                    time.sleep(0.005)
+                    continue
+                if e.errno in (16, 39):  # shared parent still in use by others: leave it
+                    if d.count("/") > min(p.count("/") for p in made):
+                        raise
+                    break
+                raise

@@ -1,0 +1,1 @@
+"""One module per runtime command, each with `main(argv, globals) -> int`."""

@@ -1,0 +1,14 @@
+"""delete [--force] ID"""
+from typing import List
+
+from smith.runtime import options as o
+
+
+def main(argv: List[str], g=None) -> int:
+    from smith.runtime import container
+    from smith.runtime.main import Globals
+    g = g or Globals()
+    opts, args = o.parse("delete", argv, {"--force": ("force", o.FLAG), "-f": ("force", o.FLAG)})
+    (cid,) = o.positional("delete", args, ["ID"])
+    container.delete(g.root, cid, opts["force"])
+    return 0

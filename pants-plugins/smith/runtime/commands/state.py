@@ -1,0 +1,21 @@
+"""state ID: the runtime-spec state as JSON (indented like runc's)."""
+import sys
+from typing import List
+
+from smith.runtime import options as o
+
+
+def main(argv: List[str], g=None) -> int:
+    from smith.runtime import state
+    from smith.runtime.main import Globals
+    g = g or Globals()
+    _, args = o.parse("state", argv, {})
+    (cid,) = o.positional("state", args, ["ID"])
+    with state.Container(g.root, cid, lock=False) as c:
+        st = c.oci_state()
+        st["rootfs"] = c.state.get("rootfs", "")
+        st["created"] = c.state.get("created", "")
+        st["owner"] = c.state.get("owner", "")
+    import json
+    sys.stdout.write(json.dumps(st, indent=2) + "\n")
+    return 0

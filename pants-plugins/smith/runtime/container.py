@@ -1,0 +1,261 @@
+"""The runtime side of the container lifecycle: create, start, kill, delete (runc's libcontainer).
+
+create forks the setup processes (see init.py), answers their requests (cgroups, id maps,
+createRuntime hooks) and records state.json once the init process waits on exec.fifo.
+Any failure kills what was started and removes the cgroups and the state directory, so a
+failed create leaves nothing behind.
+"""
+import fcntl
+import os
+import shutil
+import time
+from typing import Optional
+
+from smith.errors import SmithError
+from smith.runtime import cgroups, fastjson, spec, state
+from smith.runtime.channel import Channel
+from smith.runtime.state import FIFO, STATE
+
+SIGKILL = 9
+
+
+def create(root: str, cid: str, bundle: str, pid_file: Optional[str] = None,
+           console_socket: Optional[str] = None, no_pivot: bool = False) -> int:
+    """Set the container up and leave its init blocked on exec.fifo; returns the init pid."""
+    state.check_id(cid)
+    bundle = os.path.abspath(bundle)
+    config = spec.load(bundle)
+    process = config["process"]
+    if process.get("terminal") and not console_socket:
+        raise SmithError("process.terminal is true but no --console-socket was given: pass "
+                         "--console-socket PATH or set process.terminal to false in config.json")
+    linux = config.get("linux") or {}
+    os.makedirs(root, 0o700, exist_ok=True)
+    cdir = state.container_dir(root, cid)
+    try:
+        os.mkdir(cdir, 0o711)
+    except FileExistsError:
+        raise SmithError('container "%s" already exists (state in %s); delete it or pick another id'
+                         % (cid, cdir)) from None
+    lock_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    pids = []  # processes to kill if anything fails
+    made = []  # cgroup directories to remove if anything fails
+    opened = []
+    try:
+        os.mkfifo(os.path.join(cdir, FIFO), 0o622)
+        os.chmod(os.path.join(cdir, FIFO), 0o622)  # mkfifo honours the umask
+        state_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        opened.append(state_fd)
+        dirs = cgroups.plan(cid, linux.get("cgroupsPath", ""))
+        made = cgroups.create(dirs)
+        cgroups.apply(dirs, linux.get("resources") or {})
+        console_fd = -1
+        if console_socket:
+            from smith.runtime import console
+            console_fd = console.connect(console_socket)
+            opened.append(console_fd)
+        new_ns, join_fds = [], {}
+        for ns in linux.get("namespaces") or ():
+            if ns.get("path"):
+                join_fds[ns["type"]] = fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+                opened.append(fd)
+            else:
+                new_ns.append(ns["type"])
+        hook_state = {"ociVersion": config["ociVersion"], "id": cid, "status": "creating",
+                      "pid": 0, "bundle": bundle, "annotations": config.get("annotations") or {}}
+        chan = Channel()
+        ctx = {"chan": chan, "config": config, "bundle": bundle, "new_ns": new_ns,
+               "join_fds": join_fds, "close_fds": [lock_fd], "state_fd": state_fd,
+               "console_fd": console_fd, "no_pivot": no_pivot, "cgroup_dirs": dirs,
+               "hook_state": hook_state,
+               "root_mapped": any(m["containerID"] == 0 for m in linux.get("uidMappings") or ())}
+        pid1 = os.fork()
+        if pid1 == 0:
+            from smith.runtime import init
+            init.stage1(ctx)
+        pids.append(pid1)
+        chan.as_parent()
+        for fd in opened:
+            os.close(fd)
+        opened = []
+        cgroups.join(dirs, pid1)
+        chan.send("G")
+        init_pid = 0
+        while True:
+            msg = chan.recv()
+            if not msg:
+                raise SmithError("container init exited during setup without saying why")
+            kind, _, arg = msg.partition(" ")
+            if kind == "E":
+                raise SmithError(arg)
+            if kind == "U":
+                _write_id_maps(pid1, linux)
+                chan.send("M")
+            elif kind == "P":
+                init_pid = int(arg)
+                pids.append(init_pid)
+                os.waitpid(pid1, 0)
+                pids.remove(pid1)
+                if "oomScoreAdj" in process:
+                    _oom_score_adj(init_pid, process["oomScoreAdj"])
+                chan.send("S %d" % init_pid)
+            elif kind == "H":
+                from smith.runtime import hooks
+                hook_state["pid"] = init_pid
+                hooks_cfg = config.get("hooks") or {}
+                hooks.run("prestart", hooks_cfg.get("prestart"), hook_state)
+                hooks.run("createRuntime", hooks_cfg.get("createRuntime"), hook_state)
+                chan.send("C")
+            elif kind == "R":
+                break
+        record = {"ociVersion": config["ociVersion"], "id": cid, "pid": init_pid,
+                  "pid_start": state.start_time(init_pid), "bundle": bundle,
+                  "rootfs": config["root"]["path"], "created": state.iso_now(),
+                  "annotations": config.get("annotations") or {}, "owner": "",
+                  "cgroup_dirs": dirs, "cgroup_made": made, "config": config}
+        state.write_json_atomic(os.path.join(cdir, STATE), record)
+        if pid_file:
+            state.write_pid_file(pid_file, init_pid)
+        chan.close()
+        return init_pid
+    except BaseException:
+        for fd in opened:
+            os.close(fd)
+        for pid in pids:
+            _kill_wait(pid)
+        try:
+            cgroups.remove(made)
+        finally:
+            shutil.rmtree(cdir, ignore_errors=True)
+        raise
+    finally:
+        os.close(lock_fd)
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        lines = "".join("%d %d %d\n" % (m["containerID"], m["hostID"], m["size"]) for m in linux.get(key) or ())
+        if not lines:
+            continue
+        try:
+            with open("/proc/%d/%s" % (pid, name), "w") as f:
+                f.write(lines)
+        except OSError as e:
+            raise SmithError("linux.%s: the kernel refused the mapping %r: %s; check that ranges do "
+                             "not overlap" % (key, lines.strip(), e.strerror)) from None
+
+
+def _oom_score_adj(pid: int, value: int) -> None:
+    try:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise SmithError("process.oomScoreAdj %d: %s (lowering it needs CAP_SYS_RESOURCE)"
+                         % (value, e.strerror)) from None
+
+
+def _kill_wait(pid: int) -> None:
+    try:
+        os.kill(pid, SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # not our child (init after stage1 exited): poll until it is gone
+        for _ in range(2000):
+            if state.start_time(pid) is None:
+                return
+            time.sleep(0.001)
+
+
+def start(root: str, cid: str) -> None:
+    """Let the created container exec its program: read exec.fifo, then remove it."""
+    with state.Container(root, cid) as c:
+        status = c.status()
+        if status != "created":
+            raise SmithError('cannot start container "%s": it is %s, not created' % (cid, status))
+        fifo_path = os.path.join(c.dir, FIFO)
+        fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            _await_fifo(c, fd)
+        finally:
+            os.close(fd)
+        os.unlink(fifo_path)
+        hooks = (c.state.get("config") or {}).get("hooks") or {}
+        if hooks.get("poststart"):
+            from smith.runtime import hooks as hookrun
+            hookrun.run("poststart", hooks["poststart"], c.oci_state(), fatal=False)
+
+
+def _await_fifo(c: "state.Container", fd: int) -> None:
+    """Wait for init's "0" on the fifo, checking that init is still alive while waiting."""
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        if poller.poll(100):
+            data = os.read(fd, 1)
+            if data == b"0":
+                break
+            raise SmithError('container "%s" init died before it could start' % c.id)
+        if not c.alive():
+            raise SmithError('container "%s" init died before it could start' % c.id)
+    # init closes its end when it execs (close-on-exec): wait for that, so `start` returns
+    # only once the program runs (or init died).
+    os.set_blocking(fd, True)
+    os.read(fd, 1)
+
+
+def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
+    with state.Container(root, cid) as c:
+        status = c.status()
+        if status == "stopped" and not all_procs:
+            raise SmithError('cannot kill container "%s": it is not running' % cid)
+        targets = [c.pid] if status != "stopped" else []
+        if all_procs:
+            targets = sorted(set(targets) | set(cgroups.pids(c.state.get("cgroup_dirs") or {})))
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def destroy(c: "state.Container") -> None:
+    """Kill whatever is left, run poststop hooks, remove cgroups and the state directory."""
+    dirs = c.state.get("cgroup_dirs") or {}
+    if c.alive():
+        os.kill(c.pid, SIGKILL)
+    for pid in cgroups.pids(dirs):
+        try:
+            os.kill(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while (c.alive() or cgroups.pids(dirs)) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    hooks = (c.state.get("config") or {}).get("hooks") or {}
+    if hooks.get("poststop"):
+        from smith.runtime import hooks as hookrun
+        st = c.oci_state()
+        st["status"] = "stopped"
+        hookrun.run("poststop", hooks["poststop"], st, fatal=False)
+    try:
+        cgroups.remove(c.state.get("cgroup_made") or [])
+    finally:
+        shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    with state.Container(root, cid) as c:
+        status = c.status()
+        if status == "running" and not force:
+            raise SmithError('cannot delete container "%s" that is not stopped: running '
+                             '(stop it with kill, or use delete --force)' % cid)
+        destroy(c)
+
+
+def load_state_json(path: str) -> dict:
+    with open(path, "rb") as f:
+        return fastjson.loads(f.read())

@@ -1,0 +1,166 @@
+"""The container side of `create`: code that runs in the forked processes, never returns.
+
+stage1 (forked by the runtime): waits until the runtime has put it in the cgroups, joins
+namespaces given by path, creates the new ones (user first, so the runtime can write the
+id maps), then forks stage2 -- the first process of a new pid namespace must be a child.
+stage2 (the container's init): builds the rootfs, pivots, sets hostname/sysctls/paths,
+becomes the configured user, reports "ready", then blocks opening exec.fifo for writing
+until `start` opens it for reading, and execs the program.
+"""
+import os
+
+from smith.errors import SmithError
+from smith.runtime import libc
+
+NS_FLAGS = {
+    "user": libc.CLONE_NEWUSER, "mount": libc.CLONE_NEWNS, "uts": libc.CLONE_NEWUTS,
+    "ipc": libc.CLONE_NEWIPC, "network": libc.CLONE_NEWNET, "pid": libc.CLONE_NEWPID,
+    "cgroup": libc.CLONE_NEWCGROUP, "time": libc.CLONE_NEWTIME,
+}
+JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
+
+
+def _fail(chan, exc: BaseException) -> None:
+    if isinstance(exc, (SmithError, OSError)):
+        msg = str(exc)
+    else:
+        msg = "internal error: %s: %s" % (type(exc).__name__, exc)
+    if os.environ.get("SMITH_RUNTIME_DEBUG"):
+        import traceback  # may fail after pivot_root; only for debugging
+        msg += " " + traceback.format_exc().replace("\n", " | ")
+    try:
+        chan.send("E " + msg)
+    except OSError:
+        os.write(2, ("smith-runtime: error: %s\n" % msg).encode("utf-8", "replace"))
+    os._exit(1)
+
+
+def stage1(ctx: dict) -> None:
+    chan = ctx["chan"].as_child()
+    try:
+        for fd in ctx["close_fds"]:
+            os.close(fd)
+        chan.expect("G")
+        for t in JOIN_ORDER:
+            if t in ctx["join_fds"]:
+                libc.setns(ctx["join_fds"][t], NS_FLAGS[t])
+                os.close(ctx["join_fds"][t])
+        new = ctx["new_ns"]
+        if "user" in new:
+            libc.unshare(libc.CLONE_NEWUSER)
+            chan.send("U")
+            chan.expect("M")
+            if ctx["root_mapped"]:
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+        flags = 0
+        for t in new:
+            if t != "user":
+                flags |= NS_FLAGS[t]
+        if flags:
+            libc.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            stage2(ctx, chan)
+        chan.send("P %d" % pid)
+        os._exit(0)
+    except BaseException as e:  # report everything to the runtime, never unwind into its code
+        _fail(chan, e)
+
+
+def stage2(ctx: dict, chan) -> None:
+    try:
+        go = chan.recv()
+        if not go.startswith("S "):
+            raise RuntimeError("runtime went away during setup")
+        ctx["hook_state"]["pid"] = int(go[2:])
+        _setup(ctx, chan)
+    except BaseException as e:
+        _fail(chan, e)
+    os._exit(127)
+
+
+def _setup(ctx: dict, chan) -> None:
+    # Import now everything needed later: after pivot_root neither the standard library nor
+    # our zipapp is reachable any more.
+    from smith.runtime import identity, rootfs
+    config = ctx["config"]
+    process = config["process"]
+    linux = config.get("linux") or {}
+    hooks = config.get("hooks") or {}
+    if process.get("rlimits"):
+        import resource  # noqa: F401
+    if process.get("terminal"):
+        from smith.runtime import console
+    if hooks.get("startContainer") or hooks.get("createContainer"):
+        from smith.runtime import hooks as hookrun
+        hookrun.preload()
+    rootfs_dir = config["root"]["path"]
+    userns = "user" in ctx["new_ns"] or "user" in ctx["join_fds"]
+    os.setsid()
+    mounts = config.get("mounts") or []
+    if "mount" in ctx["new_ns"]:
+        rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"))
+        rootfs.mount_all(rootfs_dir, ctx["bundle"], mounts, userns, ctx["cgroup_dirs"])
+        dev_tmpfs = any(m["destination"] == "/dev" and m.get("type") != "bind" and "bind" not in (m.get("options") or ()) and "rbind" not in (m.get("options") or ()) for m in mounts)
+        if dev_tmpfs:
+            rootfs.make_devices(rootfs_dir, linux.get("devices") or [], userns)
+            rootfs.dev_symlinks(rootfs_dir)
+        elif linux.get("devices"):
+            rootfs.make_devices(rootfs_dir, linux["devices"], userns)
+    if hooks.get("prestart") or hooks.get("createRuntime"):
+        chan.send("H")
+        chan.expect("C")
+    if hooks.get("createContainer"):
+        hookrun.run("createContainer", hooks["createContainer"], ctx["hook_state"])
+    seccomp = None
+    if linux.get("seccomp"):  # libseccomp is found and loaded from the host, before pivot_root
+        from smith.runtime import seccomp as sc
+        seccomp = sc.build(linux["seccomp"])
+    if ctx["no_pivot"]:
+        rootfs.move_root(rootfs_dir)
+    else:
+        rootfs.pivot(rootfs_dir)
+    if "hostname" in config:
+        libc.sethostname(config["hostname"])
+    if "domainname" in config:
+        libc.setdomainname(config["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
+    for p in linux.get("readonlyPaths") or ():
+        rootfs.readonly_path(p)
+    for p in linux.get("maskedPaths") or ():
+        rootfs.mask_path(p)
+    if config["root"].get("readonly"):
+        rootfs.readonly_root()
+    if process.get("terminal"):
+        console.setup_child(ctx["console_fd"], process)
+    identity.set_rlimits(process.get("rlimits"))
+    exe = identity.find_executable(process["args"][0], process.get("env"))
+    nnp = process.get("noNewPrivileges")
+    if seccomp is not None and not nnp:
+        sc.load(seccomp)  # needs CAP_SYS_ADMIN, so before the caps are dropped
+    identity.finalize(process)
+    try:
+        os.chdir(process["cwd"])
+    except OSError as e:
+        raise SmithError("process.cwd %s: cannot enter it in the container: %s" % (process["cwd"], e.strerror))
+    chan.send("R")
+    fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx["state_fd"])
+    os.write(fifo, b"0")
+    os.close(ctx["state_fd"])
+    if hooks.get("startContainer"):
+        ctx["hook_state"]["status"] = "running"
+        hookrun.run("startContainer", hooks["startContainer"], ctx["hook_state"])
+    if seccomp is not None and nnp:
+        sc.load(seccomp)
+    os.execve(exe, process["args"], _env(process.get("env")))
+
+
+def _env(env) -> dict:
+    out = {}
+    for e in env or ():
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out

@@ -1,0 +1,220 @@
+"""Load a bundle's config.json and check it against the runtime-spec before touching anything.
+
+Every problem is a SmithError naming the field (`linux.namespaces[2].type`) and what to do,
+so a bad config fails before any state directory, cgroup or process exists.
+"""
+import os
+from typing import Any, List
+
+from smith.errors import SmithError
+from smith.runtime import caps, fastjson
+
+NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate",
+               "runbindable"}
+
+
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, field: str, what: str) -> None:
+        raise SmithError("%s: field %s: %s; fix the bundle's config.json" % (self.path, field, what))
+
+    def typed(self, value: Any, field: str, types, name: str) -> Any:
+        if not isinstance(value, types) or (types is int and isinstance(value, bool)):
+            self.fail(field, "must be %s, got %s" % (name, fastjson.dumps(value) if value is not ... else "nothing"))
+        return value
+
+    def obj(self, d: Any, field: str) -> dict:
+        return self.typed(d, field, dict, "an object")
+
+    def lst(self, v: Any, field: str) -> list:
+        return self.typed(v, field, list, "an array")
+
+    def string(self, v: Any, field: str) -> str:
+        return self.typed(v, field, str, "a string")
+
+    def integer(self, v: Any, field: str) -> int:
+        return self.typed(v, field, int, "an integer")
+
+    def strings(self, v: Any, field: str) -> List[str]:
+        for i, s in enumerate(self.lst(v, field)):
+            self.string(s, "%s[%d]" % (field, i))
+        return v
+
+    def abspath(self, v: Any, field: str) -> str:
+        if not self.string(v, field).startswith("/"):
+            self.fail(field, "must be an absolute path, got %r" % v)
+        return v
+
+
+def load(bundle: str) -> dict:
+    """Read and validate <bundle>/config.json; returns the config with root.path made absolute."""
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise SmithError("cannot read %s: %s; pass the bundle directory with --bundle"
+                         % (path, e.strerror)) from None
+    try:
+        config = fastjson.loads(raw)
+    except ValueError as e:
+        raise SmithError("%s is not valid JSON: %s" % (path, e)) from None
+    validate(config, path, bundle)
+    return config
+
+
+def validate(config: Any, path: str, bundle: str) -> None:
+    c = _Checker(path)
+    c.obj(config, "(top level)")
+    c.string(config.get("ociVersion", ...), "ociVersion")
+    root = c.obj(config.get("root", ...), "root")
+    rootfs = c.string(root.get("path", ...), "root.path")
+    rootfs = os.path.join(bundle, rootfs)
+    if not os.path.isdir(rootfs):
+        c.fail("root.path", "the root filesystem %s does not exist or is not a directory" % rootfs)
+    root["path"] = os.path.realpath(rootfs)
+    if "readonly" in root:
+        c.typed(root["readonly"], "root.readonly", bool, "a boolean")
+    if "hostname" in config:
+        c.string(config["hostname"], "hostname")
+    if "domainname" in config:
+        c.string(config["domainname"], "domainname")
+    _process(c, config.get("process", ...))
+    for i, m in enumerate(c.lst(config.get("mounts", []), "mounts")):
+        f = "mounts[%d]" % i
+        c.obj(m, f)
+        c.abspath(m.get("destination", ...), f + ".destination")
+        for k in ("type", "source"):
+            if k in m:
+                c.string(m[k], "%s.%s" % (f, k))
+        c.strings(m.get("options", []), f + ".options")
+    _hooks(c, config.get("hooks", {}))
+    c.obj(config.get("annotations", {}), "annotations")
+    _linux(c, c.obj(config.get("linux", {}), "linux"))
+
+
+def _process(c: _Checker, p: Any) -> None:
+    c.obj(p, "process")
+    args = c.strings(p.get("args", ...), "process.args")
+    if not args:
+        c.fail("process.args", "must name the program to run (it is empty)")
+    c.abspath(p.get("cwd", ...), "process.cwd")
+    for i, e in enumerate(c.strings(p.get("env", []), "process.env")):
+        if "=" not in e:
+            c.fail("process.env[%d]" % i, "must look like NAME=VALUE, got %r" % e)
+    for k in ("terminal", "noNewPrivileges"):
+        if k in p:
+            c.typed(p[k], "process." + k, bool, "a boolean")
+    user = c.obj(p.get("user", ...), "process.user")
+    for k in ("uid", "gid"):
+        if c.integer(user.get(k, ...), "process.user." + k) < 0:
+            c.fail("process.user." + k, "must not be negative")
+    if "umask" in user:
+        c.integer(user["umask"], "process.user.umask")
+    for i, g in enumerate(c.lst(user.get("additionalGids", []), "process.user.additionalGids")):
+        c.integer(g, "process.user.additionalGids[%d]" % i)
+    capset = c.obj(p.get("capabilities", {}), "process.capabilities")
+    for k, names in capset.items():
+        if k not in caps.SETS:
+            c.fail("process.capabilities." + k, "unknown capability set (known: %s)" % ", ".join(caps.SETS))
+        for i, n in enumerate(c.strings(names, "process.capabilities." + k)):
+            if n not in caps.NUMBER:
+                c.fail("process.capabilities.%s[%d]" % (k, i), "unknown capability %r" % n)
+    for i, r in enumerate(c.lst(p.get("rlimits", []), "process.rlimits")):
+        f = "process.rlimits[%d]" % i
+        c.obj(r, f)
+        if c.string(r.get("type", ...), f + ".type") not in RLIMITS:
+            c.fail(f + ".type", "unknown rlimit %r (known: %s)" % (r["type"], ", ".join(sorted(RLIMITS))))
+        soft, hard = c.integer(r.get("soft", ...), f + ".soft"), c.integer(r.get("hard", ...), f + ".hard")
+        if soft > hard:
+            c.fail(f, "soft limit %d is above hard limit %d" % (soft, hard))
+    if "oomScoreAdj" in p:
+        if not -1000 <= c.integer(p["oomScoreAdj"], "process.oomScoreAdj") <= 1000:
+            c.fail("process.oomScoreAdj", "must be between -1000 and 1000")
+    if "consoleSize" in p:
+        c.obj(p["consoleSize"], "process.consoleSize")
+
+
+def _hooks(c: _Checker, hooks: Any) -> None:
+    c.obj(hooks, "hooks")
+    for name, lst in hooks.items():
+        if name not in HOOKS:
+            c.fail("hooks." + name, "unknown hook kind (known: %s)" % ", ".join(HOOKS))
+        for i, h in enumerate(c.lst(lst, "hooks." + name)):
+            f = "hooks.%s[%d]" % (name, i)
+            c.obj(h, f)
+            c.abspath(h.get("path", ...), f + ".path")
+            c.strings(h.get("args", []), f + ".args")
+            c.strings(h.get("env", []), f + ".env")
+            if "timeout" in h and c.integer(h["timeout"], f + ".timeout") <= 0:
+                c.fail(f + ".timeout", "must be a positive number of seconds")
+
+
+def _linux(c: _Checker, linux: dict) -> None:
+    seen = set()
+    for i, ns in enumerate(c.lst(linux.get("namespaces", []), "linux.namespaces")):
+        f = "linux.namespaces[%d]" % i
+        c.obj(ns, f)
+        t = c.string(ns.get("type", ...), f + ".type")
+        if t not in NAMESPACES:
+            c.fail(f + ".type", "unknown namespace %r (known: %s)" % (t, ", ".join(sorted(NAMESPACES))))
+        if t in seen:
+            c.fail(f + ".type", "namespace %r is listed twice" % t)
+        seen.add(t)
+        if "path" in ns and not os.path.exists(c.abspath(ns["path"], f + ".path")):
+            c.fail(f + ".path", "namespace file %s does not exist" % ns["path"])
+    if "mount" not in seen:
+        c.fail("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
+    for k in ("uidMappings", "gidMappings"):
+        maps = c.lst(linux.get(k, []), "linux." + k)
+        for i, m in enumerate(maps):
+            f = "linux.%s[%d]" % (k, i)
+            c.obj(m, f)
+            for n in ("containerID", "hostID", "size"):
+                if c.integer(m.get(n, ...), "%s.%s" % (f, n)) < 0:
+                    c.fail("%s.%s" % (f, n), "must not be negative")
+            if m["size"] == 0:
+                c.fail(f + ".size", "must be at least 1")
+        user = "user" in seen
+        if maps and not user:
+            c.fail("linux." + k, "mappings need a user namespace (add {\"type\": \"user\"} to linux.namespaces)")
+        if user and not maps and not any(n.get("path") for n in linux["namespaces"] if n["type"] == "user"):
+            c.fail("linux." + k, "a new user namespace needs at least one mapping")
+    for i, d in enumerate(c.lst(linux.get("devices", []), "linux.devices")):
+        f = "linux.devices[%d]" % i
+        c.obj(d, f)
+        c.abspath(d.get("path", ...), f + ".path")
+        if c.string(d.get("type", ...), f + ".type") not in ("c", "b", "u", "p"):
+            c.fail(f + ".type", "must be one of c, b, u, p")
+        if d["type"] != "p":
+            c.integer(d.get("major", ...), f + ".major")
+            c.integer(d.get("minor", ...), f + ".minor")
+    for k in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(c.strings(linux.get(k, []), "linux." + k)):
+            c.abspath(p, "linux.%s[%d]" % (k, i))
+    if "rootfsPropagation" in linux and linux["rootfsPropagation"] not in PROPAGATION:
+        c.fail("linux.rootfsPropagation", "must be one of %s" % ", ".join(sorted(PROPAGATION)))
+    if "cgroupsPath" in linux:
+        c.string(linux["cgroupsPath"], "linux.cgroupsPath")
+    for k, v in c.obj(linux.get("sysctl", {}), "linux.sysctl").items():
+        c.string(v, "linux.sysctl." + k)
+    c.obj(linux.get("resources", {}), "linux.resources")
+    if "seccomp" in linux:
+        s = c.obj(linux["seccomp"], "linux.seccomp")
+        c.string(s.get("defaultAction", ...), "linux.seccomp.defaultAction")
+        for i, rule in enumerate(c.lst(s.get("syscalls", []), "linux.seccomp.syscalls")):
+            f = "linux.seccomp.syscalls[%d]" % i
+            c.obj(rule, f)
+            c.strings(rule.get("names", ...), f + ".names")
+            c.string(rule.get("action", ...), f + ".action")
