@@ -4,7 +4,7 @@ Everything written is a function of the inputs: canonical JSON (sorted keys, no 
 UTF-8), no `created` unless the user gives one, one fixed history entry per layer.
 
 Microcontainer skeleton (a layer of its own, added unless disabled, right after any base
-layers): /read /write /run /proc /sys /dev owned by uid:gid, and /tmp as a symlink to "run",
+layers unless the base already has the identical layer): /read /write /run /proc /sys /dev owned by uid:gid, and /tmp as a symlink to "run",
 so programs that insist on /tmp write into the /run volume (the root stays read-only and needs
 no extra mount). /read /write /run are declared as Volumes by default.
 """
@@ -209,6 +209,8 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
         history += [h for h in base_config.get("history") or [] if isinstance(h, dict)]
     if skeleton:
         data, desc = skeleton_layer(uid, gid, mtime)
+        skeleton = desc["diff_id"] not in diff_ids  # a smith base already has it
+    if skeleton:
         diff_ids.append(desc.pop("diff_id"))
         layers.append(blobs.put_bytes(data, desc["mediaType"]))
         history.append(_history("smith: microcontainer skeleton (/read /write /run ...)", created))
