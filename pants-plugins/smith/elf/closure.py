@@ -78,9 +78,26 @@ class Closure:
         if not info.dynamic or (info.interp is None and not info.needed):
             return  # static or static-pie: needs only itself
         proc = Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs)
-        proc.load_all()
+        for name in proc.load_all(self._preloads()):
+            self._warn("preload %s is not in the root %s; ld.so will ignore it" % (name, self.fs.root))
         self._keep_process(proc)
         self.processes.append(proc)
+
+    def _preloads(self) -> List[str]:
+        """LD_PRELOAD (image env) then the root's /etc/ld.so.preload, split as ld.so splits them."""
+        names = self.env.get("LD_PRELOAD", "").replace(":", " ").split()
+        found = self.fs.resolve("/etc/ld.so.preload")
+        if found is not None and found.is_file:
+            with open(self.fs.host(found.path), "r", encoding="utf-8", errors="replace") as f:
+                listed = f.read().replace(":", " ").split()
+            if listed:
+                self.keep(found)  # the image's ld.so reads it too
+                names += listed
+        return names
+
+    def _warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
 
     def _keep_process(self, proc: Process) -> None:
         for obj in proc.objects:
@@ -93,10 +110,9 @@ class Closure:
         if cache is not None and cache.is_file:
             self.keep(cache)
         else:
-            msg = ("%s was found through /etc/ld.so.conf, but the root has no /etc/ld.so.cache, so ld.so in "
-                   "the image will not find it; run `ldconfig -r ROOT` or add its dir to LD_LIBRARY_PATH" % lib)
-            if msg not in self.warnings:
-                self.warnings.append(msg)
+            self._warn("%s was found through /etc/ld.so.conf, but the root has no /etc/ld.so.cache, so ld.so "
+                       "in the image will not find it; run `ldconfig -r ROOT` or add its dir to LD_LIBRARY_PATH"
+                       % lib)
 
     def _add_script(self, path: str, head: bytes, depth: int) -> None:
         if depth >= MAX_SCRIPT_DEPTH:

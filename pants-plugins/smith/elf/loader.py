@@ -12,7 +12,7 @@ already loaded (same inode) under another name is the same object. A name is sea
 Candidates of another ELF class, byte order or machine are skipped, as ld.so does.
 """
 import os
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from smith.elf.elfinfo import ElfCache, ElfInfo
 from smith.elf.rootfs import Resolved, RootFS
@@ -62,7 +62,9 @@ class Process:
     def _remember(self, obj: LoadedObject) -> None:
         self._by_inode[(obj.found.st.st_dev, obj.found.st.st_ino)] = obj
 
-    def load_all(self) -> None:
+    def load_all(self, preload: Sequence[str] = ()) -> List[str]:
+        """Map the interpreter, the preloads (LD_PRELOAD, then /etc/ld.so.preload) and all
+        dependencies; returns the preloads that were not found (ld.so ignores them, with a message)."""
         info = self.main.info
         if info.interp:
             found = self.fs.resolve(info.interp)
@@ -76,11 +78,22 @@ class Process:
             interp.names.add(info.interp)
             self.objects.append(interp)
             self._remember(interp)
-        self.load_deps(self.main)
+        queue = [self.main]
+        ignored = []
+        for name in preload:
+            try:
+                obj = self.map_object(name, self.main)
+            except SmithError:
+                ignored.append(name)
+                continue
+            if obj is not None:
+                queue.append(obj)
+        self.load_deps(*queue)
+        return ignored
 
-    def load_deps(self, first: LoadedObject) -> None:
+    def load_deps(self, *first: LoadedObject) -> None:
         """Breadth-first over DT_NEEDED, as _dl_map_object_deps does."""
-        queue = [first]
+        queue = list(first)
         while queue:
             obj = queue.pop(0)
             for name in obj.info.needed:

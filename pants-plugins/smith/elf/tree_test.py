@@ -32,6 +32,12 @@ SOURCES = {
                 'int main(void) { printf("lp+%s\\n", lp()); return 0; }\n',
     "static.c": '#include <stdio.h>\nint main(void) { printf("static\\n"); return 0; }\n',
     "gone.c": 'int gone(void) { return 1; }\n',
+    "plug.c": 'const char *extra(void);\nconst char *plug(void) { return extra(); }\n',
+    "dl.c": '#include <dlfcn.h>\n#include <stdio.h>\nint main(void) {\n'
+            '  void *h = dlopen("/opt/plugins/plug.so", RTLD_NOW);\n'
+            '  if (!h) { printf("dlopen: %s\\n", dlerror()); return 1; }\n'
+            '  const char *(*f)(void) = (const char *(*)(void))dlsym(h, "plug");\n'
+            '  printf("plug+%s\\n", f()); return 0; }\n',
     "needy.c": 'int gone(void);\nint main(void) { return gone(); }\n',
 }
 
@@ -116,6 +122,12 @@ def tree(tmp_path_factory) -> str:
     _gcc(r + "/opt/ldlp/liblp.so.1", [s("lp.c")], "-shared", "-fPIC", '-DWHO="ldlp"', "-Wl,-soname,liblp.so.1")
     _gcc(r + "/opt/lp/bin/lp", [s("lpmain.c")], "-L" + r + "/opt/lp/lib", "-l:liblp.so.1",
          "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib")
+    # A program that dlopens a plugin (traced with --extra-lib), next to a data file.
+    _gcc(r + "/opt/plugins/plug.so", [s("plug.c")], "-shared", "-fPIC", "-L" + r + "/opt/extra/lib",
+         "-l:libextra.so.1")
+    with open(r + "/opt/plugins/plug.txt", "w") as f:
+        f.write("data the plugin reads\n")
+    _gcc(r + "/opt/dl/bin/dl", [s("dl.c")])
     # Static and static-pie programs.
     _gcc(r + "/opt/static/hello-static", [s("static.c")], "-static")
     _gcc(r + "/opt/static/hello-spie", [s("static.c")], "-static-pie")
@@ -170,6 +182,7 @@ def _objects(root: str, prog: str, env: Dict[str, str]) -> Set[str]:
     ("/opt/plat/bin/plat", {}),
     ("/opt/lp/bin/lp", {}),
     ("/opt/lp/bin/lp", {"LD_LIBRARY_PATH": "/opt/ldlp"}),
+    ("/opt/app/bin/hello", {"LD_PRELOAD": "libchain.so.1", "LD_LIBRARY_PATH": "/opt/x86_64/lib/" + TRIPLET}),
 ])
 def test_closure_loads_what_the_roots_ld_so_loads(tree: str, prog: str, env: Dict[str, str]) -> None:
     theirs = _ld_so_loads(tree, prog, env)
@@ -191,6 +204,16 @@ def test_search_rules_pick_the_right_files(tree: str) -> None:
               "/usr/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache"):
         assert p in paths
     assert not any("bad" in p or p == "/opt/app/lib/libextra.so.1" for p in paths)
+
+
+def test_extra_libs_are_traced_like_dlopen(tree: str) -> None:
+    plain = set(compute_closure(tree, ["/opt/dl/bin/dl"]).paths)
+    assert "/opt/extra/lib/libextra.so.1" not in plain
+    paths = set(compute_closure(tree, ["/opt/dl/bin/dl"], extra_libs=["/opt/plugins/*"]).paths)
+    assert paths - plain == {"/opt/plugins/plug.so", "/opt/plugins/plug.txt", "/opt/extra/lib/libextra.so.1",
+                             "/etc/ld.so.cache"}
+    with pytest.raises(SmithError, match=r"--extra-lib /opt/nothing/\*\.so matched nothing"):
+        compute_closure(tree, ["/opt/dl/bin/dl"], extra_libs=["/opt/nothing/*.so"])
 
 
 def test_scripts_bring_their_interpreters(tree: str) -> None:
@@ -226,6 +249,7 @@ PROGRAMS = {
     "/opt/plat/bin/plat": ([], "plat+chain\n"),
     "/opt/lp/bin/lp": (["LD_LIBRARY_PATH=/opt/ldlp"], "lp+ldlp\n"),
     "/opt/static/hello-static": ([], "static\n"),
+    "/opt/dl/bin/dl": ([], "plug+conf\n"),
     "/opt/static/hello-spie": ([], "static\n"),
 }
 
@@ -234,7 +258,7 @@ def test_image_of_the_closure_runs_under_runc(tree: str, tmp_path) -> None:
     require_tools("runc")
     out_tar = str(tmp_path / "closure.tar")
     args = ["--root", tree, *PROGRAMS, "--env", "LD_LIBRARY_PATH=/opt/ldlp", "--nss",
-            "--user", "app:10:10", "--output-tar", out_tar]
+            "--extra-lib", "/opt/plugins/*.so", "--user", "app:10:10", "--output-tar", out_tar]
     proc = _smith(args, str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     listed = proc.stdout.splitlines()

@@ -48,6 +48,7 @@ PACKAGE_OF: Dict[str, str] = {
     "readelf": "binutils",
     "ldconfig": "libc-bin",
     "chroot": "coreutils",
+    "getent": "libc-bin",
     "newuidmap": "uidmap",
 }
 
