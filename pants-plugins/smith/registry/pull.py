@@ -46,6 +46,9 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
                               d.get("size"))
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             list(pool.map(fetch, blobs))
+        if chosen_platform is None:
+            _check_config_platform(writer.path_for(manifest["config"]["digest"]), platform,
+                                   "%s@%s" % (ref, digest))
         writer.add_bytes(data)
         entry = {"mediaType": media_type, "digest": digest, "size": len(data),
                  "annotations": {media_types.REF_NAME: ref_name}}
@@ -57,6 +60,20 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
         writer.abort()
         raise
     return digest
+
+
+def _check_config_platform(config_path: str, wanted: Platform, what: str) -> None:
+    """A digest naming a single-platform image must still be for the platform asked for."""
+    try:
+        with open(config_path, "rb") as f:
+            config = json.load(f)
+    except ValueError:
+        raise SmithError("%s: image config is not JSON" % what)
+    have = (config.get("os"), config.get("architecture"))
+    if None not in have and have != (wanted.os, wanted.architecture):
+        raise SmithError("%s is an image for %s/%s, not %s; pass --platform %s/%s (or the "
+                         "platform= field) if that is what you want" % (
+                             what, have[0], have[1], wanted, have[0], have[1]))
 
 
 def check_pinned(ref: Reference, allow_tag: bool) -> Optional[str]:

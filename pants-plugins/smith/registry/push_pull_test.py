@@ -141,6 +141,11 @@ def test_index_push_and_platform_selection(registry, tmp_path):
     with pytest.raises(SmithError, match="no image for linux/s390x.*linux/amd64"):
         pull_image(client, ref, parse_platform("linux/s390x"), str(tmp_path / "none"))
     assert not (tmp_path / "none").exists()
+    # A digest naming one image (not the index) must still match the platform asked for.
+    single = parse_reference("%s/multi@%s" % (registry.host, arm64["digest"]))
+    with pytest.raises(SmithError, match="is an image for linux/arm64, not linux/amd64"):
+        pull_image(client, single, parse_platform("linux/amd64"), str(tmp_path / "none"))
+    assert not (tmp_path / "none").exists()
 
 
 def test_sbom_artifact_is_pushed_and_listed_in_referrers_tag(registry, tmp_path):

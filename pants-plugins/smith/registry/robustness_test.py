@@ -1,9 +1,12 @@
 """The registry client under trouble: corrupt storage, a registry killed mid-push, and many
 pushes at once — all against a real docker-registry on 127.0.0.1."""
+import hashlib
 import json
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -153,3 +156,58 @@ def test_twenty_concurrent_pushes_all_land(registry, tmp_path):
     tags = json.loads(skopeo("list-tags", "--tls-verify=false",
                              "docker://%s/fleet/app0" % registry.host).stdout)["Tags"]
     assert sorted(tags) == sorted("t%d" % i for i in range(0, 20, 4))
+
+
+class FlakyRegistry:
+    """A fake registry that answers 503 or cuts a body short `failures` times, then serves."""
+
+    def __init__(self, failures, mode):
+        self.failures, self.mode, self.calls = failures, mode, 0
+        self.manifest = json.dumps({"schemaVersion": 2, "mediaType":
+                                    "application/vnd.oci.image.manifest.v1+json",
+                                    "config": {}, "layers": []}).encode()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/v2/":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                fake.calls += 1
+                failing = fake.calls <= fake.failures
+                if failing and fake.mode == "503":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                self.send_header("Content-Length", str(len(fake.manifest)))
+                self.end_headers()
+                self.wfile.write(fake.manifest[:10] if failing else fake.manifest)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = "127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("mode", ["503", "cut-short"])
+def test_bounded_retries_with_backoff(mode):
+    fake = FlakyRegistry(failures=2, mode=mode)
+    try:
+        digest = "sha256:" + hashlib.sha256(fake.manifest).hexdigest()
+        data, _, got = RegistryClient(fake.host, retries=2, backoff=0.01).get_manifest("r", digest)
+        assert (data, got, fake.calls) == (fake.manifest, digest, 3)
+        fake.calls, fake.failures = 0, 100
+        started = time.time()
+        with pytest.raises(SmithError, match="failed after 4 attempts"):
+            RegistryClient(fake.host, retries=3, backoff=0.2).get_manifest("r", digest)
+        # Backoff doubles: 0.2 + 0.4 + 0.8 s of waiting between the 4 attempts.
+        assert fake.calls == 4 and 1.4 <= time.time() - started < 5
+    finally:
+        fake.httpd.shutdown()

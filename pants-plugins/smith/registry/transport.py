@@ -123,15 +123,23 @@ class Transport:
         try:
             conn.request(method, path, body=body, headers=headers)
             raw = conn.getresponse()
+            received = 0
             if sink is not None and 200 <= raw.status < 300:
                 while True:
                     chunk = raw.read(IO_BLOCK)
                     if not chunk:
                         break
+                    received += len(chunk)
                     sink(chunk)
                 data = b""
             else:
                 data = raw.read(MAX_BODY + 1) if method != "HEAD" else b""
+                received = len(data)
+            # read(amt) returns short data, not IncompleteRead, when the peer hangs up early.
+            expected = raw.getheader("Content-Length")
+            if (method != "HEAD" and expected and expected.isdigit() and received < int(expected)
+                    and received <= MAX_BODY):
+                raise http.client.IncompleteRead(b"", int(expected) - received)
             resp = Response(raw.status, raw.headers, data, url)
         except ssl.SSLCertVerificationError as e:
             raise SmithError("TLS certificate of %s is not trusted (%s); pass --ca FILE with the "
