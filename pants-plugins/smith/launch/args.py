@@ -5,7 +5,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from smith.errors import SmithError
-from smith.launch import bundle
+from smith.launch import bundle, container
 from smith.launch.container import Settings
 from smith.launch.image import Image, open_image, split_layout_ref
 
@@ -69,6 +69,7 @@ def parse(p: ArgParser, argv: List[str]) -> argparse.Namespace:
 
 
 def load(ns: argparse.Namespace, tty: bool) -> Tuple[Image, bundle.Options, Settings]:
+    container.require_root()  # before anything else: the first thing a user must fix
     path, tag = split_layout_ref(ns.layout)
     image = open_image(path, tag)
     opts = bundle.Options(args=ns.command, whole_command=ns.whole_command, env=ns.env,

@@ -5,9 +5,11 @@ Container directory STORE/c/<host id base> (short: it is the overlay's chdir):
   root/         the overlay mount (read-only unless --writable-root: then upper/ + work/)
   write/        /write (owned by the image user as mapped), removed unless a --write dir is given
   read/         an idmapped view of the --read directory, when its filesystem allows one
-  config.json   the bundle config; the runtime's container id is smith-<host id base>
+  config.json   the bundle config; the runtime's container id is
+smith-<store hash>-<host id base>
 """
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -59,10 +61,14 @@ def _resolve_runtime(runtime: str) -> str:
     return os.path.abspath(found)
 
 
-def preflight(settings: Settings) -> None:
+def require_root() -> None:
     if os.geteuid() != 0:
         raise SmithError("running an image needs root (it mounts overlayfs and creates a user "
                          "namespace per container); run as root, e.g. with sudo")
+
+
+def preflight(settings: Settings) -> None:
+    require_root()
     path = os.path.abspath(settings.store)
     os.makedirs(os.path.join(path, "c"), mode=0o711, exist_ok=True)
     # The container's root user (an unprivileged host uid) must reach its root and /write.
@@ -89,6 +95,12 @@ def _user_namespace(r: IdRange) -> int:
 def _quiet(argv: List[str]) -> None:
     subprocess.run(argv, env=_runtime_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
+
+
+def runtime_id(store: str, container: str) -> str:
+    """The runtime's container id: unique per store too, as runtimes share one state dir."""
+    tag = hashlib.sha256(os.path.realpath(store).encode()).hexdigest()[:8]
+    return "smith-%s-%s" % (tag, container)
 
 
 def remove_container_dir(cdir: str) -> None:
@@ -123,7 +135,7 @@ class Container:
 
     def _reap(self, stale: IdRange) -> None:
         log(self.settings, "cleaning up container %s of dead launcher %d" % (stale.container, stale.pid))
-        _quiet([stale.runtime, "delete", "--force", "smith-%s" % stale.container])
+        _quiet([stale.runtime, "delete", "--force", runtime_id(self.settings.store, stale.container)])
         remove_container_dir(os.path.join(self.settings.store, "c", stale.container))
 
     def setup(self) -> str:
@@ -131,7 +143,7 @@ class Container:
         preflight(self.settings)
         lowers = self._layers()
         self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap)
-        self.id = "smith-%s" % self.ids.container
+        self.id = runtime_id(self.settings.store, self.ids.container)
         self.dir = os.path.join(self.settings.store, "c", self.ids.container)
         remove_container_dir(self.dir)  # leftovers of a range freed without cleanup
         os.mkdir(self.dir, 0o711)
@@ -145,7 +157,7 @@ class Container:
                     lowers.append(self.store.empty_dir())
             try:
                 root = rootfs.mount_root(self.dir, lowers, userns, self.opts.writable_root,
-                                         owner=(self.ids.base, self.ids.base))
+                                         id_base=self.ids.base)
             except OSError as e:
                 raise SmithError("could not mount the container root from the store %s: %s (needs "
                                  "overlayfs and idmapped mounts, Linux >= 5.19, on a local file "

@@ -14,7 +14,8 @@ mounted with relative lowerdir paths from a chdir, so the option string stays sh
 store path and however many layers (the mount data is one page).
 """
 import os
-from typing import List, Optional
+import stat
+from typing import List
 
 from smith.launch import kernel
 
@@ -39,10 +40,12 @@ def missing_mount_points(layer_dirs: List[str]) -> List[str]:
 
 
 def mount_root(container_dir: str, layer_dirs: List[str], userns_fd: int,
-               writable: bool, owner: Optional[tuple] = None) -> str:
+               writable: bool, id_base: int) -> str:
     """Mount CONTAINER_DIR/root from `layer_dirs` (top layer first); returns the root path.
 
-    `writable` adds CONTAINER_DIR/upper + work; `owner` = (uid, gid) of the upper dir's root.
+    `writable` adds CONTAINER_DIR/upper + work. The upper dir's root stands for the image's
+    `/`, so it gets the top layer root's mode and owner (shifted by `id_base`, as seen through
+    the idmapped lower layers).
     """
     root = os.path.join(container_dir, "root")
     os.makedirs(root, exist_ok=True)
@@ -59,8 +62,9 @@ def mount_root(container_dir: str, layer_dirs: List[str], userns_fd: int,
             upper, work = os.path.join(container_dir, "upper"), os.path.join(container_dir, "work")
             os.mkdir(upper, 0o755)
             os.mkdir(work, 0o700)
-            if owner is not None:
-                os.chown(upper, *owner)
+            top = os.stat(layer_dirs[0])
+            os.chown(upper, id_base + top.st_uid, id_base + top.st_gid)
+            os.chmod(upper, stat.S_IMODE(top.st_mode))
             options += ",upperdir=upper,workdir=work"
         old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:
