@@ -3,8 +3,8 @@ inputs give the same bytes.
 
 {
   "lockfile_version": 1,
-  "repository": {"kind": "deb", "url": ..., "suites": [...], "components": [...],
-                 "architectures": [...]},            # rpm: kind, url, architectures
+  "repository": {"kind": "deb", "url": ..., "suites": [...], "components": [...], "trusted": false,
+                 "architectures": [...]},     # rpm: kind, url, trusted, architectures
   "request": {"packages": ["redis-server"], "exclude": ["libc-bin"]},
   "excluded": {"libc-bin": ["libc6"]},              # skipped dependency -> who wanted it
   "packages": [{"name", "version", "architecture", "url", "sha256", "size",
@@ -43,12 +43,16 @@ def dumps(lock: Dict[str, Any]) -> str:
 
 
 def write(path: str, lock: Dict[str, Any]) -> None:
+    write_text(path, dumps(lock))
+
+
+def write_text(path: str, text: str) -> None:
     """Write atomically: a temp file in the same directory, renamed at the end."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(lock))
+            f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -30,7 +30,8 @@ class RepoConfig:
     trusted: bool = False
 
     def to_json(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"kind": self.kind, "url": self.url,
+        # The keyring path is machine-specific and not recorded; trusted is.
+        out: Dict[str, Any] = {"kind": self.kind, "url": self.url, "trusted": self.trusted,
                                "architectures": list(self.architectures)}
         if self.kind == "deb":
             out["suites"] = list(self.suites)
