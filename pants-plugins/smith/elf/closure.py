@@ -2,14 +2,13 @@
 
 `compute_closure` is the library entry point used by the `smith closure` CLI.
 """
-import glob
 import os
 import sys
 from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from smith.elf.elfinfo import DEFAULT_CACHE, ElfCache, ElfInfo
 from smith.elf.loader import Process
-from smith.elf.rootfs import Resolved, RootFS
+from smith.elf.rootfs import Resolved, RootFS, glob_in_root
 from smith.elf.searchpath import SearchConfig
 from smith.errors import SmithError
 
@@ -149,7 +148,7 @@ class Closure:
     def add_extra_libs(self, pattern: str) -> None:
         if not pattern.startswith("/"):
             raise SmithError("--extra-lib %s must be an absolute glob inside the root" % pattern)
-        matches = self._glob(pattern)
+        matches = glob_in_root(self.fs, pattern)
         if not matches:
             raise SmithError("--extra-lib %s matched nothing in the root %s" % (pattern, self.fs.root))
         for path in matches:
@@ -182,15 +181,6 @@ class Closure:
                 self.keep(obj.found)
                 if obj.via_conf:
                     self._need_ld_so_cache(obj.path)
-
-    def _glob(self, pattern: str) -> List[str]:
-        if self.fs.is_host:
-            return sorted(glob.glob(pattern, recursive=True))
-        prefix = self.fs.root
-        out = []
-        for m in glob.glob(glob.escape(prefix) + pattern, recursive=True):
-            out.append(m[len(prefix):])
-        return sorted(out)
 
     # -- NSS --------------------------------------------------------------------------------
     def add_nss(self) -> None:

@@ -5,9 +5,11 @@ Every symlink met on the way (including symlinked parent directories such as a m
 Absolute link targets are taken relative to the root; a link that climbs above the root is
 refused (unless the root is `/`, where `..` at the top simply stays at `/`).
 """
+import fnmatch
+import glob
 import os
 import stat
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from smith.errors import SmithError
 
@@ -94,3 +96,47 @@ class RootFS:
                 return None
             cur = cand
         return Resolved(cur, tuple(links), st)
+
+
+def glob_in_root(fs: RootFS, pattern: str) -> List[str]:
+    """Expand an absolute glob inside the root, following the root's symlinks inside the root.
+
+    Like glob.glob: `*`, `?`, `[...]` match within one name, hidden names only match a pattern
+    that starts with `.`, and `**` matches any number of directories (symlinked ones not entered).
+    Returns paths inside the root (not canonicalised), sorted.
+    """
+    parts = [p for p in pattern.split("/") if p]
+    found: Set[str] = set()
+    _glob_step(fs, "/", parts, found)
+    return sorted(found)
+
+
+def _glob_step(fs: RootFS, base: str, parts: List[str], out: Set[str]) -> None:
+    if not parts:
+        if fs.resolve(base) is not None:
+            out.add(base)
+        return
+    head, rest = parts[0], parts[1:]
+    join = (lambda name: (base.rstrip("/") + "/" + name))
+    if not glob.has_magic(head):
+        _glob_step(fs, join(head), rest, out)
+        return
+    d = fs.resolve(base)
+    if d is None or not d.is_dir:
+        return
+    names = sorted(os.listdir(fs.host(d.path)))
+    if head == "**":
+        _glob_step(fs, base, rest, out)  # zero directories
+        for name in names:
+            if name.startswith("."):
+                continue
+            sub = fs.resolve(join(name))
+            if sub is not None and sub.is_dir and not sub.links[len(d.links):]:
+                _glob_step(fs, join(name), parts, out)  # a real subdirectory: go deeper
+            elif not rest:
+                out.add(join(name))
+        return
+    for name in fnmatch.filter(names, head):
+        if name.startswith(".") and not head.startswith("."):
+            continue
+        _glob_step(fs, join(name), rest, out)

@@ -10,12 +10,11 @@ Choices (checked against this Debian bookworm machine's `ld.so --help` and LD_DE
 - glibc-hwcaps / legacy hwcap subdirectories are not searched: ld.so falls back to the plain dir,
   so the baseline library always works in the image.
 """
-import glob
 import os
 import re
 from typing import Dict, List, NamedTuple, Optional, Set
 
-from smith.elf.rootfs import RootFS
+from smith.elf.rootfs import RootFS, glob_in_root
 
 
 class Arch(NamedTuple):
@@ -98,7 +97,7 @@ def _parse_conf(fs: RootFS, path: str, dirs: List[str], seen: Set[str], depth: i
             for pattern in words[1:]:
                 if not pattern.startswith("/"):  # ldconfig: relative to the including file's dir
                     pattern = os.path.join(os.path.dirname(path), pattern)
-                for conf in _glob_in_root(fs, pattern):
+                for conf in glob_in_root(fs, pattern):
                     _parse_conf(fs, conf, dirs, seen, depth + 1)
         elif words[0] == "hwcap":
             continue
@@ -107,16 +106,3 @@ def _parse_conf(fs: RootFS, path: str, dirs: List[str], seen: Set[str], depth: i
             if d.startswith("/") and d not in dirs:
                 dirs.append(d)
 
-
-def _glob_in_root(fs: RootFS, pattern: str) -> List[str]:
-    """Glob an absolute pattern inside the root; returns paths inside the root, sorted."""
-    if fs.is_host:
-        return sorted(glob.glob(pattern))
-    # Glob each directory level through the root's own symlinks by resolving the parent first.
-    parent = fs.resolve(os.path.dirname(pattern))
-    if parent is None or not parent.is_dir:
-        return []
-    base = os.path.basename(pattern)
-    matches = glob.glob(os.path.join(glob.escape(fs.host(parent.path)), base))
-    prefix = fs.host(parent.path)
-    return sorted((parent.path.rstrip("/") + m[len(prefix):]) for m in matches)
