@@ -184,3 +184,20 @@ def test_not_root_is_a_clear_error(layout, tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 1, err
     assert b"needs root" in err
+
+
+def test_next_launch_cleans_up_after_a_killed_launcher(store, layout):
+    argv = launch_cmd("run", "--layout", layout, "--store", store, "--", "sh", "-c", "echo up; read x")
+    victim = subprocess.Popen(argv, env=smith_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        assert victim.stdout.readline() == b"up\n"
+        victim.kill()  # SIGKILL: no cleanup of its own; its container keeps running
+        victim.wait()
+        assert len(leftovers(store)) >= 3  # mount, id range, container dir (and the container)
+        proc = launch(store, layout, "--verbose")
+    finally:
+        victim.stdin.close()
+    assert proc.returncode == 0, proc.stderr
+    assert b"cleaning up container" in proc.stderr
+    # the store fixture checks that nothing of either container is left
