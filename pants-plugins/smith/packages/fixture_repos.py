@@ -56,6 +56,9 @@ DEB_PACKAGES: List[DebSpec] = [
     ("picky", "1.0", "all", {"Depends": "conf-a | conf-c, conf-b"}, {}),
 ]
 
+# data.tar compression other than the default xz, so every reader path is exercised.
+DEB_COMPRESSION = {"hello-data": "gzip", "greeting-en": "zstd", "libgreet1": "none"}
+
 
 def _run(cmd: List[str], cwd: str = None, env: Dict[str, str] = None, stdout=None) -> None:
     proc = subprocess.run(cmd, cwd=cwd, env=env or tool_env(), stdout=stdout or subprocess.PIPE,
@@ -125,7 +128,7 @@ def _build_deb_repo(root: str) -> None:
             with open(full, "wb") as f:
                 f.write(data)
             os.chmod(full, mode)
-        _run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", tree,
+        _run(["dpkg-deb", "--root-owner-group", "-Z" + DEB_COMPRESSION.get(name, "xz"), "--build", tree,
               os.path.join(pool, "%s_%s_%s.deb" % (name, version, arch))])
     repo = os.path.join(root, "repo")
     dist = os.path.join(repo, "dists", "stable")
@@ -231,6 +234,9 @@ def cached_build(name: str, build) -> str:
     try:
         build(tmp)
         os.rename(tmp, final)
+        for old in os.listdir(CACHE):   # builds from older versions of this file
+            if old.startswith(name + "-") and old != os.path.basename(final):
+                shutil.rmtree(os.path.join(CACHE, old), ignore_errors=True)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if not os.path.isdir(final):
