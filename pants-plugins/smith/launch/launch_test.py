@@ -201,3 +201,24 @@ def test_next_launch_cleans_up_after_a_killed_launcher(store, layout):
     assert proc.returncode == 0, proc.stderr
     assert b"cleaning up container" in proc.stderr
     # the store fixture checks that nothing of either container is left
+
+
+def test_tty_is_passed_through(store, layout):
+    master, slave = os.openpty()
+    proc = subprocess.Popen(launch_cmd("run", "--tty", "--layout", layout, "--store", store, "--",
+                                       "sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; tty"),
+                            env=smith_env(), stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every writer of the pty is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, out
+    assert out.startswith(b"is-a-tty\r\n/dev/pts/0\r\n"), out
