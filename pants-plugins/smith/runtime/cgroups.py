@@ -6,7 +6,6 @@ The resulting directories are recorded in state.json so `delete` removes exactly
 """
 import os
 import time
-from typing import Dict, List
 
 from smith.errors import SmithError
 
@@ -14,9 +13,9 @@ V1_FILES = {  # resources field -> (controller, file, formatter)
 }
 
 
-def hierarchies() -> Dict[str, str]:
+def hierarchies() -> dict:
     """Map hierarchy name ("memory", "cpu,cpuacct", "name=systemd", "" for v2) to its mount point."""
-    found = {}  # type: Dict[str, str]
+    found = {}  
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split()
@@ -32,7 +31,7 @@ def hierarchies() -> Dict[str, str]:
     return found
 
 
-def own_paths() -> Dict[str, str]:
+def own_paths() -> dict:
     paths = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -41,7 +40,7 @@ def own_paths() -> Dict[str, str]:
     return paths
 
 
-def plan(cid: str, cgroups_path: str) -> Dict[str, str]:
+def plan(cid: str, cgroups_path: str) -> dict:
     """Directory of this container in every hierarchy: {hierarchy name: absolute dir}."""
     spec_path = cgroups_path or "/" + cid
     if ":" in spec_path and not spec_path.startswith("/"):
@@ -72,9 +71,9 @@ def _read(path: str) -> str:
         return f.read().strip()
 
 
-def create(dirs: Dict[str, str]) -> List[str]:
+def create(dirs: dict) -> list:
     """mkdir -p each directory; returns the directories created (deepest last) for removal."""
-    made = []  # type: List[str]
+    made = []  
     for name, d in dirs.items():
         todo = []
         p = d
@@ -92,7 +91,7 @@ def create(dirs: Dict[str, str]) -> List[str]:
     return made
 
 
-def apply(dirs: Dict[str, str], resources: dict) -> None:
+def apply(dirs: dict, resources: dict) -> None:
     if not resources:
         return
     v1 = {}
@@ -151,12 +150,35 @@ def _num(n) -> str:
     return "*" if n is None or n == -1 else str(n)
 
 
-def join(dirs: Dict[str, str], pid: int) -> None:
-    for d in dirs.values():
-        _write(d + "/cgroup.procs", str(pid))
+def join(dirs: dict, pid: int) -> None:
+    """Move pid into every hierarchy. Each cgroup v1 move waits for an RCU grace period
+    (~1 ms); moves running at the same time share one, so they run in threads."""
+    import _thread
+    paths = [d + "/cgroup.procs" for d in dirs.values()]
+    errors = []
+    lock = _thread.allocate_lock()
+    done = _thread.allocate_lock()
+    done.acquire()
+    left = [len(paths)]
+
+    def move(path):
+        try:
+            _write(path, str(pid))
+        except BaseException as e:
+            errors.append(e)
+        with lock:
+            left[0] -= 1
+            if not left[0]:
+                done.release()
+    for path in paths:
+        _thread.start_new_thread(move, (path,))
+    if paths:
+        done.acquire()
+    if errors:
+        raise errors[0]
 
 
-def pids(dirs: Dict[str, str]) -> List[int]:
+def pids(dirs: dict) -> list:
     """Processes in the container's cgroup (the first hierarchy that has cgroup.procs)."""
     for name in ("pids", "memory", "", "name=systemd"):
         d = dirs.get(name)
@@ -166,7 +188,7 @@ def pids(dirs: Dict[str, str]) -> List[int]:
     return []
 
 
-def remove(made: List[str], timeout: float = 5.0) -> None:
+def remove(made: list, timeout: float = 5.0) -> None:
     """rmdir the directories create() made, deepest first; waits for exiting tasks to leave."""
     deadline = time.monotonic() + timeout
     for d in sorted(made, key=lambda p: -p.count("/")):

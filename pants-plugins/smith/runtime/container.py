@@ -7,9 +7,7 @@ failed create leaves nothing behind.
 """
 import fcntl
 import os
-import shutil
 import time
-from typing import Optional
 
 from smith.errors import SmithError
 from smith.runtime import cgroups, fastjson, spec, state
@@ -19,8 +17,8 @@ from smith.runtime.state import FIFO, STATE
 SIGKILL = 9
 
 
-def create(root: str, cid: str, bundle: str, pid_file: Optional[str] = None,
-           console_socket: Optional[str] = None, no_pivot: bool = False) -> int:
+def create(root: str, cid: str, bundle: str, pid_file: str = None,
+           console_socket: str = None, no_pivot: bool = False) -> int:
     """Set the container up and leave its init blocked on exec.fifo; returns the init pid."""
     state.check_id(cid)
     bundle = os.path.abspath(bundle)
@@ -70,25 +68,23 @@ def create(root: str, cid: str, bundle: str, pid_file: Optional[str] = None,
                "console_fd": console_fd, "no_pivot": no_pivot, "cgroup_dirs": dirs,
                "hook_state": hook_state,
                "root_mapped": any(m["containerID"] == 0 for m in linux.get("uidMappings") or ())}
-        pid1 = os.fork()
-        if pid1 == 0:
-            from smith.runtime import init
-            init.stage1(ctx)
-        pids.append(pid1)
+        two_stage = "user" in new_ns or "user" in join_fds
+        init_pid = 0
+        if two_stage:
+            pid1 = os.fork()
+            if pid1 == 0:
+                from smith.runtime import init
+                init.stage1(ctx)
+            pids.append(pid1)
+        else:
+            init_pid = _fork_init(ctx, new_ns, join_fds)
+            pids.append(init_pid)
         chan.as_parent()
         for fd in opened:
             os.close(fd)
         opened = []
-        cgroups.join(dirs, pid1)
-        chan.send("G")
-        init_pid = 0
-        while True:
-            msg = chan.recv()
-            if not msg:
-                raise SmithError("container init exited during setup without saying why")
-            kind, _, arg = msg.partition(" ")
-            if kind == "E":
-                raise SmithError(arg)
+        while not init_pid:
+            kind, arg = _recv(chan)
             if kind == "U":
                 _write_id_maps(pid1, linux)
                 chan.send("M")
@@ -97,10 +93,13 @@ def create(root: str, cid: str, bundle: str, pid_file: Optional[str] = None,
                 pids.append(init_pid)
                 os.waitpid(pid1, 0)
                 pids.remove(pid1)
-                if "oomScoreAdj" in process:
-                    _oom_score_adj(init_pid, process["oomScoreAdj"])
-                chan.send("S %d" % init_pid)
-            elif kind == "H":
+        cgroups.join(dirs, init_pid)  # init is building its rootfs meanwhile
+        if "oomScoreAdj" in process:
+            _oom_score_adj(init_pid, process["oomScoreAdj"])
+        chan.send("S %d" % init_pid)
+        while True:
+            kind, arg = _recv(chan)
+            if kind == "H":
                 from smith.runtime import hooks
                 hook_state["pid"] = init_pid
                 hooks_cfg = config.get("hooks") or {}
@@ -127,10 +126,43 @@ def create(root: str, cid: str, bundle: str, pid_file: Optional[str] = None,
         try:
             cgroups.remove(made)
         finally:
-            shutil.rmtree(cdir, ignore_errors=True)
+            state.remove_dir(cdir)
         raise
     finally:
         os.close(lock_fd)
+
+
+def _fork_init(ctx: dict, new_ns: list, join_fds: dict) -> int:
+    """Fork init straight into its pid namespace: unshare (or setns) CLONE_NEWPID affects only
+    our children, and we switch back to our own pid namespace right after the fork."""
+    from smith.runtime import libc
+    own = -1
+    if "pid" in new_ns or "pid" in join_fds:
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        if "pid" in join_fds:
+            libc.setns(join_fds["pid"], libc.CLONE_NEWPID)
+        else:
+            libc.unshare(libc.CLONE_NEWPID)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            from smith.runtime import init
+            init.single(ctx)
+    finally:
+        if own >= 0:
+            libc.setns(own, libc.CLONE_NEWPID)
+            os.close(own)
+    return pid
+
+
+def _recv(chan: Channel) -> tuple:
+    msg = chan.recv()
+    if not msg:
+        raise SmithError("container init exited during setup without saying why")
+    kind, _, arg = msg.partition(" ")
+    if kind == "E":
+        raise SmithError(arg)
+    return kind, arg
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:
@@ -244,7 +276,7 @@ def destroy(c: "state.Container") -> None:
     try:
         cgroups.remove(c.state.get("cgroup_made") or [])
     finally:
-        shutil.rmtree(c.dir, ignore_errors=True)
+        state.remove_dir(c.dir)
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:

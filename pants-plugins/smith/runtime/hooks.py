@@ -1,6 +1,5 @@
 """OCI hooks: run each with the container state JSON on stdin, its args/env, and its timeout."""
 import os
-from typing import List
 
 from smith.errors import SmithError
 from smith.runtime import fastjson
@@ -12,7 +11,7 @@ def preload() -> None:
     import selectors  # noqa: F401  (subprocess imports it lazily for communicate())
 
 
-def run(kind: str, hooks: List[dict], state: dict, fatal: bool = True) -> None:
+def run(kind: str, hooks: list, state: dict, fatal: bool = True) -> None:
     if not hooks:
         return
     import subprocess

@@ -1,8 +1,9 @@
 """The container side of `create`: code that runs in the forked processes, never returns.
 
-stage1 (forked by the runtime): waits until the runtime has put it in the cgroups, joins
-namespaces given by path, creates the new ones (user first, so the runtime can write the
-id maps), then forks stage2 -- the first process of a new pid namespace must be a child.
+Without a user namespace the runtime unshares the pid namespace for its children and forks
+init directly (`single`). With one, `stage1` creates the user namespace first (the runtime
+writes the id maps), then the others, then forks init -- the first process of a new pid
+namespace must be a child of the unsharing process.
 stage2 (the container's init): builds the rootfs, pivots, sets hostname/sysctls/paths,
 becomes the configured user, reports "ready", then blocks opening exec.fifo for writing
 until `start` opens it for reading, and execs the program.
@@ -35,30 +36,52 @@ def _fail(chan, exc: BaseException) -> None:
     os._exit(1)
 
 
-def stage1(ctx: dict) -> None:
+def _join(ctx: dict, skip=()) -> None:
+    for t in JOIN_ORDER:
+        if t in ctx["join_fds"] and t not in skip:
+            libc.setns(ctx["join_fds"][t], NS_FLAGS[t])
+            os.close(ctx["join_fds"][t])
+
+
+def _unshare(ctx: dict, skip) -> None:
+    flags = 0
+    for t in ctx["new_ns"]:
+        if t not in skip:
+            flags |= NS_FLAGS[t]
+    if flags:
+        libc.unshare(flags)
+
+
+def single(ctx: dict) -> None:
+    """Without a user namespace: the runtime already made (or joined) the pid namespace for
+    its children, so this process is the container's init; no second fork needed."""
     chan = ctx["chan"].as_child()
     try:
         for fd in ctx["close_fds"]:
             os.close(fd)
-        chan.expect("G")
-        for t in JOIN_ORDER:
-            if t in ctx["join_fds"]:
-                libc.setns(ctx["join_fds"][t], NS_FLAGS[t])
-                os.close(ctx["join_fds"][t])
-        new = ctx["new_ns"]
-        if "user" in new:
+        _join(ctx, skip=("pid",))
+        _unshare(ctx, skip=("pid", "cgroup"))  # cgroup: once the runtime has moved us
+    except BaseException as e:
+        _fail(chan, e)
+    stage2(ctx, chan)
+
+
+def stage1(ctx: dict) -> None:
+    """With a user namespace: create it first (the runtime writes the id maps), then the
+    others owned by it, then fork init into the new pid namespace."""
+    chan = ctx["chan"].as_child()
+    try:
+        for fd in ctx["close_fds"]:
+            os.close(fd)
+        _join(ctx)
+        if "user" in ctx["new_ns"]:
             libc.unshare(libc.CLONE_NEWUSER)
             chan.send("U")
             chan.expect("M")
             if ctx["root_mapped"]:
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
-        flags = 0
-        for t in new:
-            if t != "user":
-                flags |= NS_FLAGS[t]
-        if flags:
-            libc.unshare(flags)
+        _unshare(ctx, skip=("user", "cgroup"))
         pid = os.fork()
         if pid == 0:
             stage2(ctx, chan)
@@ -70,10 +93,6 @@ def stage1(ctx: dict) -> None:
 
 def stage2(ctx: dict, chan) -> None:
     try:
-        go = chan.recv()
-        if not go.startswith("S "):
-            raise RuntimeError("runtime went away during setup")
-        ctx["hook_state"]["pid"] = int(go[2:])
         _setup(ctx, chan)
     except BaseException as e:
         _fail(chan, e)
@@ -108,6 +127,13 @@ def _setup(ctx: dict, chan) -> None:
             rootfs.dev_symlinks(rootfs_dir)
         elif linux.get("devices"):
             rootfs.make_devices(rootfs_dir, linux["devices"], userns)
+    # The runtime moves us into our cgroups while we mount; it says "S <our pid>" when done.
+    go = chan.recv()
+    if not go.startswith("S "):
+        raise RuntimeError("runtime went away during setup")
+    ctx["hook_state"]["pid"] = int(go[2:])
+    if "cgroup" in ctx["new_ns"]:
+        libc.unshare(libc.CLONE_NEWCGROUP)
     if hooks.get("prestart") or hooks.get("createRuntime"):
         chan.send("H")
         chan.expect("C")

@@ -5,7 +5,6 @@ Errors are printed to stderr and, with --log, appended to the log file (as JSON 
 """
 import os
 import sys
-from typing import List
 
 from smith.errors import SmithError
 
@@ -49,7 +48,7 @@ def _log(g: Globals, level: str, msg: str) -> None:
         pass
 
 
-def parse_globals(argv: List[str]):
+def parse_globals(argv: list):
     from smith.runtime import options
     spec = {"--root": ("root", options.VALUE), "--log": ("log", options.VALUE),
             "--log-format": ("log_format", options.VALUE), "--debug": ("debug", options.FLAG),
@@ -73,7 +72,7 @@ def parse_globals(argv: List[str]):
     return g, opts, rest
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list) -> int:
     g = Globals()
     try:
         g, opts, rest = parse_globals(argv)

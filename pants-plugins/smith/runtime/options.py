@@ -4,16 +4,15 @@ Options come before positional arguments (`--opt VALUE`, `--opt=VALUE`, `-o VALU
 positional argument ends option parsing (so `exec ID CMD --flag` passes `--flag` to CMD).
 An unknown option is an error that lists the known ones.
 """
-from typing import Dict, List, Tuple
 
 from smith.errors import SmithError
 
 FLAG, VALUE, MULTI = "flag", "value", "multi"
 
 
-def parse(command: str, argv: List[str], spec: Dict[str, Tuple[str, str]]) -> Tuple[dict, List[str]]:
+def parse(command: str, argv: list, spec: dict) -> tuple:
     """spec maps each spelling ("--bundle", "-b") to (key, FLAG|VALUE|MULTI)."""
-    opts = {}  # type: dict
+    opts = {}  
     for key, kind in spec.values():
         opts.setdefault(key, [] if kind == MULTI else (False if kind == FLAG else None))
     i = 0
@@ -53,7 +52,7 @@ def parse(command: str, argv: List[str], spec: Dict[str, Tuple[str, str]]) -> Tu
     return opts, argv[i:]
 
 
-def positional(command: str, args: List[str], names: List[str], extra_ok: bool = False) -> List[str]:
+def positional(command: str, args: list, names: list, extra_ok: bool = False) -> list:
     """Check the count of positional arguments, naming what is missing or extra."""
     if len(args) < len(names):
         raise SmithError("%s: missing argument %s (usage: %s %s)"

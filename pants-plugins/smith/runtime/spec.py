@@ -4,7 +4,6 @@ Every problem is a SmithError naming the field (`linux.namespaces[2].type`) and 
 so a bad config fails before any state directory, cgroup or process exists.
 """
 import os
-from typing import Any, List
 
 from smith.errors import SmithError
 from smith.runtime import caps, fastjson
@@ -28,29 +27,29 @@ class _Checker:
     def fail(self, field: str, what: str) -> None:
         raise SmithError("%s: field %s: %s; fix the bundle's config.json" % (self.path, field, what))
 
-    def typed(self, value: Any, field: str, types, name: str) -> Any:
+    def typed(self, value: object, field: str, types, name: str) -> object:
         if not isinstance(value, types) or (types is int and isinstance(value, bool)):
             self.fail(field, "must be %s, got %s" % (name, fastjson.dumps(value) if value is not ... else "nothing"))
         return value
 
-    def obj(self, d: Any, field: str) -> dict:
+    def obj(self, d: object, field: str) -> dict:
         return self.typed(d, field, dict, "an object")
 
-    def lst(self, v: Any, field: str) -> list:
+    def lst(self, v: object, field: str) -> list:
         return self.typed(v, field, list, "an array")
 
-    def string(self, v: Any, field: str) -> str:
+    def string(self, v: object, field: str) -> str:
         return self.typed(v, field, str, "a string")
 
-    def integer(self, v: Any, field: str) -> int:
+    def integer(self, v: object, field: str) -> int:
         return self.typed(v, field, int, "an integer")
 
-    def strings(self, v: Any, field: str) -> List[str]:
+    def strings(self, v: object, field: str) -> list:
         for i, s in enumerate(self.lst(v, field)):
             self.string(s, "%s[%d]" % (field, i))
         return v
 
-    def abspath(self, v: Any, field: str) -> str:
+    def abspath(self, v: object, field: str) -> str:
         if not self.string(v, field).startswith("/"):
             self.fail(field, "must be an absolute path, got %r" % v)
         return v
@@ -74,7 +73,7 @@ def load(bundle: str) -> dict:
     return config
 
 
-def validate(config: Any, path: str, bundle: str) -> None:
+def validate(config: object, path: str, bundle: str) -> None:
     c = _Checker(path)
     c.obj(config, "(top level)")
     c.string(config.get("ociVersion", ...), "ociVersion")
@@ -104,7 +103,7 @@ def validate(config: Any, path: str, bundle: str) -> None:
     _linux(c, c.obj(config.get("linux", {}), "linux"))
 
 
-def _process(c: _Checker, p: Any) -> None:
+def _process(c: _Checker, p: object) -> None:
     c.obj(p, "process")
     args = c.strings(p.get("args", ...), "process.args")
     if not args:
@@ -146,7 +145,7 @@ def _process(c: _Checker, p: Any) -> None:
         c.obj(p["consoleSize"], "process.consoleSize")
 
 
-def _hooks(c: _Checker, hooks: Any) -> None:
+def _hooks(c: _Checker, hooks: object) -> None:
     c.obj(hooks, "hooks")
     for name, lst in hooks.items():
         if name not in HOOKS:

@@ -7,7 +7,6 @@ start time (field 22 of /proc/PID/stat), so a recycled pid is never mistaken for
 import fcntl
 import os
 import time
-from typing import Optional
 
 from smith.errors import SmithError
 from smith.runtime import fastjson
@@ -28,7 +27,7 @@ def container_dir(root: str, cid: str) -> str:
     return os.path.join(root, cid)
 
 
-def start_time(pid: int) -> Optional[str]:
+def start_time(pid: int) -> str:
     """Start time of a live (non-zombie) process, None if it is gone."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
@@ -90,6 +89,24 @@ class Container:
               "pid": self.pid if status != "stopped" else 0,
               "bundle": self.state["bundle"], "annotations": self.state.get("annotations") or {}}
         return st
+
+
+def remove_dir(path: str) -> None:
+    """Remove a state directory (flat: state.json, exec.fifo, temp files); shutil costs ~20 ms
+    of imports."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def write_json_atomic(path: str, value) -> None:

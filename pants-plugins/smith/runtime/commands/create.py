@@ -1,5 +1,4 @@
 """create [--bundle B] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] ID"""
-from typing import List
 
 from smith.runtime import options as o
 
@@ -9,7 +8,7 @@ SPEC = {"--bundle": ("bundle", o.VALUE), "-b": ("bundle", o.VALUE),
         "--preserve-fds": ("preserve_fds", o.VALUE)}
 
 
-def parse(name: str, argv: List[str]):
+def parse(name: str, argv: list):
     opts, args = o.parse(name, argv, SPEC)
     (cid,) = o.positional(name, args, ["ID"])
     if opts["preserve_fds"] not in (None, "0"):
@@ -18,7 +17,7 @@ def parse(name: str, argv: List[str]):
     return opts, cid
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import container
     from smith.runtime.main import Globals
     g = g or Globals()

@@ -1,10 +1,9 @@
 """delete [--force] ID"""
-from typing import List
 
 from smith.runtime import options as o
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import container
     from smith.runtime.main import Globals
     g = g or Globals()

@@ -1,11 +1,10 @@
 """features: what this runtime supports, in the runtime-spec features format."""
 import sys
-from typing import List
 
 from smith.runtime import options as o
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     import json
     from smith.runtime import caps, rootfs, seccomp, spec
     _, args = o.parse("features", argv, {})

@@ -1,5 +1,4 @@
 """kill [--all] ID [SIGNAL]: SIGNAL by name (KILL, SIGKILL) or number; default SIGTERM."""
-from typing import List
 
 from smith.errors import SmithError
 from smith.runtime import options as o
@@ -31,7 +30,7 @@ def parse_signal(text: str) -> int:
     raise SmithError("kill: unknown signal %r (use a name like TERM or KILL, or a number)" % text)
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import container
     from smith.runtime.main import Globals
     g = g or Globals()

@@ -1,13 +1,12 @@
 """list [--format table|json] [--quiet]"""
 import os
 import sys
-from typing import List
 
 from smith.errors import SmithError
 from smith.runtime import options as o
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import state
     from smith.runtime.main import Globals
     g = g or Globals()

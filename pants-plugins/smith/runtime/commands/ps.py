@@ -1,12 +1,11 @@
 """ps [--format table|json] ID [PS_ARGS...]: the container's processes (from its cgroup)."""
 import sys
-from typing import List
 
 from smith.errors import SmithError
 from smith.runtime import options as o
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import cgroups, state
     from smith.runtime.main import Globals
     g = g or Globals()

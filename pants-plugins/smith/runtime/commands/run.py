@@ -3,7 +3,6 @@
 create + start, then (unless --detach) wait for the program, forwarding signals to it, delete
 the container and exit with its status (128+N if killed by signal N), as runc does."""
 import os
-from typing import List
 
 from smith.runtime import options as o
 from smith.runtime.commands import create as create_cmd
@@ -46,7 +45,7 @@ def forward_signals(pid: int) -> None:
                 pass
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import container, libc, state
     from smith.runtime.main import Globals
     g = g or Globals()

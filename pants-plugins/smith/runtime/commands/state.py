@@ -1,11 +1,10 @@
 """state ID: the runtime-spec state as JSON (indented like runc's)."""
 import sys
-from typing import List
 
 from smith.runtime import options as o
 
 
-def main(argv: List[str], g=None) -> int:
+def main(argv: list, g=None) -> int:
     from smith.runtime import state
     from smith.runtime.main import Globals
     g = g or Globals()

@@ -1,0 +1,131 @@
+"""Helpers shared by the runtime's tests and bench/runtime_start.py (not used by the runtime).
+
+- build_zipapp(): the runtime as `dist/smith-runtime` will be: a zipapp of the smith package
+  (only what the runtime needs) with precompiled .pyc files, run by /usr/bin/python3 -I -S.
+- busybox_rootfs(): a rootfs holding Debian's busybox-static and its applet links, cached under
+  /tmp/smith-test-cache keyed by the busybox binary's sha256.
+- bundle(): a bundle directory using that rootfs with a config.json from `runc spec`.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+
+SMITH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = "/tmp/smith-test-cache"
+PYTHON = "/usr/bin/python3"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAIN = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")).read()
+
+
+def _runtime_files():
+    yield "smith/__init__.py", os.path.join(SMITH_DIR, "__init__.py")
+    yield "smith/errors.py", os.path.join(SMITH_DIR, "errors.py")
+    rt = os.path.join(SMITH_DIR, "runtime")
+    for dirpath, dirnames, filenames in os.walk(rt):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for f in sorted(filenames):
+            if f.endswith(".py") and not f.endswith("_test.py") and f != "testbundle.py":
+                full = os.path.join(dirpath, f)
+                yield "smith/" + os.path.relpath(full, SMITH_DIR), full
+
+
+def build_zipapp(dest: str, python: str = PYTHON) -> str:
+    """Write an executable zipapp of the runtime to dest (atomically) and return dest."""
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dest))) as tmp:
+        tree = os.path.join(tmp, "tree")
+        for arc, src in _runtime_files():
+            os.makedirs(os.path.dirname(os.path.join(tree, arc)), exist_ok=True)
+            shutil.copyfile(src, os.path.join(tree, arc))
+        with open(os.path.join(tree, "__main__.py"), "w") as f:
+            f.write(MAIN)
+        # Legacy-location, unchecked-hash .pyc: zipimport uses them without reading the source.
+        subprocess.run([python, "-I", "-m", "compileall", "-q", "-b", "--invalidation-mode",
+                        "unchecked-hash", tree], check=True, env={"PATH": PATH})
+        out = os.path.join(tmp, "app")
+        with open(out, "wb") as f:
+            f.write(b"#!/usr/bin/env -S python3 -I -S\n" if python != PYTHON else
+                    ("#!%s -IS\n" % python).encode())
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+                for dirpath, dirnames, filenames in os.walk(tree):
+                    dirnames.sort()
+                    for name in sorted(filenames):
+                        full = os.path.join(dirpath, name)
+                        z.write(full, os.path.relpath(full, tree))
+        os.chmod(out, 0o755)
+        os.rename(out, dest)
+    return dest
+
+
+def busybox_rootfs() -> str:
+    """A cached rootfs: /bin/busybox (Debian busybox-static) plus a link per applet."""
+    from smith.testutil.debian import require_tools
+    require_tools("busybox")
+    busybox = shutil.which("busybox", path=PATH)
+    with open(busybox, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    root = os.path.join(CACHE, "runtime-busybox-" + digest)
+    if os.path.isdir(root):
+        return root
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(root) if os.path.isdir(CACHE) else _mkcache())
+    try:
+        for d in ("bin", "proc", "sys", "dev", "etc", "tmp", "run", "read", "write"):
+            os.makedirs(os.path.join(tmp, d))
+        shutil.copy2(busybox, os.path.join(tmp, "bin/busybox"))
+        applets = subprocess.run([busybox, "--list"], stdout=subprocess.PIPE, check=True,
+                                 universal_newlines=True, env={"PATH": PATH}).stdout.split()
+        for a in applets:
+            if a != "busybox":
+                os.symlink("busybox", os.path.join(tmp, "bin", a))
+        with open(os.path.join(tmp, "etc/passwd"), "w") as f:
+            f.write("root:x:0:0:root:/:/bin/sh\nsmith:x:10:10:smith:/:/bin/sh\n")
+        with open(os.path.join(tmp, "etc/group"), "w") as f:
+            f.write("root:x:0:\nsmith:x:10:\n")
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, root)
+        except OSError:  # another test process won the race
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def _mkcache() -> str:
+    os.makedirs(CACHE, exist_ok=True)
+    return CACHE
+
+
+def default_config() -> dict:
+    """`runc spec`'s default config (cached), with terminal off."""
+    path = os.path.join(_mkcache(), "runtime-runc-spec.json")
+    if not os.path.exists(path):
+        from smith.testutil.debian import require_tools
+        require_tools("runc")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["runc", "spec"], cwd=tmp, check=True, env={"PATH": PATH})
+            shutil.move(os.path.join(tmp, "config.json"), path + ".tmp%d" % os.getpid())
+            os.rename(path + ".tmp%d" % os.getpid(), path)
+    with open(path) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    return config
+
+
+def bundle(directory: str, args=None, config: dict = None, edit=None) -> str:
+    """Make directory a bundle: rootfs symlink-free copy is not needed, root.path points to the
+    cached rootfs (read-only root, so sharing it is safe)."""
+    os.makedirs(directory, exist_ok=True)
+    config = config or default_config()
+    config["root"] = {"path": busybox_rootfs(), "readonly": True}
+    if args is not None:
+        config["process"]["args"] = args
+    if edit:
+        edit(config)
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    return directory
