@@ -45,6 +45,7 @@ class RegistryClient:
         self._scheme: Optional[str] = None  # "basic" or "bearer", learnt from the first 401
         self._bearer: Dict[str, str] = {}  # realm, service of the token server
         self._tokens: Dict[str, Tuple[str, float]] = {}  # scope -> (token, expiry)
+        self._uploading: Dict[Tuple[str, str], threading.Lock] = {}  # (repo, digest) -> gate
 
     # ---- retries -------------------------------------------------------------------------
     def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
@@ -183,7 +184,15 @@ class RegistryClient:
 
     def upload_blob(self, repo: str, digest: str, size: int, path: str,
                     mount_from: Optional[str] = None) -> str:
-        """Make `digest` (the file at `path`) exist in `repo`: 'exists', 'mounted' or 'uploaded'."""
+        """Make `digest` (the file at `path`) exist in `repo`: 'exists', 'mounted' or 'uploaded'.
+        Threads of one client upload a given blob to a repository once: the others wait."""
+        with self._lock:
+            gate = self._uploading.setdefault((repo, digest), threading.Lock())
+        with gate:
+            return self._upload_blob(repo, digest, size, path, mount_from)
+
+    def _upload_blob(self, repo: str, digest: str, size: int, path: str,
+                     mount_from: Optional[str]) -> str:
         if self.blob_exists(repo, digest):
             return "exists"
         scopes = self._push(repo) + (["repository:%s:pull" % mount_from] if mount_from else [])
@@ -304,6 +313,10 @@ class RegistryClient:
             resp = self._request("PUT", "/v2/%s/manifests/%s" % (repo, ref), self._push(repo),
                                  {"Content-Type": media_type, "Content-Length": str(len(data))},
                                  lambda: data)
+            if resp.status == 400 and b"MANIFEST_BLOB_UNKNOWN" in resp.body:
+                # distribution's filesystem driver writes blob links in place, so a blob that a
+                # concurrent push of the same repository just linked can briefly look missing.
+                raise RetryableError("registry does not see a blob yet: %s" % resp.body[:300])
             if resp.status != 201:
                 raise self._fail(resp, "putting manifest %s:%s" % (repo, ref))
             return resp

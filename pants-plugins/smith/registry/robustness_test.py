@@ -142,16 +142,19 @@ def test_twenty_concurrent_pushes_all_land(registry, tmp_path):
         b.name(desc, "latest")
         b.write()
         layouts.append((b.path, desc["digest"]))
-    client = RegistryClient(registry.host)  # one client shared by all threads
+    shared_client = RegistryClient(registry.host)
 
     def push(i):
+        # Even pushes share one client (threads); odd ones have their own, like separate
+        # `smith push` processes, and race each other on the shared layer inside the registry.
+        client = shared_client if i % 2 == 0 else RegistryClient(registry.host)
         path, _ = layouts[i]
         return push_layout(client, path, None, "fleet/app%d" % (i % 4), ["t%d" % i])
     with ThreadPoolExecutor(20) as pool:
         digests = list(pool.map(push, range(20)))
     assert digests == [d for _, d in layouts]
     for i, (_, digest) in enumerate(layouts):
-        _, _, got = client.get_manifest("fleet/app%d" % (i % 4), "t%d" % i)
+        _, _, got = shared_client.get_manifest("fleet/app%d" % (i % 4), "t%d" % i)
         assert got == digest
     tags = json.loads(skopeo("list-tags", "--tls-verify=false",
                              "docker://%s/fleet/app0" % registry.host).stdout)["Tags"]
