@@ -67,8 +67,27 @@ def require_root() -> None:
                          "namespace per container); run as root, e.g. with sudo")
 
 
+def require_user_namespaces() -> None:
+    with open("/proc/self/uid_map") as f:
+        own_map = f.read().split()
+    if own_map != ["0", "0", "4294967295"]:
+        raise SmithError("the launcher itself runs in a user namespace (uid_map %s), so it cannot "
+                         "give containers host id ranges of their own; run it as root of the host "
+                         "(e.g. not inside rootless podman/docker or `unshare --user`)" % " ".join(own_map))
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as f:
+            limit = int(f.read())
+    except (OSError, ValueError):
+        limit = 1
+    if limit == 0:
+        raise SmithError("user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0); "
+                         "the launcher gives each container its own. Enable them with "
+                         "`sysctl user.max_user_namespaces=15000`")
+
+
 def preflight(settings: Settings) -> None:
     require_root()
+    require_user_namespaces()
     path = os.path.abspath(settings.store)
     os.makedirs(os.path.join(path, "c"), mode=0o711, exist_ok=True)
     # The container's root user (an unprivileged host uid) must reach its root and /write.

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from smith.launch import cli, run_cli  # noqa: F401  (imported before dropping root)
+from smith.launch.image import open_image
 from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
 from smith.testutil.debian import require_tools
@@ -222,3 +223,20 @@ def test_tty_is_passed_through(store, layout):
     os.close(master)
     assert proc.wait(timeout=60) == 0, out
     assert out.startswith(b"is-a-tty\r\n/dev/pts/0\r\n"), out
+
+
+def test_inside_a_user_namespace_is_a_clear_error(layout, tmp_path):
+    argv = ["unshare", "--user", "--map-root-user"] + launch_cmd(
+        "run", "--layout", layout, "--store", str(tmp_path / "s"))
+    proc = subprocess.run(argv, env=smith_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 1, proc.stderr
+    assert b"runs in a user namespace" in proc.stderr
+
+
+def test_many_layers_fit_the_overlay_options(store):
+    # 41 layers: their absolute store paths (~110 bytes each) would overflow the one-page mount
+    # data; the overlay is mounted from the container dir with short relative names.
+    many = busybox_image([({"data/f%02d" % i: str(i)}, []) for i in range(40)])
+    assert len(open_image(many).layers) >= 41
+    proc = launch(store, many, "--", "sh", "-c", "ls /data | wc -l; cat /data/f00 /data/f39")
+    assert proc.stdout.split() == [b"40", b"039"], proc.stderr
