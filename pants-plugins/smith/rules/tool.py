@@ -11,7 +11,7 @@ from pants.backend.python.subsystems.python_tool_base import PythonToolBase
 from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules import pex
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
-from pants.engine.fs import CreateDigest, Digest, FileContent
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
@@ -54,7 +54,13 @@ class SmithTool(PythonToolBase):
 
 @dataclass(frozen=True)
 class SmithCore:
+    """The requirements PEX, and the core sources beside it (so a core edit does not rebuild the PEX)."""
+
     pex: VenvPex
+    sources: Digest
+
+
+_SOURCES_DIR = "__smith_core"
 
 
 @rule(desc="Building the smith core PEX", level=LogLevel.DEBUG)
@@ -69,11 +75,10 @@ async def smith_core(tool: SmithTool) -> SmithCore:
             internal_only=True,
             requirements=tool.pex_requirements(),
             interpreter_constraints=tool.interpreter_constraints,
-            sources=sources,
             main=tool.main,
         ),
     )
-    return SmithCore(venv_pex)
+    return SmithCore(venv_pex, await Get(Digest, AddPrefix(sources, _SOURCES_DIR)))
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,11 @@ async def run_smith(request: SmithProcess, core: SmithCore) -> ProcessResult:
         core.pex,
         argv=request.argv,
         description=request.description,
-        input_digest=request.input_digest,
+        input_digest=await Get(Digest, MergeDigests([request.input_digest, core.sources])),
         output_files=request.output_files,
         output_directories=request.output_directories,
-        extra_env={"PATH": _PATH, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "0", **request.env},
+        extra_env={"PATH": _PATH, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "0",
+                   "PEX_EXTRA_SYS_PATH": _SOURCES_DIR, **request.env},
         cache_scope=request.cache_scope,
         timeout_seconds=request.timeout_seconds,
         level=LogLevel.INFO,
