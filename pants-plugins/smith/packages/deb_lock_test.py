@@ -121,6 +121,9 @@ def test_missing_dependency_shows_chain(tmp_path, repo):
         lock(tmp_path, *repo, "top")
     assert "requested -> top 1.0 (all) -> middle 1.0 (all) -> needs libmissing (>= 2)" in str(e.value)
     assert not (tmp_path / "lock.json").exists()
+    with pytest.raises(SmithError, match=r"needs libgreet1 \(>= 5\): the repository has only "
+                                         r"libgreet1 1.1-1, libgreet1 0.9-1"):
+        lock(tmp_path, *repo, "libgreet1 (>= 5)")
 
 
 def test_conflicts_error_and_backtracking(tmp_path, repo):

@@ -103,8 +103,12 @@ class Solver:
                 if not reasons and any(rel.name.startswith("(") for rel in clause):
                     reasons.append("this rich dependency is not supported by smith (only a flat "
                                    "`(a or b)` or `(a and b)`); exclude the package that needs it")
-                self._fail(chain, clause, "; ".join(reasons) if reasons else
-                           "no package in the repository provides it")
+                if not reasons:
+                    versions = ["%s %s" % (rel.name, p.version) for rel in clause
+                                for p in self.u.by_name(rel.name)]
+                    reasons.append("the repository has only %s" % ", ".join(versions) if versions
+                                   else "no package in the repository provides it")
+                self._fail(chain, clause, "; ".join(reasons))
                 raise _Failure()
             rest = pending[i + 1:]
             for p in candidates:

@@ -12,6 +12,7 @@ Tree tar: uncompressed, entries sorted by name, names without a leading "/", eve
 directory present (mode 0755 if the package does not ship it), mtime 0, uid/gid 0, no
 user/group names, modes kept as shipped.
 """
+import hashlib
 import io
 import os
 import posixpath
@@ -40,6 +41,7 @@ def _safe(path: str, what: str) -> str:
 def merge_usr(entries: Iterable[Entry], what: str) -> List[Entry]:
     """Apply the merged-/usr move; returns entries sorted by path with parents present."""
     out: Dict[str, Entry] = {}
+    shipped_as: Dict[str, str] = {}
     links = set()
     for e in entries:
         path = _safe(e.path, what)
@@ -59,8 +61,9 @@ def merge_usr(entries: Iterable[Entry], what: str) -> List[Entry]:
         if old is not None and (old.kind, old.data, old.target) != (e.kind, e.data, e.target):
             if not (old.kind == e.kind == "dir"):
                 raise SmithError("%s ships both /%s and /%s and they differ; merged /usr would put "
-                                 "both at /%s" % (what, path, new, new))
+                                 "both at /%s" % (what, shipped_as[new], path, new))
         out[new] = e
+        shipped_as[new] = path
     for top in sorted(links):
         out[top] = Entry(top, "symlink", 0o777, b"", "usr/" + top)
     for path in list(out):
@@ -99,3 +102,27 @@ def write_tar(path: str, entries: List[Entry]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_overlaps(trees: Dict[str, str]) -> None:
+    """Package trees that will share one root ({package: tree tar}) must agree on every path
+    they both ship: the same kind, and for files the same content and mode (directories may
+    differ in mode). Raises a SmithError naming both packages and the path otherwise."""
+    seen: Dict[str, tuple] = {}
+    for package in sorted(trees):
+        try:
+            with tarfile.open(trees[package]) as t:
+                for m in t:
+                    if m.isdir():
+                        key: tuple = ("dir",)
+                    elif m.issym():
+                        key = ("symlink", m.linkname)
+                    else:
+                        data = t.extractfile(m).read()
+                        key = ("file", m.mode, hashlib.sha256(data).hexdigest())
+                    first = seen.setdefault(m.name, (package, key))
+                    if first[1] != key:
+                        raise SmithError("packages %s and %s both ship /%s and their copies differ; "
+                                         "exclude one of them" % (first[0], package, m.name))
+        except (OSError, tarfile.TarError) as e:
+            raise SmithError("cannot read the tree tar %s of package %s: %s" % (trees[package], package, e))
