@@ -276,7 +276,7 @@ class RegistryClient:
         return "uploaded"
 
     def fetch_blob(self, repo: str, digest: str, dest: str, size: Optional[int] = None) -> None:
-        """Download a blob to `dest`, verified; on a mismatch `dest` is removed and it is an error."""
+        """Download a blob to `dest`, verified; a mismatch removes `dest` and is an error."""
         def attempt() -> None:
             hasher = hasher_for(digest)
             written = [0]

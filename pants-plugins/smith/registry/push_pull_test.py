@@ -93,7 +93,8 @@ def test_skopeo_pulls_what_we_pushed(registry, tmp_path):
     client = RegistryClient(registry.host)
     digest = push_layout(client, str(tmp_path / "src"), None, "ours", ["v1"])
     copied = skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
-                    "docker://%s/ours@%s" % (registry.host, digest), "oci:%s:got" % (tmp_path / "s"))
+                    "docker://%s/ours@%s" % (registry.host, digest),
+                    "oci:%s:got" % (tmp_path / "s"))
     assert copied.returncode == 0, copied.stderr
     assert index_of(str(tmp_path / "s"))["manifests"][0]["digest"] == desc["digest"]
 
