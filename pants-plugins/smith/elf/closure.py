@@ -121,7 +121,8 @@ class Closure:
             raise SmithError("script %s has an empty #! line; name its interpreter" % path)
         parts = line.split(None, 1)
         interp, arg = parts[0], (parts[1].strip() if len(parts) > 1 else "")
-        self.add_program(interp, depth + 1, "interpreter of %s:" % path)
+        # The kernel opens a relative interpreter from the cwd (/ in a container), not from PATH.
+        self.add_program(interp if "/" in interp else "/" + interp, depth + 1, "interpreter of %s:" % path)
         if os.path.basename(interp) == "env" and arg:
             command = self._env_command(arg)
             if command is None:

@@ -22,7 +22,7 @@ class ElfInfo(NamedTuple):
     interp: Optional[str]  # PT_INTERP
     dynamic: bool  # has PT_DYNAMIC
     needed: Tuple[str, ...]
-    rpath: Tuple[str, ...]  # DT_RPATH entries, in order
+    rpath: Tuple[str, ...]  # DT_RPATH entries, in order; empty when DT_RUNPATH exists
     runpath: Optional[Tuple[str, ...]]  # DT_RUNPATH entries; None when the tag is absent
     soname: Optional[str]
     nodeflib: bool  # DF_1_NODEFLIB: skip ld.so.cache and default dirs
@@ -86,6 +86,8 @@ def parse_elf(host_path: str, shown_as: str) -> Optional[ElfInfo]:
                     soname = string(val)
                 elif tag == "DT_FLAGS_1":
                     flags_1 = val
+            if runpath is not None:
+                rpath = ()  # ld.so ignores DT_RPATH when DT_RUNPATH is there (get-dynamic-info.h)
             ident = hdr.e_ident
             return ElfInfo(ident["EI_CLASS"], ident["EI_DATA"], str(hdr.e_machine), str(hdr.e_type), interp,
                            dynamic, tuple(needed), rpath, runpath, soname, bool(flags_1 & DF_1_NODEFLIB))
