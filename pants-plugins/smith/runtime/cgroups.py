@@ -9,8 +9,20 @@ import time
 
 from smith.errors import SmithError
 
-V1_FILES = {  # resources field -> (controller, file, formatter)
-}
+# runc always appends these to linux.resources.devices: the default device nodes, ptys and tun.
+ALLOWED_DEVICES = [
+    {"allow": True, "type": "c", "major": -1, "minor": -1, "access": "m"},
+    {"allow": True, "type": "b", "major": -1, "minor": -1, "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "minor": -1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+]
 
 
 def hierarchies() -> dict:
@@ -136,7 +148,7 @@ def apply(dirs: dict, resources: dict) -> None:
                 _write(unified + "/" + f, cpu[key])
     if "devices" in v1 and resources.get("devices") is not None:
         d = v1["devices"]
-        for rule in resources["devices"]:
+        for rule in resources["devices"] + ALLOWED_DEVICES:
             kind = rule.get("type") or "a"
             entry = "a" if kind == "a" and rule.get("major") in (None, -1) and rule.get("minor") in (None, -1) \
                 else "%s %s:%s %s" % (kind, _num(rule.get("major")), _num(rule.get("minor")), rule.get("access") or "rwm")

@@ -60,6 +60,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 opened.append(fd)
             else:
                 new_ns.append(ns["type"])
+        if linux.get("seccomp"):
+            from smith.runtime import seccomp
+            seccomp.prepare()
         hook_state = {"ociVersion": config["ociVersion"], "id": cid, "status": "creating",
                       "pid": 0, "bundle": bundle, "annotations": config.get("annotations") or {}}
         chan = Channel()
@@ -280,7 +283,15 @@ def destroy(c: "state.Container") -> None:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
-    with state.Container(root, cid) as c:
+    try:
+        c = state.Container(root, cid)
+    except SmithError:
+        # Like runc: a directory without state.json is the debris of an aborted create.
+        state.remove_dir(state.container_dir(root, cid))
+        if force:
+            return
+        raise
+    with c:
         status = c.status()
         if status == "running" and not force:
             raise SmithError('cannot delete container "%s" that is not stopped: running '

@@ -33,7 +33,7 @@ def _open_namespaces(pid: int, config: dict) -> dict:
 
 def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_socket) -> int:
     """Start process in the container; returns its pid (detach) or waits and returns its status."""
-    from smith.runtime import libc
+    from smith.runtime import cgroups, libc
     with state.Container(root, cid, lock=False) as c:
         status = c.status()
         if status not in ("running", "created"):
@@ -43,6 +43,9 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
         dirs = c.state.get("cgroup_dirs") or {}
     if process.get("terminal") and not console_socket:
         raise SmithError("exec --tty (process.terminal) needs --console-socket PATH")
+    if (config.get("linux") or {}).get("seccomp"):
+        from smith.runtime import seccomp
+        seccomp.prepare()
     fds = _open_namespaces(init_pid, config)
     console_fd = -1
     if console_socket:
@@ -62,6 +65,13 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
             libc.setns(own, libc.CLONE_NEWPID)
             os.close(own)
     chan.as_parent()
+    try:
+        cgroups.join(dirs, pid)  # the child prepares meanwhile, and waits for "S"
+    except BaseException:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise
+    chan.send("S")
     for fd in fds.values():
         os.close(fd)
     if console_fd >= 0:
@@ -83,7 +93,7 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
 
 def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, console_fd: int) -> None:
     try:
-        from smith.runtime import cgroups, identity, init, libc
+        from smith.runtime import identity, init, libc
         linux = config.get("linux") or {}
         if process.get("rlimits"):
             import resource  # noqa: F401  (before the mount namespace hides the stdlib)
@@ -93,8 +103,8 @@ def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, co
         if linux.get("seccomp"):
             from smith.runtime import seccomp as sc
             seccomp = sc.build(linux["seccomp"])
-        if dirs:
-            cgroups.join(dirs, 0)  # 0 = this process
+        init.cloexec_from(3)
+        chan.expect("S")  # the runtime has moved us into the container's cgroups
         for t in ORDER:
             if t in fds:
                 libc.setns(fds[t], init.NS_FLAGS[t])

@@ -27,8 +27,11 @@ def _fail(chan, exc: BaseException) -> None:
     else:
         msg = "internal error: %s: %s" % (type(exc).__name__, exc)
     if os.environ.get("SMITH_RUNTIME_DEBUG"):
-        import traceback  # may fail after pivot_root; only for debugging
-        msg += " " + traceback.format_exc().replace("\n", " | ")
+        try:
+            import traceback  # fails after pivot_root unless already imported
+            msg += " " + traceback.format_exc().replace("\n", " | ")
+        except ImportError:
+            pass
     try:
         chan.send("E " + msg)
     except OSError:
@@ -103,6 +106,9 @@ def _setup(ctx: dict, chan) -> None:
     # Import now everything needed later: after pivot_root neither the standard library nor
     # our zipapp is reachable any more.
     from smith.runtime import identity, rootfs
+    if os.environ.get("SMITH_RUNTIME_DEBUG"):
+        import traceback  # noqa: F401  (for _fail)
+    cloexec_from(3)
     config = ctx["config"]
     process = config["process"]
     linux = config.get("linux") or {}
@@ -182,6 +188,18 @@ def _setup(ctx: dict, chan) -> None:
     if seccomp is not None and nnp:
         sc.load(seccomp)
     os.execve(exe, process["args"], _env(process.get("env")))
+
+
+def cloexec_from(first: int) -> None:
+    """Mark every inherited fd >= first close-on-exec, so none leaks into the container (runc
+    does the same); ours are close-on-exec already."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory fd of listdir itself
 
 
 def _env(env) -> dict:

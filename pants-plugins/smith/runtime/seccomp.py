@@ -20,14 +20,17 @@ _lib = None
 
 
 def _libseccomp():
+    """Find and dlopen libseccomp. Called by the runtime before it forks the container's
+    processes: they may not see the host's files or be able to run ldconfig any more."""
     global _lib
     if _lib is None:
         import ctypes.util
-        name = ctypes.util.find_library("seccomp")
-        if not name:
-            raise SmithError("linux.seccomp is set but libseccomp is not installed "
-                             "(apt-get install libseccomp2)")
-        lib = libc.open_library(name)
+        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
+        try:
+            lib = libc.open_library(name)
+        except OSError as e:
+            raise SmithError("linux.seccomp is set but libseccomp cannot be loaded (%s); install "
+                             "it (apt-get install libseccomp2)" % e) from None
         _lib = {n: libc.function(n, lib, returns_pointer=(n == "seccomp_init"))
                 for n in ("seccomp_init", "seccomp_rule_add_array", "seccomp_load", "seccomp_release",
                           "seccomp_syscall_resolve_name", "seccomp_arch_add", "seccomp_attr_set")}
@@ -43,6 +46,10 @@ def _action(name: str, errno_ret, field: str) -> int:
         raise SmithError("%s: unknown seccomp action %r (known: SCMP_ACT_ERRNO, SCMP_ACT_TRACE, %s)"
                          % (field, name, ", ".join(sorted(ACTIONS))))
     return ACTIONS[name]
+
+
+def prepare() -> None:
+    _libseccomp()
 
 
 def build(cfg: dict):
