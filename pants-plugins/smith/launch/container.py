@@ -85,21 +85,28 @@ def require_user_namespaces() -> None:
                          "`sysctl user.max_user_namespaces=15000`")
 
 
+def require_reachable(path: str, what: str) -> None:
+    """A container's root user is an unprivileged host uid: it must be able to walk to its
+    root, so every parent needs o+x. (runc opens bind-mount sources such as /write and /read
+    from the host side, so those may live anywhere.)"""
+    probe = os.path.dirname(os.path.abspath(path))
+    while True:
+        mode = os.stat(probe).st_mode
+        if not mode & 0o001:
+            raise SmithError("%s is not searchable by other users (mode %o), so containers in user "
+                             "namespaces cannot reach %s %s; chmod o+x it or use another directory"
+                             % (probe, mode & 0o777, what, path))
+        if probe == "/":
+            return
+        probe = os.path.dirname(probe)
+
+
 def preflight(settings: Settings) -> None:
     require_root()
     require_user_namespaces()
-    path = os.path.abspath(settings.store)
-    os.makedirs(os.path.join(path, "c"), mode=0o711, exist_ok=True)
-    # The container's root user (an unprivileged host uid) must reach its root and /write.
-    probe = os.path.join(path, "c")
-    while True:
-        if not os.stat(probe).st_mode & 0o001:
-            raise SmithError("%s is not searchable by other users (mode %o), so containers in user "
-                             "namespaces cannot reach the store %s; chmod o+x it or pass --store "
-                             "elsewhere" % (probe, os.stat(probe).st_mode & 0o777, path))
-        if probe == "/":
-            break
-        probe = os.path.dirname(probe)
+    containers = os.path.join(os.path.abspath(settings.store), "c")
+    os.makedirs(containers, mode=0o711, exist_ok=True)
+    require_reachable(os.path.join(containers, "x"), "the store (--store)")
 
 
 def _user_namespace(r: IdRange) -> int:
@@ -231,6 +238,8 @@ class Container:
             stderr=subprocess.PIPE if capture else None,
             start_new_session=False, preexec_fn=os.setpgrp if own_group else None)
         old = {s: signal.signal(s, lambda signum, _frame: proc.send_signal(signum)) for s in forward}
+        if not own_group:  # the terminal signals the runtime itself; we must outlive the container
+            old.update({s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)})
         timed_out = False
         try:
             try:
