@@ -87,6 +87,16 @@ def build(name: str, lock: Dict[str, Any], package_trees: Dict[str, str], image_
             for path, sums in read_files(package_trees[pkg_name]).items():
                 if image_files.get(path, {}).get("sha256") == sums["sha256"]:
                     origin.setdefault(path, pid)
+    # A package that CONTAINS files has filesAnalyzed true and needs its verification code:
+    # sha1 of the sorted sha1s of its files (SPDX 2.3 clause 7.9).
+    contained: Dict[str, List[str]] = {image_id: [f["sha1"] for f in image_files.values()]}
+    for path, pid in origin.items():
+        contained.setdefault(pid, []).append(image_files[path]["sha1"])
+    for p in packages:
+        if p["SPDXID"] in contained:
+            p["filesAnalyzed"] = True
+            p["packageVerificationCode"] = {"packageVerificationCodeValue": hashlib.sha1(
+                "".join(sorted(contained[p["SPDXID"]])).encode()).hexdigest()}
     files = []
     for path in sorted(image_files):
         fid = _spdx_id("File", path)

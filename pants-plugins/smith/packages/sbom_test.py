@@ -33,7 +33,8 @@ def validate_spdx23(doc):
     ids = ["SPDXRef-DOCUMENT"]
     for p in doc["packages"]:
         assert p["name"] and p["downloadLocation"] and SPDX_ID.match(p["SPDXID"])
-        assert p.get("filesAnalyzed") is False or "packageVerificationCode" in p
+        assert p.get("filesAnalyzed") is False or re.match(
+            "^[0-9a-f]{40}$", p["packageVerificationCode"]["packageVerificationCodeValue"])
         for c in p.get("checksums", []):
             assert c["algorithm"] in CHECKSUM_ALGORITHMS and re.match("^[0-9a-f]+$", c["checksumValue"])
         ids.append(p["SPDXID"])
@@ -113,3 +114,12 @@ def test_sbom(built, monkeypatch):
         assert owner[files[path]["SPDXID"]] == pkg
     assert owner[files["etc/passwd"]["SPDXID"]] == "hello-image"
     assert owner[files["usr/bin/hello"]["SPDXID"]] == "hello"
+    # Packages that contain files say so, with the verification code of clause 7.9.
+    hello = packages["hello"]
+    sha1 = hashlib.sha1(contents["usr/bin/hello"][1]).hexdigest()
+    assert hello["filesAnalyzed"] is True
+    assert hello["packageVerificationCode"]["packageVerificationCodeValue"] == hashlib.sha1(
+        sha1.encode()).hexdigest()
+    contains = {r["spdxElementId"] for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"
+                and r["relatedSpdxElement"].startswith("SPDXRef-File-")}
+    assert all(p["filesAnalyzed"] == (p["SPDXID"] in contains) for p in doc["packages"])
