@@ -110,6 +110,17 @@ def test_lock_cli_is_deterministic_and_versioned_request(tmp_path, repo):
     assert proc.returncode == 2 and b"unrecognized arguments" in proc.stderr
 
 
+def test_file_url_and_metadata_cache(tmp_path, repo):
+    root, _ = repo
+    url = "file://" + os.path.join(root, "repo")
+    cache = tmp_path / "cache"
+    data = lock(tmp_path, root, url, "hello", "--cache-dir", str(cache))
+    assert by_name(data)["hello"]["url"] == url + "/pool/main/hello_2.0-1_amd64.deb"
+    with open(os.path.join(root, "repo/dists/stable/main/binary-amd64/Packages.xz"), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert os.listdir(cache) == [digest]    # verified indexes are kept by their sha256
+
+
 def test_cycle_resolves(tmp_path, repo):
     pkgs = by_name(lock(tmp_path, *repo, "cycle-a"))
     assert pkgs["cycle-a"]["depends"] == ["cycle-b"]

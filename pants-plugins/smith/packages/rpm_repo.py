@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from smith.errors import SmithError
 from smith.packages import gpg
 from smith.packages.compression import decompress
-from smith.packages.fetch import check_digest, fetch
+from smith.packages.fetch import check_digest, fetch, fetch_verified
 from smith.packages.model import Package, Relation
 from smith.packages.repo_config import RepoConfig
 from smith.packages.universe import Universe
@@ -136,10 +136,12 @@ def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> RpmUniverse:
     url = repo.url + "/" + primary.find(REPO_NS + "location").get("href")
     checksum = primary.find(REPO_NS + "checksum")
     size = primary.findtext(REPO_NS + "size")
-    raw = fetch(url)
     algorithm = {"sha": "sha1"}.get(checksum.get("type", "sha256"), checksum.get("type", "sha256"))
-    check_digest(raw, algorithm, checksum.text.strip(),
-                 int(size) if size else None, url)
+    if algorithm == "sha256":
+        raw = fetch_verified(url, checksum.text.strip(), int(size) if size else None, cache_dir)
+    else:
+        raw = fetch(url)
+        check_digest(raw, algorithm, checksum.text.strip(), int(size) if size else None, url)
     try:
         doc = ET.fromstring(decompress(raw, url))
     except ET.ParseError as e:
