@@ -79,10 +79,15 @@ class Pusher:
 
 
 def push_layout(client: RegistryClient, layout: str, ref: Optional[str], repo: str,
-                tags: List[str], mount_from: Optional[str] = None) -> str:
-    """Push the chosen image of `layout` and its referrers; tag it; return its digest."""
+                tags: List[str], mount_from: Optional[str] = None,
+                stats: Optional[Dict[str, int]] = None) -> str:
+    """Push the chosen image of `layout` and its referrers; tag it; return its digest.
+    `stats`, if given, receives how many blobs existed, were mounted or uploaded."""
     entry = select_image(layout, ref)
     pusher = Pusher(client, layout, repo, mount_from)
+    if stats is not None:
+        pusher.stats = stats
+        stats.update({"exists": 0, "mounted": 0, "uploaded": 0})
     digest = pusher.push_tree(entry)
     subjects = [digest]
     data, manifest = read_json_blob(layout, digest)

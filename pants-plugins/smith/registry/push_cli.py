@@ -1,7 +1,8 @@
 """`smith push [--tag T]... [--ca FILE] [--insecure] [--digest-file F] LAYOUT_DIR[:REF]
 REGISTRY/REPO[:TAG]`: push the layout's REF (default `latest`, or its only image) and the
 artifacts whose subject it is (e.g. an SBOM); print the pushed manifest digest."""
-from typing import List
+import sys
+from typing import Dict, List
 
 from smith.errors import SmithError
 from smith.registry.options import client_for, parser, write_atomically
@@ -27,7 +28,11 @@ def main(argv: List[str]) -> int:
     tags = ([dest.tag] if dest.tag else []) + [check_tag(t, "--tag") for t in args.tag]
     tags = list(dict.fromkeys(tags))
     client = client_for(args, dest)
-    digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from)
+    stats: Dict[str, int] = {}
+    digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from, stats)
+    print("smith push: %s/%s: %d blobs uploaded, %d already there, %d mounted; tags: %s" % (
+        dest.registry, dest.repository, stats["uploaded"], stats["exists"], stats["mounted"],
+        ", ".join(tags) or "(none, pushed by digest)"), file=sys.stderr)
     if args.digest_file:
         write_atomically(args.digest_file, digest + "\n")
     print(digest)

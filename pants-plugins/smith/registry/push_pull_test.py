@@ -45,6 +45,10 @@ def test_cli_push_then_pull_by_digest_gives_identical_image(registry, tmp_path):
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.stdout.strip() == desc["digest"]
     assert (tmp_path / "d.txt").read_text().strip() == desc["digest"]
+    assert "2 blobs uploaded, 0 already there" in pushed.stderr
+    again = run_smith(["push", str(tmp_path / "src"), registry.host + "/team/app"], str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "0 blobs uploaded, 2 already there" in again.stderr
     for tag in ("latest", "v1"):  # skopeo sees both tags on the same manifest
         raw = skopeo("inspect", "--tls-verify=false", "--raw",
                      "docker://%s/team/app:%s" % (registry.host, tag))
