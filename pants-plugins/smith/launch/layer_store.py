@@ -133,7 +133,11 @@ class LayerStore:
         with flocked(final + ".lock"):
             if os.path.isdir(final):  # another process unpacked it while we waited
                 return final, False
-            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+            prefix = ".tmp-%s-" % os.path.basename(final)
+            for name in os.listdir(parent):  # left by an unpacker that died holding this lock
+                if name.startswith(prefix):
+                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
             try:
                 os.chmod(tmp, 0o755)  # the layer root becomes `/` unless the tar says otherwise
                 self.apply(layer.blob, tmp, layer)

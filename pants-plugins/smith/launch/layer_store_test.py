@@ -91,3 +91,14 @@ def test_corrupt_blob_is_refused_and_leaves_nothing(store, tmp_path):
         LayerStore(store).ensure(victim)
     parent = os.path.dirname(LayerStore(store).path(victim.diff_id))
     assert [e for e in os.listdir(parent) if not e.endswith(".lock")] == []
+
+
+def test_leftovers_of_a_dead_unpacker_are_removed(store):
+    layer = open_image(busybox_image()).layers[-1]
+    s = LayerStore(store)
+    final = s.path(layer.diff_id)
+    os.makedirs(os.path.dirname(final))
+    half = final.replace(os.path.basename(final), ".tmp-%s-dead" % os.path.basename(final))
+    os.makedirs(os.path.join(half, "bin"))  # as if its unpacker was killed half way
+    assert s.ensure(layer) == (final, True)
+    assert not os.path.exists(half)
