@@ -1,4 +1,4 @@
-"""`python3 -m smith.launch run|test ...`: run images in containers (see run_cli, test_cli)."""
+"""`python3 -m smith.launch run|test ...`: run images in containers (see run_cli, smoketest_cli)."""
 import importlib
 import sys
 from typing import List, Optional
@@ -7,7 +7,7 @@ from smith.errors import SmithError
 
 COMMANDS = {
     "run": "smith.launch.run_cli",
-    "test": "smith.launch.test_cli",
+    "test": "smith.launch.smoketest_cli",
 }
 USAGE = "usage: smith-launch {run|test} --layout OCI_DIR[:TAG] [OPTIONS] [-- ARGS...]"
 
