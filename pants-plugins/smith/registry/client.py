@@ -199,7 +199,10 @@ class RegistryClient:
         state: Dict[str, object] = {"location": None, "offset": 0}
 
         def attempt() -> str:
-            if state["location"] is not None and not self._resume(state, scopes):
+            # Only chunked uploads resume: a monolithic PUT cut short may have left part of the
+            # body in the session, so it starts over in a new one.
+            if state["location"] is not None and (size <= self.chunk_threshold
+                                                  or not self._resume(state, scopes)):
                 state["location"], state["offset"] = None, 0
             if state["location"] is None:
                 query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount_from}) \
@@ -224,7 +227,12 @@ class RegistryClient:
         if resp.status != 204:
             return False
         rng = resp.header("Range") or ""
-        state["offset"] = int(rng.split("-")[1]) + 1 if "-" in rng else 0
+        if not rng.startswith("0-") or rng == "0-0":  # "0-0" means 0 or 1 bytes: start afresh
+            return False
+        try:
+            state["offset"] = int(rng.split("-")[1]) + 1
+        except ValueError:
+            return False
         if resp.header("Location"):
             state["location"] = self._absolute(resp)
         return True
