@@ -113,6 +113,7 @@ def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, co
             console.setup_child(console_fd, process)
         identity.set_rlimits(process.get("rlimits"))
         exe = identity.find_executable(process["args"][0], process.get("env"))
+        env = init._env(identity.with_home(process.get("env"), process["user"]["uid"]))
         nnp = process.get("noNewPrivileges")
         if seccomp is not None and not nnp:
             sc.load(seccomp)
@@ -123,7 +124,7 @@ def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, co
             raise SmithError("process.cwd %s: %s" % (process.get("cwd"), e.strerror))
         if seccomp is not None and nnp:
             sc.load(seccomp)
-        os.execve(exe, process["args"], init._env(process.get("env")))
+        os.execve(exe, process["args"], env)
     except BaseException as e:
         from smith.runtime import init
         init._fail(chan, e)

@@ -80,3 +80,22 @@ def find_executable(args0: str, env) -> str:
             return c
     raise SmithError('process.args[0]: executable %r not found in the container (PATH searched: %s); '
                      'fix process.args or process.env PATH' % (args0, ", ".join(candidates)))
+
+
+def with_home(env, uid: int) -> list:
+    """Like runc: if the process env has no HOME, use the user's home from the container's
+    /etc/passwd, or "/"."""
+    env = list(env or [])
+    if any(e.startswith("HOME=") for e in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return env + ["HOME=" + home]

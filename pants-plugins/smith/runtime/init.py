@@ -170,6 +170,7 @@ def _setup(ctx: dict, chan) -> None:
         console.setup_child(ctx["console_fd"], process)
     identity.set_rlimits(process.get("rlimits"))
     exe = identity.find_executable(process["args"][0], process.get("env"))
+    env = _env(identity.with_home(process.get("env"), process["user"]["uid"]))
     nnp = process.get("noNewPrivileges")
     if seccomp is not None and not nnp:
         sc.load(seccomp)  # needs CAP_SYS_ADMIN, so before the caps are dropped
@@ -187,7 +188,7 @@ def _setup(ctx: dict, chan) -> None:
         hookrun.run("startContainer", hooks["startContainer"], ctx["hook_state"])
     if seccomp is not None and nnp:
         sc.load(seccomp)
-    os.execve(exe, process["args"], _env(process.get("env")))
+    os.execve(exe, process["args"], env)
 
 
 def cloexec_from(first: int) -> None:

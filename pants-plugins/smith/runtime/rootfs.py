@@ -154,11 +154,18 @@ def mount_one(rootfs: str, bundle: str, m: dict, userns: bool, cgroup_paths: dic
 
 
 def _mount_cgroups(dest: str, flags: int, cgroup_paths: dict) -> None:
-    """A cgroup mount shows the container's own cgroups: tmpfs + one bind per hierarchy (v1),
-    or the unified cgroup directory, as runc does on hybrid hosts."""
+    """A cgroup mount shows the container's own cgroups, as runc does on v1/hybrid hosts: a
+    (writable, like runc's) tmpfs with one bind of each hierarchy, read-only if asked."""
     _mkdirs(dest)
+    v1 = [n for n in cgroup_paths if n]
+    if not v1:  # pure cgroup v2 host: the container's own cgroup directory
+        mount(cgroup_paths[""], dest, None, MS_BIND | MS_REC)
+        _remount(dest, MS_BIND | (flags & ~MS_REC))
+        return
     mount("tmpfs", dest, "tmpfs", flags & ~MS_RDONLY, "mode=755")
     for name, host_dir in sorted(cgroup_paths.items()):
+        if not name and v1:
+            continue  # like runc on a hybrid host: the container sees the v1 hierarchies only
         name = name[5:] if name.startswith("name=") else (name or "unified")
         target = dest + "/" + name
         _mkdirs(target)
@@ -169,8 +176,6 @@ def _mount_cgroups(dest: str, flags: int, cgroup_paths: dict) -> None:
             for single in name.split(","):
                 if not os.path.lexists(dest + "/" + single):
                     os.symlink(name, dest + "/" + single)
-    if flags & MS_RDONLY:
-        mount(None, dest, None, (flags & ~MS_REC) | MS_REMOUNT)
 
 
 def make_devices(rootfs: str, devices, userns: bool) -> None:

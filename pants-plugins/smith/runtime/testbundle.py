@@ -129,3 +129,36 @@ def bundle(directory: str, args=None, config: dict = None, edit=None) -> str:
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     return directory
+
+
+def cached_zipapp() -> str:
+    """build_zipapp() once per version of the runtime's sources (cache key: their sha256)."""
+    h = hashlib.sha256()
+    for arc, src in _runtime_files():
+        with open(src, "rb") as f:
+            h.update(arc.encode() + b"\0" + f.read() + b"\0")
+    path = os.path.join(_mkcache(), "smith-runtime-" + h.hexdigest()[:16])
+    if not os.path.exists(path):
+        build_zipapp(path)
+    return path
+
+
+def runtime(app: str, root: str, *args, cwd=None, input=None, timeout=60, detached=False):
+    """Run the runtime zipapp (or another runtime binary) with a private --root.
+    detached: the container outlives the command, so it must not inherit our output pipes."""
+    out = subprocess.DEVNULL if detached else subprocess.PIPE
+    return subprocess.run([app, "--root", root] + list(args), cwd=cwd, input=input,
+                          stdout=out, stderr=out, universal_newlines=True,
+                          env={"PATH": PATH, "HOME": "/root", "LC_ALL": "C.UTF-8"}, timeout=timeout)
+
+
+def leftovers(cid: str) -> list:
+    """Anything a container may leave behind on the host: cgroup dirs and mounts naming it."""
+    found = []
+    for d in os.listdir("/sys/fs/cgroup"):
+        p = os.path.join("/sys/fs/cgroup", d, cid)
+        if os.path.exists(p):
+            found.append(p)
+    with open("/proc/self/mountinfo") as f:
+        found += [line.strip() for line in f if cid in line]
+    return found
