@@ -118,7 +118,11 @@ def test_file_url_and_metadata_cache(tmp_path, repo):
     assert by_name(data)["hello"]["url"] == url + "/pool/main/hello_2.0-1_amd64.deb"
     with open(os.path.join(root, "repo/dists/stable/main/binary-amd64/Packages.xz"), "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    assert os.listdir(cache) == [digest]    # verified indexes are kept by their sha256
+    # The verified index and its parsed records are kept by the index's sha256 ...
+    assert sorted(os.listdir(cache)) == [digest, digest + ".records.json"]
+    # ... and a second lock from the cache gives the same bytes.
+    first = (tmp_path / "lock.json").read_bytes()
+    assert lock(tmp_path, root, url, "hello", "--cache-dir", str(cache)) == json.loads(first)
 
 
 def test_cycle_resolves(tmp_path, repo):

@@ -2,7 +2,10 @@
 Packages(.xz|.gz) of each suite/component/architecture checked against the Release SHA256."""
 import gzip
 import io
+import json
 import lzma
+import os
+import tempfile
 from typing import Dict, List, Optional
 
 from debian import deb822
@@ -86,14 +89,24 @@ def _release(repo: RepoConfig, suite: str) -> deb822.Release:
     return release
 
 
-def _index(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: str,
-           cache_dir: Optional[str]) -> Optional[bytes]:
+def _records(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: str,
+             cache_dir: Optional[str]) -> Optional[List[Dict[str, str]]]:
+    """The paragraphs of one Packages index (only FIELDS), or None if the Release lists none.
+    With a cache dir, parsed records are kept as SHA256.records.json next to the verified
+    index: parsing Debian's main/amd64 takes ~6 s, loading the records well under 1 s."""
     sums = {entry["name"]: entry for entry in release["SHA256"]}
     by_hash = release.get("Acquire-By-Hash", "no").lower() == "yes"
     for name, decompress in INDEX_NAMES:
         entry = sums.get(path_dir + "/" + name)
         if entry is None:
             continue
+        cached = os.path.join(cache_dir, entry["sha256"] + ".records.json") if cache_dir else None
+        if cached and os.path.exists(cached):
+            try:
+                with open(cached, encoding="utf-8") as f:
+                    return json.load(f)
+            except ValueError:
+                pass    # a damaged cache entry is rebuilt below
         # By-hash URLs do not change under us while the mirror updates.
         url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir,
                                      "by-hash/SHA256/" + entry["sha256"] if by_hash else name)
@@ -105,9 +118,18 @@ def _index(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: str,
             url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir, name)
             data = fetch_verified(url, entry["sha256"], int(entry["size"]), cache_dir)
         try:
-            return decompress(data)
+            text = decompress(data)
         except (OSError, lzma.LZMAError, EOFError) as e:
             raise SmithError("cannot decompress %s: %s" % (url, e))
+        records = [{k: para[k] for k in FIELDS if k in para}
+                   for para in deb822.Packages.iter_paragraphs(io.BytesIO(text), use_apt_pkg=False,
+                                                               fields=FIELDS)]
+        if cached:
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(records, f)
+            os.replace(tmp, cached)
+        return records
     return None
 
 
@@ -124,16 +146,14 @@ def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> DebUniverse:
             found = 0
             for arch in index_arches:
                 where = "%s/binary-%s" % (component, arch)
-                data = _index(repo, suite, release, where, cache_dir)
-                if data is None:
+                records = _records(repo, suite, release, where, cache_dir)
+                if records is None:
                     continue
                 found += 1
                 source = "%s %s" % (suite, where)
-                for para in deb822.Packages.iter_paragraphs(io.BytesIO(data), use_apt_pkg=False,
-                                                            fields=FIELDS):
-                    if para.get("Architecture") not in wanted_arches:
+                for record in records:
+                    if record.get("Architecture") not in wanted_arches or "Package" not in record:
                         continue
-                    record = {k: para[k] for k in FIELDS if k in para}
                     record["_source"] = source
                     provided = [p.split("(")[0].split(":")[0].strip()
                                 for p in record.get("Provides", "").split(",") if p.strip()]
