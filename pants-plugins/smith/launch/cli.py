@@ -1,4 +1,5 @@
-"""`python3 -m smith.launch run|test ...`: run images in containers (see run_cli, smoketest_cli)."""
+"""`python3 -m smith.launch run|test|prune ...`: run images in containers (see run_cli,
+smoketest_cli), and drop unused layers from the store (prune_cli)."""
 import importlib
 import sys
 from typing import List, Optional
@@ -8,8 +9,10 @@ from smith.errors import SmithError
 COMMANDS = {
     "run": "smith.launch.run_cli",
     "test": "smith.launch.smoketest_cli",
+    "prune": "smith.launch.prune_cli",
 }
-USAGE = "usage: smith-launch {run|test} --layout OCI_DIR[:TAG] [OPTIONS] [-- ARGS...]"
+USAGE = ("usage: smith-launch {run|test} --layout OCI_DIR[:TAG] [OPTIONS] [-- ARGS...]\n"
+         "       smith-launch prune [--store DIR]")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -18,7 +21,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] in ("-h", "--help"):
             print(USAGE)
             return 0
-        print("smith-launch: error: expected a command, run or test\n" + USAGE, file=sys.stderr)
+        print("smith-launch: error: expected a command: run, test or prune\n" + USAGE, file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]])
     try:

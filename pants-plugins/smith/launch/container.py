@@ -167,8 +167,10 @@ class Container:
     def setup(self) -> str:
         """Prepare the bundle; returns its directory."""
         preflight(self.settings)
-        lowers = self._layers()
-        self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap)
+        with self.store.in_use():
+            lowers = self._layers()
+            self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap,
+                                          layers=[layer.diff_id for layer in self.image.layers])
         self.id = runtime_id(self.settings.store, self.ids.container)
         self.dir = os.path.join(self.settings.store, "c", self.ids.container)
         remove_container_dir(self.dir)  # leftovers of a range freed without cleanup

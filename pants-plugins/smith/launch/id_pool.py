@@ -22,6 +22,7 @@ class IdRange(NamedTuple):
     pid: int         # the launcher owning the range
     start: str       # that launcher's start time (field 22 of /proc/PID/stat)
     runtime: str     # the runtime that ran it, to force-delete a stale container
+    layers: List[str] = []  # diff_ids its root is made of: prune keeps them
 
 
 def process_start(pid: int) -> Optional[str]:
@@ -58,7 +59,7 @@ class IdPool:
         os.replace(tmp, self.file)
 
     def allocate(self, container: Callable[[int], str], runtime: str,
-                 reap: Callable[[IdRange], None]) -> IdRange:
+                 reap: Callable[[IdRange], None], layers: List[str] = ()) -> IdRange:
         """Take the lowest free range; `container(base)` names the container that gets it."""
         with flocked(self.file + ".lock"):
             ranges = self._load()
@@ -72,7 +73,8 @@ class IdPool:
                 base = self.first + i * self.size
                 if all(base + self.size <= r.base or r.base + r.size <= base for r in live):
                     me = os.getpid()
-                    got = IdRange(base, self.size, container(base), me, process_start(me) or "", runtime)
+                    got = IdRange(base, self.size, container(base), me, process_start(me) or "",
+                                  runtime, list(layers))
                     self._save(live + [got])
                     return got
             self._save(live)

@@ -15,7 +15,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Iterator, List, Set, Tuple
 
 from smith.errors import SmithError
 from smith.launch.image import Layer
@@ -35,10 +35,10 @@ def oci_apply_layer(blob: str, dest: str, layer: Layer) -> None:
 
 
 @contextlib.contextmanager
-def flocked(path: str) -> Iterator[None]:
+def flocked(path: str, shared: bool = False) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -147,6 +147,37 @@ class LayerStore:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return final, True
+
+    @contextlib.contextmanager
+    def in_use(self, exclusive: bool = False) -> Iterator[None]:
+        """Launchers hold this shared from looking layers up until their container's id range
+        lists them; prune holds it exclusively, so it never removes a layer about to be used."""
+        os.makedirs(self.layers, mode=0o700, exist_ok=True)
+        with flocked(os.path.join(self.layers, "in-use.lock"), shared=not exclusive):
+            yield
+
+    def prune(self, keep: Set[str]) -> List[Tuple[str, int]]:
+        """Remove the layers whose diff_id is not in `keep` (call under in_use(exclusive=True));
+        returns (diff_id, bytes) of each removed layer."""
+        removed = []
+        for algo in sorted(os.listdir(self.layers)) if os.path.isdir(self.layers) else []:
+            adir = os.path.join(self.layers, algo)
+            if algo == "mountpoints" or not os.path.isdir(adir):
+                continue
+            for name in sorted(os.listdir(adir)):
+                diff_id = "%s:%s" % (algo, name)
+                if name.startswith(".") or name.endswith(".lock") or diff_id in keep:
+                    continue
+                path = os.path.join(adir, name)
+                size = sum(os.lstat(os.path.join(top, f)).st_blocks * 512
+                           for top, _, files in os.walk(path) for f in files)
+                trash = os.path.join(adir, ".tmp-%s-pruned" % name)
+                os.rename(path, trash)  # gone from the store at once; then deleted
+                shutil.rmtree(trash)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + ".lock")
+                removed.append((diff_id, size))
+        return removed
 
     def empty_dir(self) -> str:
         """An empty directory: overlayfs wants two lower dirs when there is no upper dir."""

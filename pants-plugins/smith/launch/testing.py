@@ -1,5 +1,6 @@
 """Test helpers: small busybox images written by smith.oci's own CLIs (cached by their
 inputs), a throw-away store, and checks that a store holds nothing of finished containers."""
+import glob
 import hashlib
 import json
 import os
@@ -102,6 +103,8 @@ def leftovers(store: str) -> List[str]:
     listed = subprocess.run(["runc", "list", "-q"], env=tool_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True).stdout.split()
     found += ["runc container " + c for c in listed if c.startswith(tag)]
+    found += ["cgroup " + g for g in glob.glob("/sys/fs/cgroup/*/%s-*" % tag)
+              + glob.glob("/sys/fs/cgroup/*/*/%s-*" % tag)]
     return found
 
 
