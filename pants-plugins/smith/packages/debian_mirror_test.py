@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from smith.packages import extract_cli, lock_cli
+from smith.packages.extract_consumer_test import assert_matches_dpkg_deb, tree_of
 from smith.testutil.debian import tool_env
 
 MIRROR = "http://deb.debian.org/debian"
@@ -86,3 +87,6 @@ def test_extract_libc6_and_redis(redis_lock, tmp_path):
     assert libc["usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"].isfile()
     assert "usr/lib/x86_64-linux-gnu/libc.so.6" in libc
     assert members["redis-tools"]["usr/bin/redis-check-rdb"].size > 100000
+    # And the whole of libc6 is what dpkg itself unpacks (at merged-/usr places).
+    deb = str(tmp_path / "libc6.deb")
+    assert_matches_dpkg_deb(tmp_path, deb, tree_of(tmp_path, deb))
