@@ -220,7 +220,9 @@ def start(root: str, cid: str) -> None:
         hooks = (c.state.get("config") or {}).get("hooks") or {}
         if hooks.get("poststart"):
             from smith.runtime import hooks as hookrun
-            hookrun.run("poststart", hooks["poststart"], c.oci_state(), fatal=False)
+            st = c.oci_state()
+            st.update(status="running", pid=c.pid)  # even if the program already finished
+            hookrun.run("poststart", hooks["poststart"], st, fatal=False)
 
 
 def _await_fifo(c: "state.Container", fd: int) -> None:

@@ -160,5 +160,5 @@ def leftovers(cid: str) -> list:
         if os.path.exists(p):
             found.append(p)
     with open("/proc/self/mountinfo") as f:
-        found += [line.strip() for line in f if cid in line]
+        found += [line.strip() for line in f if ("/%s/" % cid) in line or ("/%s " % cid) in line]
     return found

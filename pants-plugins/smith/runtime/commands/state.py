@@ -11,10 +11,14 @@ def main(argv: list, g=None) -> int:
     _, args = o.parse("state", argv, {})
     (cid,) = o.positional("state", args, ["ID"])
     with state.Container(g.root, cid, lock=False) as c:
-        st = c.oci_state()
+        oci = c.oci_state()
+        # runc's field order; annotations only when there are some
+        st = {k: oci[k] for k in ("ociVersion", "id", "pid", "status", "bundle")}
         st["rootfs"] = c.state.get("rootfs", "")
         st["created"] = c.state.get("created", "")
         st["owner"] = c.state.get("owner", "")
+        if oci["annotations"]:
+            st["annotations"] = oci["annotations"]
     import json
     sys.stdout.write(json.dumps(st, indent=2) + "\n")
     return 0
