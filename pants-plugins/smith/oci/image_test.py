@@ -6,6 +6,7 @@ import sys
 import uuid
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 import smith
 from smith.errors import SmithError
@@ -35,7 +36,12 @@ def busybox_layer(tmp_path):
     require_tools("busybox")
     root = tmp_path / "bbroot"
     (root / "bin").mkdir(parents=True)
-    shutil.copy(shutil.which("busybox", path=tool_env()["PATH"]), root / "bin" / "busybox")
+    busybox = shutil.which("busybox", path=tool_env()["PATH"])
+    with open(busybox, "rb") as f:
+        segments = ELFFile(f).iter_segments()
+        assert not any(s["p_type"] == "PT_INTERP" for s in segments), \
+            "%s is dynamically linked; install busybox-static" % busybox
+    shutil.copy(busybox, root / "bin" / "busybox")
     (root / "etc").mkdir()
     (root / "etc" / "motd").write_text("base motd\n")
     assert layer_cli.main(["--output", str(tmp_path / "bb"), "--dir", "/=%s" % root]) == 0

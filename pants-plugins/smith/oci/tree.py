@@ -79,7 +79,7 @@ def read_dir(host: str, prefix: str = "") -> List[Entry]:
     """Entries for `host` (a directory, or a single file) placed at image path `prefix`."""
     origin = "--dir /%s=%s" % (prefix, host)
     try:
-        st = os.lstat(host)
+        st = os.stat(host)  # the top level may be a symlink (e.g. a sandbox link); inside, never
     except OSError as e:
         raise SmithError("%s: cannot read %s (%s); check the path" % (origin, host, e.strerror))
     entries: List[Entry] = []
