@@ -35,7 +35,7 @@ def decompressed(raw: BinaryIO) -> BinaryIO:
     return raw
 
 
-def _add(out: BinaryIO, name: str, size: int) -> None:
+def _add(out: BinaryIO, name: str, size: int) -> None:  # out must be seekable (a file)
     out.write(tar_format.header(name, tar_format.REGTYPE, 0o644, 0, 0, size, 0))
 
 
@@ -58,26 +58,30 @@ def _write(img: Image, tag: str, out: BinaryIO) -> None:
         verify_blob(img.store, lay.descriptor(), img.store.path)
         name = lay.diff_id.split(":", 1)[1] + ".tar"
         names.append(name)
-        # The uncompressed size is needed for the header before the data: measure first.
+        # The header needs the uncompressed size: write a placeholder, stream, then go back.
+        start = out.tell()
+        out.write(b"\0" * tar_format.BLOCK)
+        h = hashlib.sha256()
         size = 0
         with img.store.open(lay.name) as raw, decompressed(raw) as plain:
             while True:
                 chunk = plain.read(1 << 20)
                 if not chunk:
                     break
-                size += len(chunk)
-        _add(out, name, size)
-        h = hashlib.sha256()
-        with img.store.open(lay.name) as raw, decompressed(raw) as plain:
-            while True:
-                chunk = plain.read(1 << 20)
-                if not chunk:
-                    break
                 h.update(chunk)
+                size += len(chunk)
                 out.write(chunk)
         if "sha256:" + h.hexdigest() != lay.diff_id:
             raise SmithError("%s: layer %s uncompresses to sha256:%s, not its diff_id %s"
                              % (img.store.path, lay.digest, h.hexdigest(), lay.diff_id))
+        header = tar_format.header(name, tar_format.REGTYPE, 0o644, 0, 0, size, 0)
+        if len(header) != tar_format.BLOCK:
+            raise SmithError("%s: layer %s is %d bytes uncompressed, too large for a docker "
+                             "archive entry" % (img.store.path, lay.digest, size))
+        end = out.tell()
+        out.seek(start)
+        out.write(header)
+        out.seek(end)
         out.write(tar_format.padding(size))
     manifest = json.dumps([{"Config": config_name, "Layers": names, "RepoTags": [repo_tag(tag)]}],
                           sort_keys=True, separators=(",", ":")).encode("utf-8")

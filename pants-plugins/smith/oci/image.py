@@ -281,6 +281,10 @@ def _attachment(blobs: Blobs, artifact_type: str, path: str,
 def write_layout(out: str, *args, **kwargs) -> Dict[str, Any]:
     """build_layout into a temp dir next to `out`, then move it into place."""
     from smith.oci.atomic import atomic_dir
+    if os.path.lexists(out) and not (os.path.isdir(out) and not os.path.islink(out) and (
+            not os.listdir(out) or os.path.isfile(os.path.join(out, "oci-layout")))):
+        raise SmithError("--output %s exists and is not an OCI layout or an empty directory; "
+                         "remove it or pick another path" % out)
     with atomic_dir(out) as tmp:
         entry = build_layout(tmp, *args, **kwargs)
     return entry

@@ -157,6 +157,12 @@ def test_config_and_layer_errors_are_user_errors(tmp_path, busybox_layer):
         image_cli.main(["--output", str(tmp_path / "o"), "--tag", "t",
                         "--config", str(tmp_path / "bad.json")])
     (tmp_path / "ok.json").write_text("{}")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "data").write_text("keep me")
+    with pytest.raises(SmithError, match=r"exists and is not an OCI layout"):
+        image_cli.main(["--output", str(tmp_path / "precious"), "--tag", "t",
+                        "--config", str(tmp_path / "ok.json")])
+    assert (tmp_path / "precious" / "data").read_text() == "keep me"
     blob = tmp_path / busybox_layer / "layer.tar.gz"
     blob.write_bytes(blob.read_bytes() + b"tampered")
     with pytest.raises(SmithError, match=r"--layer .*bb: content is sha256:"):

@@ -157,21 +157,24 @@ def _pipelined(chunks: Iterator[bytes], consume: Callable[[bytes], None]) -> str
     tar_hash = hashlib.sha256()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        while not stop.is_set():  # the consumer may have died: never block forever
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for c in chunks:
                 tar_hash.update(c)
-                while not stop.is_set():
-                    try:
-                        q.put(c, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(c):
                     return
         except BaseException as e:  # handed to the consumer thread below
             failure.append(e)
-        q.put(None)
+        put(None)
 
     t = threading.Thread(target=produce, name="smith-tar", daemon=True)
     t.start()

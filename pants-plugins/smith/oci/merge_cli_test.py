@@ -25,6 +25,8 @@ def test_merge_dedupes_keeps_modes_and_is_deterministic(tmp_path):
     os.link(one / "usr" / "bin" / "prog", one / "usr" / "bin" / "prog2")
     (two / "etc").mkdir()
     os.symlink("../usr/lib/shared.so", two / "etc" / "link")
+    os.chmod(one / "usr" / "lib", 0o750)  # dir modes differ: merged to their union
+    os.chmod(two / "usr" / "lib", 0o705)
     gnu_tar(one, tmp_path / "one.tar", "usr")
     gnu_tar(two, tmp_path / "two.tar", "usr", "etc")
     os.utime(tmp_path / "two.tar", (5, 5))
@@ -44,6 +46,7 @@ def test_merge_dedupes_keeps_modes_and_is_deterministic(tmp_path):
     assert m["usr/bin/prog"].mode == 0o4750 and m["usr/bin/prog"].isreg()
     assert m["usr/bin/prog2"].islnk() and m["usr/bin/prog2"].linkname == "usr/bin/prog"
     assert m["usr/lib/shared.so"].mode == 0o755
+    assert m["usr/lib"].mode == 0o755
 
 
 def test_merge_conflict_names_path_and_both_sources(tmp_path):

@@ -165,8 +165,6 @@ def read_tree_tar(tar_path: str) -> List[Entry]:
 def _same(a: Entry, b: Entry) -> bool:
     if a.kind != b.kind:
         return False
-    if a.kind == DIR:
-        return True  # directories merge; the first source's mode wins
     if a.kind == SYMLINK:
         return a.target == b.target
     return (a.mode == b.mode and a.size == b.size
@@ -175,14 +173,18 @@ def _same(a: Entry, b: Entry) -> bool:
 
 
 def merge(sources: Iterable[List[Entry]]) -> List[Entry]:
-    """Union of trees. Identical entries dedupe; a path with different kind, mode, content or
-    link target in two sources is an error naming both."""
+    """Union of trees. Identical entries dedupe; directories always merge (their modes OR'ed);
+    a path with different kind, mode, content or link target in two sources is an error
+    naming both."""
     seen: Dict[str, Entry] = {}
     for entries in sources:
         for e in entries:
             old = seen.get(e.path)
             if old is None:
                 seen[e.path] = e
+            elif old.kind == DIR and e.kind == DIR:
+                if old.mode != e.mode:  # order-independent: the union of the permissions
+                    seen[e.path] = Entry(e.path, DIR, old.mode | e.mode, old.origin)
             elif not _same(old, e):
                 raise SmithError(
                     "/%s differs between %s (%s, mode %o) and %s (%s, mode %o); keep one of "
