@@ -118,7 +118,7 @@ def test_image_digest_is_reproducible(tmp_path, busybox_layer):
 
 
 def test_base_image_layers_come_first_and_config_is_inherited(tmp_path, busybox_layer):
-    require_tools("umoci")
+    require_tools("umoci", "skopeo")
     base, _ = smith_image(tmp_path, "base", {"entrypoint": ["/bin/busybox"], "cmd": ["true"],
                                              "env": {"A": "1", "B": "2"},
                                              "labels": {"base": "yes"}},

@@ -194,3 +194,11 @@ def test_tree_tar_input_keeps_hardlinks_and_symlinks(tmp_path):
         assert tf.extractfile(m["usr/alias.so"]).read() == b"\x7fELF" + b"\0" * 3000
         assert m["usr/lib.so.1"].islnk() and m["usr/lib.so.1"].linkname == "usr/alias.so"
         assert m["usr/lib.so"].issym() and m["usr/lib.so"].linkname == "lib.so.1"
+
+
+def test_cli_reports_user_errors_on_stderr_with_status_1(tmp_path):
+    proc = smith_cmd("layer", "--output", "o", "--dir", "no-equals-sign", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("smith layer: error: --dir 'no-equals-sign': expected "
+                                  "IMAGEPATH=HOSTDIR"), proc.stderr
+    assert not (tmp_path / "o").exists()
