@@ -37,8 +37,11 @@ def redis_lock(tmp_path_factory):
 def apt_simulate(tmp, package):
     """What apt installs on an empty system from the same suites (no Recommends)."""
     root = tmp / "apt"
-    for d in ("lists/partial", "cache/archives/partial", "etc/preferences.d", "etc/apt.conf.d"):
+    for d in ("cache/archives/partial", "etc/preferences.d", "etc/apt.conf.d"):
         (root / d).mkdir(parents=True)
+    # apt's lists are kept between runs: `apt-get update` then fetches only what changed.
+    lists = os.path.join(os.path.dirname(CACHE), "apt-bookworm-lists")
+    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
     (root / "status").write_text("")
     (root / "etc/sources.list").write_text("".join(
         "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n"
@@ -47,7 +50,7 @@ def apt_simulate(tmp, package):
             "-o", "Dir::Etc::SourceParts=%s/etc/apt.conf.d" % root,
             "-o", "Dir::Etc::Parts=%s/etc/apt.conf.d" % root,
             "-o", "Dir::Etc::PreferencesParts=%s/etc/preferences.d" % root,
-            "-o", "Dir::State::Lists=%s/lists" % root, "-o", "Dir::State::status=%s/status" % root,
+            "-o", "Dir::State::Lists=%s" % lists, "-o", "Dir::State::status=%s/status" % root,
             "-o", "Dir::Cache=%s/cache" % root, "-o", "APT::Install-Recommends=false",
             "-o", "Acquire::Languages=none", "-o", "Debug::NoLocking=1",
             "-o", "APT::Architecture=amd64", "-o", "APT::Architectures=amd64"]

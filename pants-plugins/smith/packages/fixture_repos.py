@@ -3,6 +3,7 @@ HTTP on 127.0.0.1. Built repositories are cached under /tmp/smith-test-cache key
 hash of this file (their only input), so only the first test run pays for gcc/dpkg/gpg.
 """
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -230,6 +231,15 @@ def cached_build(name: str, build) -> str:
     if os.path.isdir(final):
         return final
     os.makedirs(CACHE, exist_ok=True)
+    # Test files run in parallel: one builds, the others wait for it.
+    with open(os.path.join(CACHE, ".%s.lock" % name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isdir(final):
+            _build_once(name, build, final)
+    return final
+
+
+def _build_once(name: str, build, final: str) -> None:
     tmp = tempfile.mkdtemp(dir=CACHE, prefix=".%s-" % name)
     try:
         build(tmp)
@@ -244,7 +254,6 @@ def cached_build(name: str, build) -> str:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
 
 
 def deb_repo() -> str:
