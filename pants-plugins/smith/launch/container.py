@@ -5,8 +5,8 @@ Container directory STORE/c/<host id base> (short: it is the overlay's chdir):
   root/         the overlay mount (read-only unless --writable-root: then upper/ + work/)
   write/        /write (owned by the image user as mapped), removed unless a --write dir is given
   read/         an idmapped view of the --read directory, when its filesystem allows one
-  config.json   the bundle config; the runtime's container id is
-smith-<store hash>-<host id base>
+  config.json   the bundle config
+The runtime's container id is smith-<store hash>-<host id base>.
 """
 import errno
 import hashlib

@@ -240,3 +240,23 @@ def test_many_layers_fit_the_overlay_options(store):
     assert len(open_image(many).layers) >= 41
     proc = launch(store, many, "--", "sh", "-c", "ls /data | wc -l; cat /data/f00 /data/f39")
     assert proc.stdout.split() == [b"40", b"039"], proc.stderr
+
+
+@pytest.mark.parametrize("base_files", [
+    None,  # one layer without mount points: the launcher adds a layer of empty directories
+    {d + "/.keep": "" for d in ("dev", "proc", "read", "run", "sys", "write")},  # one complete layer
+])
+def test_single_layer_images_without_skeleton(store, base_files, tmp_path):
+    bare = busybox_image(skeleton=False, base_files=base_files)
+    assert len(open_image(bare).layers) == 1
+    read = tmp_path / "r"
+    read.mkdir()
+    (read / "f").write_text("config")
+    proc = launch(store, bare, "--read", str(read), "--", "sh", "-c",
+                  "cat /read/f; echo x > /write/y && echo wrote; touch /z")
+    assert proc.stdout == b"configwrote\n", proc.stderr
+    assert b"/z: Read-only file system" in proc.stderr
+    added = os.path.join(store, "layers", "mountpoints", "dev+proc+read+run+sys+write")
+    assert os.path.isdir(added) == (base_files is None)
+    # overlayfs needs two lower dirs without an upper one: a complete single layer gets an empty one
+    assert os.path.isdir(os.path.join(store, "empty")) == (base_files is not None)

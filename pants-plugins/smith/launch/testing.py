@@ -37,33 +37,41 @@ def _run(argv: List[str]) -> None:
         raise AssertionError("%s failed:\n%s" % (argv, proc.stdout.decode(errors="replace")))
 
 
+def _tree(path: str, files: Dict[str, str]) -> str:
+    os.makedirs(path)
+    for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(path, name)), exist_ok=True)
+        with open(os.path.join(path, name), "w") as f:
+            f.write(text)
+    return path
+
+
 def busybox_image(extra_layers: List[Tuple[Dict[str, str], List[str]]] = (),
-                  config: Optional[Dict] = None) -> str:
-    """An OCI layout (tag `latest`) with /bin/busybox owned by 10:10 and the microcontainer
-    skeleton, plus one layer per ({image path: file content}, [whiteout paths]) given."""
+                  config: Optional[Dict] = None, skeleton: bool = True,
+                  base_files: Optional[Dict[str, str]] = None) -> str:
+    """An OCI layout (tag `latest`) with /bin/busybox (+ `base_files`) owned by 10:10 in one
+    layer, the microcontainer skeleton layer unless `skeleton` is false, plus one layer per
+    ({image path: file content}, [whiteout paths]) in `extra_layers`."""
     require_tools("busybox")
     cfg = config or {"entrypoint": ["/bin/busybox"], "cmd": ["echo", "hello from busybox"],
                      "user": "10:10", "env": {"PATH": "/bin"}}
     h = hashlib.sha256()
     with open(BUSYBOX, "rb") as f:
         h.update(f.read())
-    h.update(json.dumps([RECIPE, extra_layers, cfg], sort_keys=True).encode())
+    h.update(json.dumps([RECIPE, extra_layers, cfg, skeleton, base_files], sort_keys=True).encode())
     out = os.path.join(CACHE, h.hexdigest()[:16])
     if os.path.isdir(out):
         return out
     os.makedirs(CACHE, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".build-", dir=CACHE)
     try:
-        _run(smith_cmd("layer", "--output", os.path.join(work, "l0"),
-                       "--dir", "bin/busybox=" + BUSYBOX))
+        argv = smith_cmd("layer", "--output", os.path.join(work, "l0"), "--dir", "bin/busybox=" + BUSYBOX)
+        if base_files:
+            argv += ["--dir", "=" + _tree(os.path.join(work, "files0"), base_files)]
+        _run(argv)
         layers = ["--layer", os.path.join(work, "l0")]
         for i, (files, deletes) in enumerate(extra_layers, 1):
-            tree = os.path.join(work, "files%d" % i)
-            os.makedirs(tree)
-            for path, text in files.items():
-                os.makedirs(os.path.dirname(os.path.join(tree, path)), exist_ok=True)
-                with open(os.path.join(tree, path), "w") as f:
-                    f.write(text)
+            tree = _tree(os.path.join(work, "files%d" % i), files)
             argv = smith_cmd("layer", "--output", os.path.join(work, "l%d" % i), "--dir", "=" + tree)
             for d in deletes:
                 argv += ["--delete", d]
@@ -72,7 +80,8 @@ def busybox_image(extra_layers: List[Tuple[Dict[str, str], List[str]]] = (),
         with open(os.path.join(work, "config.json"), "w") as f:
             json.dump(cfg, f)
         _run(smith_cmd("image", "--output", os.path.join(work, "layout"), "--tag", "latest",
-                       "--config", os.path.join(work, "config.json"), *layers))
+                       "--config", os.path.join(work, "config.json"), *layers,
+                       *([] if skeleton else ["--no-skeleton"])))
         try:
             os.rename(os.path.join(work, "layout"), out)
         except OSError:
