@@ -1,6 +1,6 @@
 """Pants entry point of the smith backend: its target types and rules."""
 from smith import target_types as smith_target_types
-from smith.rules import image, layer, tool
+from smith.rules import command, image, layer, tool
 
 
 def target_types():
@@ -8,4 +8,4 @@ def target_types():
 
 
 def rules():
-    return [*tool.rules(), *layer.rules(), *image.rules()]
+    return [*tool.rules(), *layer.rules(), *image.rules(), *command.rules()]

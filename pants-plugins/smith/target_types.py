@@ -212,5 +212,57 @@ class SmithImageTarget(Target):
     )
 
 
+
+
+# ----------------------------------------------------------------------------------------------
+# smith_command: the plugin's own stdlib-only commands as fast-starting zipapps
+# ----------------------------------------------------------------------------------------------
+
+
+class SmithCommandModuleField(StringField):
+    alias = "module"
+    required = True
+    help = "The module of the `smith` package run as `__main__`, e.g. `smith.runtime`."
+
+
+class SmithCommandPythonField(StringField):
+    alias = "python"
+    default = "/usr/bin/python3 -IS"
+    help = help_text(
+        """
+        The `#!` interpreter line. The default runs the machine's own Python 3 isolated and
+        without site-packages: these commands use the standard library only, and start fast.
+        """
+    )
+
+
+class SmithCommandBundleField(StringSequenceField):
+    alias = "bundle"
+    default = ()
+    help = help_text(
+        """
+        Pure-Python packages of the `[smith-tool]` requirements to pack into the zipapp too,
+        e.g. `["elftools", "yaml", "debian"]` for the full `smith` CLI.
+        """
+    )
+
+
+class SmithCommandTarget(Target):
+    alias = "smith_command"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        SmithCommandModuleField,
+        SmithCommandPythonField,
+        SmithCommandBundleField,
+        OutputPathField,
+    )
+    help = help_text(
+        """
+        One of smith's own stdlib-only commands (the runtime, crashcart) packaged by `pants
+        package` as a deterministic, executable zipapp of the `smith` package.
+        """
+    )
+
+
 def all_target_types():
-    return [SmithLayerTarget, SmithImageTarget]
+    return [SmithLayerTarget, SmithImageTarget, SmithCommandTarget]
