@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 from smith.errors import SmithError
 from smith.launch import bundle, container
 from smith.launch.container import Settings
-from smith.launch.image import Image, open_image, split_layout_ref
+from smith.oci.image_source import Image, open_image
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -18,8 +18,9 @@ class ArgParser(argparse.ArgumentParser):
 
 def parser(prog: str, description: str) -> ArgParser:
     p = ArgParser(prog=prog, description=description, allow_abbrev=False)
-    p.add_argument("--layout", required=True, metavar="OCI_DIR[:TAG]",
-                   help="OCI image layout directory, optionally with the tag to run")
+    p.add_argument("--layout", required=True, metavar="IMAGE[:TAG]",
+                   help="OCI image layout (directory or tar) or docker archive, optionally with "
+                        "the tag to run")
     p.add_argument("--runtime", default="runc", metavar="PATH",
                    help="OCI runtime with runc's CLI (default: runc on PATH)")
     p.add_argument("--store", default="/var/lib/smith", metavar="DIR",
@@ -70,8 +71,7 @@ def parse(p: ArgParser, argv: List[str]) -> argparse.Namespace:
 
 def load(ns: argparse.Namespace, tty: bool) -> Tuple[Image, bundle.Options, Settings]:
     container.require_root()  # before anything else: the first thing a user must fix
-    path, tag = split_layout_ref(ns.layout)
-    image = open_image(path, tag)
+    image = open_image(ns.layout)
     opts = bundle.Options(args=ns.command, whole_command=ns.whole_command, env=ns.env,
                           read_dir=ns.read, network=ns.network, writable_root=ns.writable_root, tty=tty)
     settings = Settings(store=ns.store, runtime=ns.runtime, id_base=ns.id_base,

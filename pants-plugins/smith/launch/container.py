@@ -22,7 +22,7 @@ from typing import Dict, List, NamedTuple, Optional
 from smith.errors import SmithError
 from smith.launch import bundle, kernel, rootfs
 from smith.launch.id_pool import IdPool, IdRange
-from smith.launch.image import Image
+from smith.oci.image_source import Image
 from smith.launch.layer_store import LayerStore
 
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -142,6 +142,7 @@ class Container:
     def __init__(self, image: Image, opts: bundle.Options, settings: Settings,
                  write_dir: Optional[str] = None) -> None:
         self.image, self.opts, self.settings = image, opts, settings
+        self.config = image.runtime_config()  # Entrypoint, Cmd, Env, User, WorkingDir
         self.keep_write = write_dir
         self.store = LayerStore(settings.store)
         self.pool = IdPool(settings.store, settings.id_base, settings.id_size, settings.id_count)
@@ -154,7 +155,7 @@ class Container:
     def _layers(self) -> List[str]:
         dirs = []
         for layer in self.image.layers:
-            path, fresh = self.store.ensure(layer)
+            path, fresh = self.store.ensure(self.image.store, layer)
             log(self.settings, "%s layer %s" % ("unpacked" if fresh else "reusing", layer.diff_id))
             dirs.append(path)
         return dirs[::-1]  # top first, as overlayfs lists lower dirs
@@ -190,10 +191,10 @@ class Container:
                 raise SmithError("could not mount the container root from the store %s: %s (needs "
                                  "overlayfs and idmapped mounts, Linux >= 5.19, on a local file "
                                  "system such as ext4, xfs, btrfs or tmpfs)" % (self.settings.store, e))
-            uid, gid = bundle.user_ids(self.image.config.get("User") or "", root)
+            uid, gid = bundle.user_ids(self.config.get("User") or "", root)
             write = self._write_dir(uid, gid)
             opts = self.opts._replace(read_dir=self._read_dir(userns))
-            config = bundle.config(self.image.config, opts, uid, gid, write, self.ids.base, self.ids.size)
+            config = bundle.config(self.config, opts, uid, gid, write, self.ids.base, self.ids.size)
         finally:
             os.close(userns)
         with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -280,7 +281,10 @@ def run(image: Image, opts: bundle.Options, settings: Settings, capture: bool,
     """Run `image` once in a fresh container and clean up, whatever happens."""
     container = Container(image, opts, settings, write_dir)
     try:
-        container.setup()
+        try:
+            container.setup()
+        finally:
+            image.store.close()  # the layers are in the layer store now
         start = time.monotonic()
         result = container.run(capture, timeout)
         log(settings, "%s exited %d after %.2f s" % (container.id, result.exit_code,

@@ -4,12 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 
 import pytest
 
 from smith.launch import cli, run_cli  # noqa: F401  (imported before dropping root)
-from smith.launch.image import open_image
+from smith.oci.docker_archive import write_docker_archive
+from smith.oci.image_source import open_image
 from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
 from smith.testutil.debian import require_tools
@@ -260,3 +262,21 @@ def test_single_layer_images_without_skeleton(store, base_files, tmp_path):
     assert os.path.isdir(added) == (base_files is None)
     # overlayfs needs two lower dirs without an upper one: a complete single layer gets an empty one
     assert os.path.isdir(os.path.join(store, "empty")) == (base_files is not None)
+
+
+def test_tar_sources_share_the_layers_of_the_layout(store, layout, tmp_path):
+    oci_tar = tmp_path / "oci.tar"
+    with tarfile.open(str(oci_tar), "w") as tar:
+        tar.add(layout, arcname=".")
+    archive = tmp_path / "docker.tar"
+    write_docker_archive(layout, "latest", str(archive))
+    runs = [launch(store, layout, "--verbose"),
+            subprocess.run(launch_cmd("run", "--verbose", "--layout", str(oci_tar) + ":latest",
+                                      "--store", store), env=smith_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE),
+            subprocess.run(launch_cmd("run", "--verbose", "--layout", str(archive), "--store", store),
+                           env=smith_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+    assert [r.stdout for r in runs] == [b"hello from busybox\n"] * 3, [r.stderr for r in runs]
+    layers = len(open_image(layout).layers)
+    assert [(r.stderr.count(b"unpacked layer"), r.stderr.count(b"reusing layer")) for r in runs] == \
+        [(layers, 0), (0, layers), (0, layers)]

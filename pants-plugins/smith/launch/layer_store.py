@@ -18,20 +18,26 @@ import tempfile
 from typing import Callable, Iterator, List, Set, Tuple
 
 from smith.errors import SmithError
-from smith.launch.image import Layer
+from smith.oci.docker_archive import decompressed
+from smith.oci.image_source import Layer, Store, verify_blob
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-# (blob path, destination dir, layer) -> None; must verify the blob digest and the diff_id.
-Applier = Callable[[str, str, Layer], None]
+# (image source, layer, destination dir) -> None; must verify the blob and the diff_id.
+Applier = Callable[[Store, Layer, str], None]
 
 
-def oci_apply_layer(blob: str, dest: str, layer: Layer) -> None:
-    """Apply one layer blob with the project's safe unpacker (checks digest and diff_id)."""
-    from smith.oci.unpack import apply_layer_file  # late: only needed when a layer is new
-    apply_layer_file(blob, dest, digest=layer.digest, diff_id=layer.diff_id)
+def oci_apply_layer(source: Store, layer: Layer, dest: str) -> None:
+    """Apply one layer blob with the project's safe unpacker, after checking its digest
+    (docker archives record no blob digest: there the diff_id check is the one)."""
+    from smith.oci.unpack import apply_layer  # late: only needed when a layer is new
+    what = "%s layer %s" % (source.path, layer.digest or layer.diff_id)
+    if layer.digest is not None:
+        verify_blob(source, layer.descriptor(), what)
+    with source.open(layer.name) as raw:
+        apply_layer(raw, dest, what, layer.diff_id)
 
 
 @contextlib.contextmanager
@@ -44,10 +50,9 @@ def flocked(path: str, shared: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
-def _members(blob: str) -> Iterator[tarfile.TarInfo]:
+def _members(source: Store, layer: Layer) -> Iterator[tarfile.TarInfo]:
     """The tar headers of a layer blob (gzip, zstd or plain), nothing extracted."""
-    from smith.oci.docker_archive import decompressed
-    with open(blob, "rb") as raw:
+    with source.open(layer.name) as raw:
         with tarfile.open(fileobj=decompressed(raw), mode="r|") as tar:
             yield from tar
 
@@ -72,12 +77,12 @@ def _parent_fd(root: str, parts: List[str], create: bool) -> int:
     return fd
 
 
-def finish_for_overlay(root: str, blob: str) -> None:
+def finish_for_overlay(root: str, source: Store, layer: Layer) -> None:
     """Second pass over one unpacked layer: owners as in the tar (the unpacker leaves files
     to the unpacking user), and OCI whiteouts as overlayfs whiteouts (a 0/0 character device
     for `.wh.NAME`, the trusted.overlay.opaque xattr for `.wh..wh..opq`; the unpacker, applying
     into an empty directory, had nothing to remove)."""
-    for m in _members(blob):
+    for m in _members(source, layer):
         if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
             continue  # devices and fifos were skipped by the unpacker
         parts = [p for p in m.name.split("/") if p not in ("", ".")]
@@ -96,7 +101,7 @@ def finish_for_overlay(root: str, blob: str) -> None:
                 target = base[len(WHITEOUT):]
                 if target in ("", ".", ".."):
                     raise SmithError("layer %s: whiteout entry %r hides %r; refusing it, the image "
-                                     "is malicious or broken" % (blob, m.name, target))
+                                     "is malicious or broken" % (layer.diff_id, m.name, target))
                 try:
                     os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
                 except FileExistsError:  # this layer also re-creates it: a dir must hide lower content
@@ -123,7 +128,7 @@ class LayerStore:
         algo, _, hexpart = diff_id.partition(":")
         return os.path.join(self.layers, algo, hexpart)
 
-    def ensure(self, layer: Layer) -> Tuple[str, bool]:
+    def ensure(self, source: Store, layer: Layer) -> Tuple[str, bool]:
         """The store directory of `layer`, unpacking it first if needed; (path, unpacked_now)."""
         final = self.path(layer.diff_id)
         if os.path.isdir(final):
@@ -140,8 +145,8 @@ class LayerStore:
             tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
             try:
                 os.chmod(tmp, 0o755)  # the layer root becomes `/` unless the tar says otherwise
-                self.apply(layer.blob, tmp, layer)
-                finish_for_overlay(tmp, layer.blob)
+                self.apply(source, layer, tmp)
+                finish_for_overlay(tmp, source, layer)
                 os.rename(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

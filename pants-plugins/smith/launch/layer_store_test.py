@@ -8,7 +8,7 @@ import pytest
 
 from smith.errors import SmithError
 from smith.launch import kernel
-from smith.launch.image import open_image
+from smith.oci.image_source import open_image
 from smith.launch.layer_store import LayerStore
 from smith.launch.testing import busybox_image, new_store, remove_store
 from smith.testutil.debian import tool_env
@@ -26,7 +26,8 @@ def store():
 
 def _ensure_all(store: str, layout: str) -> list:
     s = LayerStore(store)
-    return [s.ensure(layer)[1] for layer in open_image(layout).layers]
+    image = open_image(layout)
+    return [s.ensure(image.store, layer)[1] for layer in image.layers]
 
 
 def test_concurrent_processes_unpack_each_layer_once(store):
@@ -45,7 +46,7 @@ def test_concurrent_processes_unpack_each_layer_once(store):
 def test_owners_come_from_the_tar(store):
     image = open_image(busybox_image())
     s = LayerStore(store)
-    paths = [s.ensure(layer)[0] for layer in image.layers]
+    paths = [s.ensure(image.store, layer)[0] for layer in image.layers]
     busybox = [os.path.join(p, "bin", "busybox") for p in paths
                if os.path.exists(os.path.join(p, "bin", "busybox"))]
     assert len(busybox) == 1
@@ -57,7 +58,7 @@ def test_owners_come_from_the_tar(store):
 def test_whiteouts_become_overlay_whiteouts(store, tmp_path):
     image = open_image(busybox_image(WHITEOUT_IMAGE))
     s = LayerStore(store)
-    dirs = [s.ensure(layer)[0] for layer in image.layers]
+    dirs = [s.ensure(image.store, layer)[0] for layer in image.layers]
     top = dirs[-1]
     gone = os.lstat(os.path.join(top, "etc", "gone"))
     assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == os.makedev(0, 0)
@@ -82,23 +83,25 @@ def test_corrupt_blob_is_refused_and_leaves_nothing(store, tmp_path):
     subprocess.run(["cp", "-a", src, str(layout)], env=tool_env(), check=True)
     image = open_image(str(layout))
     victim = image.layers[-1]
-    data = bytearray(open(victim.blob, "rb").read())
+    blob = os.path.join(str(layout), victim.name)
+    data = bytearray(open(blob, "rb").read())
     data[len(data) // 2] ^= 0xFF
-    os.chmod(victim.blob, 0o644)
-    with open(victim.blob, "wb") as f:
+    os.chmod(blob, 0o644)
+    with open(blob, "wb") as f:
         f.write(data)
-    with pytest.raises(SmithError, match="sha256"):
-        LayerStore(store).ensure(victim)
+    with pytest.raises(SmithError, match="content does not match its name"):
+        LayerStore(store).ensure(image.store, victim)
     parent = os.path.dirname(LayerStore(store).path(victim.diff_id))
     assert [e for e in os.listdir(parent) if not e.endswith(".lock")] == []
 
 
 def test_leftovers_of_a_dead_unpacker_are_removed(store):
-    layer = open_image(busybox_image()).layers[-1]
+    image = open_image(busybox_image())
+    layer = image.layers[-1]
     s = LayerStore(store)
     final = s.path(layer.diff_id)
     os.makedirs(os.path.dirname(final))
     half = final.replace(os.path.basename(final), ".tmp-%s-dead" % os.path.basename(final))
     os.makedirs(os.path.join(half, "bin"))  # as if its unpacker was killed half way
-    assert s.ensure(layer) == (final, True)
+    assert s.ensure(image.store, layer) == (final, True)
     assert not os.path.exists(half)

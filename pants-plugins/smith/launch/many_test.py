@@ -7,7 +7,7 @@ from typing import Dict, List
 
 import pytest
 
-from smith.launch.image import open_image
+from smith.oci.image_source import open_image
 from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
 from smith.testutil.debian import require_tools
@@ -108,7 +108,7 @@ def test_fifty_containers_share_layers_and_get_distinct_ranges(store):
         assert len(os.listdir(os.path.join(store, "c"))) == COUNT
         # The store holds each layer once: about one image, not fifty.
         layers_bytes = _du(os.path.join(store, "layers"))
-        image_bytes = sum(os.path.getsize(l.blob) for l in image.layers)
+        image_bytes = sum(l.size for l in image.layers)
         for p in procs:
             p.stdin.write(b"go\n")
             p.stdin.close()

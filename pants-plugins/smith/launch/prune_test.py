@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from smith.launch.image import open_image
+from smith.oci.image_source import open_image
 from smith.launch.layer_store import LayerStore
 from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
