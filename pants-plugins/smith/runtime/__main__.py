@@ -1,7 +1,10 @@
+import gc
 import os
 import sys
 
-from smith.runtime.main import main
+gc.disable()  # a short-lived process: collecting the import-time garbage only costs time
+
+from smith.runtime.main import main  # noqa: E402
 
 code = main(sys.argv[1:])
 sys.stdout.flush()

@@ -180,9 +180,10 @@ def _setup(ctx: dict, chan) -> None:
     except OSError as e:
         raise SmithError("process.cwd %s: cannot enter it in the container: %s" % (process["cwd"], e.strerror))
     chan.send("R")
-    fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx["state_fd"])
-    os.write(fifo, b"0")
-    os.close(ctx["state_fd"])
+    if ctx["state_fd"] >= 0:  # wait for `start` (run: start right away)
+        fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx["state_fd"])
+        os.write(fifo, b"0")
+        os.close(ctx["state_fd"])
     if hooks.get("startContainer"):
         ctx["hook_state"]["status"] = "running"
         hookrun.run("startContainer", hooks["startContainer"], ctx["hook_state"])

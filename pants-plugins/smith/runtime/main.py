@@ -85,9 +85,9 @@ def main(argv: list) -> int:
         command, args = rest[0], rest[1:]
         if command not in COMMANDS:
             raise SmithError("unknown command %r (commands: %s)" % (command, ", ".join(COMMANDS)))
-        import importlib
-        module = importlib.import_module("smith.runtime.commands." + command)
-        return int(module.main(args, g) or 0)
+        name = "smith.runtime.commands." + command
+        __import__(name)  # importlib.import_module would import importlib's package (~0.5 ms)
+        return int(sys.modules[name].main(args, g) or 0)
     except SmithError as e:
         _log(g, "error", str(e))
         sys.stderr.write("smith-runtime: error: %s\n" % e)

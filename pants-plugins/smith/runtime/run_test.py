@@ -26,7 +26,7 @@ def run_both(app, tmp_path, script, edit=None, runtimes=("smith", "runc")):
         root = str(tmp_path / ("root-" + name))
         cid = "t-%s-%d" % (name, os.getpid())
         out[name] = tb.runtime(binary, root, "run", cid, cwd=bundle)
-        assert not tb.leftovers(cid), "container %s left things behind" % cid
+        assert not tb.leftovers(cid), "%s left things behind: %s" % (cid, out[name].stderr)
         assert not os.listdir(root) if os.path.isdir(root) else True
     return out
 

@@ -73,7 +73,8 @@ class Container:
         return int(self.state.get("pid") or 0)
 
     def alive(self) -> bool:
-        return self.pid > 0 and start_time(self.pid) == self.state.get("pid_start")
+        started = start_time(self.pid) if self.pid > 0 else None
+        return started is not None and started == self.state.get("pid_start")
 
     def status(self) -> str:
         if not self.alive():

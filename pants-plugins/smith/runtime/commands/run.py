@@ -29,20 +29,42 @@ def wait_for(pid: int) -> int:
             return exit_code(status)
 
 
-def forward_signals(pid: int) -> None:
-    import _signal
+class Forwarder:
+    """Catch signals from before the container exists; pass them on once its pid is known."""
 
-    def forward(sig, frame):
+    def __init__(self):
+        import _signal
+        self.pid = 0
+        self.pending = []
+        for sig in range(1, 32):
+            if sig not in NOT_FORWARDED:
+                try:
+                    _signal.signal(sig, self._handle)
+                except (OSError, ValueError):
+                    pass
+
+    def _handle(self, sig, frame):
+        if self.pid:
+            self._send(sig)
+        else:
+            self.pending.append(sig)
+
+    def _send(self, sig):
         try:
-            os.kill(pid, sig)
+            os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
-    for sig in range(1, 32):
-        if sig not in NOT_FORWARDED:
-            try:
-                _signal.signal(sig, forward)
-            except (OSError, ValueError):
-                pass
+
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        while self.pending:
+            self._send(self.pending.pop(0))
+
+
+def forward_signals(pid: int) -> Forwarder:
+    f = Forwarder()
+    f.target(pid)
+    return f
 
 
 def main(argv: list, g=None) -> int:
@@ -55,18 +77,19 @@ def main(argv: list, g=None) -> int:
         # init is our grandchild (the first process of a pid namespace must be forked after
         # unshare): as a subreaper we inherit it and can wait for its exit status.
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    forwarder = None if opts["detach"] else Forwarder()
     pid = container.create(g.root, cid, opts["bundle"] or ".", opts["pid_file"],
-                           opts["console_socket"], opts["no_pivot"])
-    if opts["detach"]:
-        container.start(g.root, cid)
-        return 0
-    forward_signals(pid)
+                           opts["console_socket"], opts["no_pivot"], start_now=True)
     try:
-        container.start(g.root, cid)
+        container.poststart(g.root, cid)
     except BaseException:
-        with state.Container(g.root, cid) as c:
-            container.destroy(c)
+        if not opts["detach"]:
+            with state.Container(g.root, cid) as c:
+                container.destroy(c)
         raise
+    if opts["detach"]:
+        return 0
+    forwarder.target(pid)
     code = wait_for(pid)
     if not opts["keep"]:
         with state.Container(g.root, cid) as c:
