@@ -33,7 +33,7 @@ def parser(prog: str, description: str) -> ArgParser:
                    help="extra environment (overrides the image's); repeatable")
     p.add_argument("--network", choices=("none", "host"), default="none",
                    help="none: own network namespace with only lo (default); host: the host's")
-    p.add_argument("--timeout", type=float, metavar="S", help="kill the container after S seconds")
+    p.add_argument("--timeout", type=float, metavar="S", help="kill the container after S seconds (exit code 124); `test` defaults to 30")
     p.add_argument("--writable-root", action="store_true",
                    help="give the root an overlay upper dir (default: read-only root)")
     p.add_argument("--whole-command", action="store_true",

@@ -11,7 +11,7 @@ COMMANDS = {
     "test": "smith.launch.smoketest_cli",
     "prune": "smith.launch.prune_cli",
 }
-USAGE = ("usage: smith-launch {run|test} --layout OCI_DIR[:TAG] [OPTIONS] [-- ARGS...]\n"
+USAGE = ("usage: smith-launch {run|test} --layout IMAGE[:TAG] [OPTIONS] [-- ARGS...]\n"
          "       smith-launch prune [--store DIR]")
 
 

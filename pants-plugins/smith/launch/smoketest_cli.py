@@ -42,9 +42,8 @@ def main(argv: List[str]) -> int:
     p.add_argument("--expect-exit", type=int, default=0, metavar="N", help="expected exit code (default 0)")
     p.add_argument("--expect-stdout", metavar="REGEX", help="a regex stdout must contain (re.search, MULTILINE)")
     p.add_argument("--expect-stderr", metavar="REGEX", help="a regex stderr must contain (re.search, MULTILINE)")
+    p.set_defaults(timeout=30.0)
     ns = args.parse(p, argv)
-    if ns.timeout is None:
-        ns.timeout = 30.0
     stdout_re = _regex(ns.expect_stdout, "--expect-stdout") if ns.expect_stdout is not None else None
     stderr_re = _regex(ns.expect_stderr, "--expect-stderr") if ns.expect_stderr is not None else None
     args.exit_on_sigterm()
