@@ -1,0 +1,130 @@
+"""Helpers for crashcart's tests (not used by crashcart itself).
+
+- host_package_trees(): the files of installed Debian packages (bash, coreutils, procps,
+  strace, ... and the library packages they depend on), one directory per package, as
+  `dpkg -L` lists them: the same trees `smith extract` makes, without the network.
+- cached_toolbox(): a toolbox built from those trees, cached under
+  /tmp/smith-test-cache/crashcart/ keyed by the package versions and the builder's source.
+- crashcart(): run `python -m smith.crashcart` as the zipapp will, with an explicit env.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List
+
+import smith
+from smith.testutil.debian import PATH, install_packages, tool_env
+
+CACHE = "/tmp/smith-test-cache/crashcart"
+TOOLS = ("bash", "coreutils", "procps", "strace", "less", "iproute2", "ncurses-base")
+SMITH_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(smith.__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _query(fmt: str, *packages: str) -> List[str]:
+    out = subprocess.run(["dpkg-query", "-W", "-f=" + fmt] + list(packages), env=tool_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         universal_newlines=True).stdout
+    return [line for line in out.split("\n") if line]
+
+
+def _installed_packages() -> Dict[str, str]:
+    """Installed package -> (section, "version<TAB>depends, pre-depends"), in one dpkg-query run."""
+    found = {}
+    for line in _query("${Package}\t${Status}\t${Section}\t${Version}\t${Depends}, ${Pre-Depends}\n"):
+        name, status, section, rest = line.split("\t", 3)
+        if status == "install ok installed":
+            found[name] = (section, rest)
+    return found
+
+
+def package_closure(tools=TOOLS) -> Dict[str, str]:
+    """The tools plus the library packages (section libs) they need, recursively: package ->
+    version. Other dependencies (perl-base, base-files) ship no library the tools load."""
+    install_packages(tools)
+    installed = _installed_packages()
+    todo, seen = list(tools), {}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        version, deps = installed[name][1].split("\t")
+        seen[name] = version
+        for clause in deps.split(","):
+            for alt in clause.split("|"):
+                dep = alt.strip().split(" ")[0].split(":")[0]
+                if dep in installed and installed[dep][0] == "libs":
+                    todo.append(dep)
+                    break
+    return dict(sorted(seen.items()))
+
+
+def copy_package_tree(package: str, dest: str) -> None:
+    """The files dpkg installed for one package, at the paths dpkg lists them under."""
+    listed = subprocess.run(["dpkg-query", "-L", package], env=tool_env(), check=True,
+                            stdout=subprocess.PIPE, universal_newlines=True).stdout.split("\n")
+    for path in listed:
+        if not path.startswith("/") or not os.path.lexists(path):
+            continue
+        out = os.path.join(dest, path.lstrip("/"))
+        # /bin, /lib... are symlinks on a merged-/usr host, but dpkg lists them as directories.
+        if os.path.isdir(path) and (not os.path.islink(path) or path.count("/") == 1):
+            os.makedirs(out, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), out)
+        else:
+            shutil.copy2(path, out)
+
+
+def _key(parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() + b"\0")
+    for name in ("toolbox.py",):
+        with open(os.path.join(HERE, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def host_package_trees(dest: str, tools=TOOLS) -> List[str]:
+    trees = []
+    for name in package_closure(tools):
+        tree = os.path.join(dest, name)
+        os.makedirs(tree)
+        copy_package_tree(name, tree)
+        trees.append(tree)
+    return trees
+
+
+def cached_toolbox(tools=TOOLS) -> str:
+    """A toolbox built from the host's packages; built once per package versions + builder."""
+    from smith.crashcart.toolbox import build_toolbox
+    from smith.testutil.debian import require_tools
+    require_tools("patchelf")
+    versions = package_closure(tools)
+    path = os.path.join(CACHE, "host-" + _key("%s=%s" % kv for kv in versions.items()))
+    if os.path.isdir(path):
+        return path
+    os.makedirs(CACHE, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        trees = host_package_trees(os.path.join(tmp, "trees"), tools)
+        built = os.path.join(tmp, "toolbox")
+        build_toolbox(trees, built, shutil.which("patchelf", path=PATH))
+        try:
+            os.rename(built, path)
+        except OSError:  # another test process won the race
+            pass
+    return path
+
+
+def crashcart(*args: str, timeout: float = 60, input: str = None, **kw):
+    """Run the crashcart CLI as a subprocess (python -I -S, like the zipapp)."""
+    env = tool_env(PYTHONPATH=SMITH_PARENT)
+    return subprocess.run([sys.executable, "-S", "-m", "smith.crashcart"] + list(args),
+                          env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, **kw)
