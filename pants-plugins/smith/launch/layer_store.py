@@ -15,7 +15,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from typing import Callable, Iterator, List, Set, Tuple
+from typing import Iterator, List, Set, Tuple
 
 from smith.errors import SmithError
 from smith.oci.docker_archive import decompressed
@@ -24,10 +24,6 @@ from smith.oci.image_source import Layer, Store, verify_blob
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-# (image source, layer, destination dir) -> None; must verify the blob and the diff_id.
-Applier = Callable[[Store, Layer, str], None]
-
 
 def oci_apply_layer(source: Store, layer: Layer, dest: str) -> None:
     """Apply one layer blob with the project's safe unpacker, after checking its digest
@@ -119,10 +115,9 @@ def finish_for_overlay(root: str, source: Store, layer: Layer) -> None:
 
 
 class LayerStore:
-    def __init__(self, root: str, apply: Applier = oci_apply_layer) -> None:
+    def __init__(self, root: str) -> None:
         self.root = root
         self.layers = os.path.join(root, "layers")
-        self.apply = apply
 
     def path(self, diff_id: str) -> str:
         algo, _, hexpart = diff_id.partition(":")
@@ -145,7 +140,7 @@ class LayerStore:
             tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
             try:
                 os.chmod(tmp, 0o755)  # the layer root becomes `/` unless the tar says otherwise
-                self.apply(source, layer, tmp)
+                oci_apply_layer(source, layer, tmp)
                 finish_for_overlay(tmp, source, layer)
                 os.rename(tmp, final)
             except BaseException:
