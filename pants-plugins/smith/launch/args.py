@@ -1,23 +1,15 @@
 """Command-line options shared by `run` and `test`, and their translation into settings."""
 import argparse
 import signal
-import sys
 from typing import List, Optional, Tuple
 
-from smith.errors import SmithError
 from smith.launch import bundle, container
 from smith.launch.container import Settings
 from smith.oci.image_source import Image, open_image
 
 
-class ArgParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on unknown options; keep that
-        self.print_usage(sys.stderr)
-        self.exit(2, "%s: error: %s\n" % (self.prog, message))
-
-
-def parser(prog: str, description: str) -> ArgParser:
-    p = ArgParser(prog=prog, description=description, allow_abbrev=False)
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     p.add_argument("--layout", required=True, metavar="IMAGE[:TAG]",
                    help="OCI image layout (directory or tar) or docker archive, optionally with "
                         "the tag to run")
@@ -58,7 +50,7 @@ def split_command(argv: List[str]) -> Tuple[List[str], List[str]]:
     return argv, []
 
 
-def parse(p: ArgParser, argv: List[str]) -> argparse.Namespace:
+def parse(p: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
     ours, command = split_command(argv)
     ns = p.parse_args(ours)
     if ns.command:
@@ -66,6 +58,8 @@ def parse(p: ArgParser, argv: List[str]) -> argparse.Namespace:
     ns.command = command
     if ns.timeout is not None and ns.timeout <= 0:
         p.error("--timeout must be a positive number of seconds")
+    if ns.whole_command and not ns.command:
+        p.error("--whole-command needs the command after --")
     return ns
 
 
@@ -76,8 +70,6 @@ def load(ns: argparse.Namespace, tty: bool) -> Tuple[Image, bundle.Options, Sett
                           read_dir=ns.read, network=ns.network, writable_root=ns.writable_root, tty=tty)
     settings = Settings(store=ns.store, runtime=ns.runtime, id_base=ns.id_base,
                         id_size=ns.ids_per_container, id_count=ns.max_containers, verbose=ns.verbose)
-    if ns.whole_command and not ns.command:
-        raise SmithError("--whole-command needs the command after --")
     return image, opts, settings
 
 

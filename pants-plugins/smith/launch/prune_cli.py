@@ -3,14 +3,13 @@ import argparse
 import sys
 from typing import List
 
-from smith.launch.args import ArgParser
 from smith.launch.container import require_root
 from smith.launch.id_pool import IdPool
 from smith.launch.layer_store import LayerStore
 
 
 def main(argv: List[str]) -> int:
-    p = ArgParser(prog="smith-launch prune", description=__doc__, allow_abbrev=False)
+    p = argparse.ArgumentParser(prog="smith-launch prune", description=__doc__, allow_abbrev=False)
     p.add_argument("--store", default="/var/lib/smith", metavar="DIR", help="the store (default /var/lib/smith)")
     ns: argparse.Namespace = p.parse_args(argv)
     require_root()
