@@ -19,7 +19,7 @@ import smith
 from smith.testutil.debian import PATH, install_packages, tool_env
 
 CACHE = "/tmp/smith-test-cache/crashcart"
-TOOLS = ("bash", "coreutils", "procps", "strace", "less", "iproute2", "ncurses-base")
+TOOLS = ("bash", "coreutils", "grep", "procps", "strace", "less", "iproute2", "ncurses-base")
 SMITH_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(smith.__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 

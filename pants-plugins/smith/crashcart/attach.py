@@ -1,0 +1,126 @@
+"""Attach the toolbox read-only at /dev/crashcart inside a process's mount namespace, and
+detach it again.
+
+The detached copy is made in our own namespace (open_tree(OPEN_TREE_CLONE), where the toolbox
+path means something) and made read-only before anyone can see it; a forked helper then joins
+only the target's mount namespace and move_mount()s it into place, so crashcart itself never
+leaves the host's namespaces and the container's own mounts are never touched.
+"""
+import errno
+import os
+import traceback
+from typing import Callable
+
+from smith.crashcart import syscalls
+from smith.errors import SmithError
+
+MOUNT_POINT = "/dev/crashcart"
+MANIFEST = "crashcart-toolbox.json"
+
+
+def check_toolbox(path: str) -> str:
+    if not os.path.isdir(path):
+        raise SmithError("toolbox %s does not exist; build one with `python -m "
+                         "smith.crashcart.toolbox --output DIR TREES...` (a smith_toolbox target) "
+                         "and pass --toolbox DIR" % path)
+    if not os.path.isfile(os.path.join(path, MANIFEST)):
+        raise SmithError("%s is not a crashcart toolbox (it has no %s); pass the directory that "
+                         "`smith.crashcart.toolbox` wrote" % (path, MANIFEST))
+    return os.path.abspath(path)
+
+
+def mounted(pid: int) -> bool:
+    """Whether /dev/crashcart is a mount point as the process sees it (mountinfo paths are
+    relative to its root)."""
+    with open("/proc/%d/mountinfo" % pid) as f:
+        return any(line.split(" ")[4] == MOUNT_POINT for line in f)
+
+
+def in_child(work: Callable[[], str]) -> str:
+    """Run work() in a forked child (which may change namespaces freely) and return its
+    string result; a SmithError or OSError in the child is raised here."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            msg = b"ok:" + work().encode()
+        except SmithError as e:
+            msg, code = b"error:" + str(e).encode(), 1
+        except BaseException:
+            msg, code = b"error:crashcart bug: " + traceback.format_exc().encode(), 2
+        try:
+            os.write(w, msg)
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    if out.startswith("ok:"):
+        return out[3:]
+    raise SmithError(out[6:] if out.startswith("error:") else "helper process died: %r" % out)
+
+
+def _enter_mount_ns(pid: int, what: str) -> None:
+    try:
+        fd = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SmithError("%s has exited" % what)
+    try:
+        syscalls.setns(fd, syscalls.CLONE_NEWNS)
+    except OSError as e:
+        raise SmithError("cannot enter the mount namespace of %s: %s" % (what, e.strerror))
+    finally:
+        os.close(fd)
+    os.chdir("/")
+
+
+def attach(pid: int, what: str, toolbox: str) -> None:
+    try:
+        tree = syscalls.open_tree_clone(toolbox)
+    except OSError as e:
+        raise SmithError("cannot clone the toolbox mount %s: %s (needs Linux >= 5.2 and root)"
+                         % (toolbox, e.strerror))
+    try:
+        syscalls.make_read_only(tree)
+
+        def work() -> str:
+            _enter_mount_ns(pid, what)
+            try:
+                os.mkdir(MOUNT_POINT, 0o755)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                why = ("/dev is read-only there" if e.errno == errno.EROFS else e.strerror)
+                raise SmithError(
+                    "cannot create %s in %s: %s. crashcart needs an empty %s directory or a "
+                    "writable /dev (runc and smith-runtime mount a tmpfs there by default); add an "
+                    "empty /dev/crashcart directory to the image or keep /dev a tmpfs"
+                    % (MOUNT_POINT, what, why, MOUNT_POINT))
+            try:
+                syscalls.move_mount(tree, MOUNT_POINT)
+            except OSError as e:
+                raise SmithError("cannot mount the toolbox at %s in %s: %s" % (MOUNT_POINT, what, e))
+            return ""
+        in_child(work)
+    finally:
+        os.close(tree)
+
+
+def detach(pid: int, what: str) -> None:
+    """Lazily unmount /dev/crashcart (a tool may still hold it) and remove the directory if
+    it is empty and writable: the container's mountinfo and /dev are as before."""
+    def work() -> str:
+        _enter_mount_ns(pid, what)
+        try:
+            syscalls.umount_detach(MOUNT_POINT)
+        except OSError as e:
+            raise SmithError("cannot unmount %s in %s: %s" % (MOUNT_POINT, what, e.strerror))
+        try:
+            os.rmdir(MOUNT_POINT)
+        except OSError:
+            pass  # shipped by the image on a read-only /dev, or another mount is on top
+        return ""
+    in_child(work)
