@@ -102,6 +102,20 @@ def stage2(ctx: dict, chan) -> None:
     os._exit(127)
 
 
+def _placed(ctx: dict, chan) -> None:
+    """Wait until the runtime has moved us into our cgroups ("S <our pid>"). It does that while
+    we build the rootfs: both wait for RCU grace periods (cgroup moves, the old root's
+    unmount), which take long on a busy machine, so they should overlap."""
+    if ctx["hook_state"]["pid"]:
+        return
+    go = chan.recv()
+    if not go.startswith("S "):
+        raise RuntimeError("runtime went away during setup")
+    ctx["hook_state"]["pid"] = int(go[2:])
+    if "cgroup" in ctx["new_ns"]:
+        libc.unshare(libc.CLONE_NEWCGROUP)
+
+
 def _setup(ctx: dict, chan) -> None:
     # Import now everything needed later: after pivot_root neither the standard library nor
     # our zipapp is reachable any more.
@@ -133,13 +147,8 @@ def _setup(ctx: dict, chan) -> None:
             rootfs.dev_symlinks(rootfs_dir)
         elif linux.get("devices"):
             rootfs.make_devices(rootfs_dir, linux["devices"], userns)
-    # The runtime moves us into our cgroups while we mount; it says "S <our pid>" when done.
-    go = chan.recv()
-    if not go.startswith("S "):
-        raise RuntimeError("runtime went away during setup")
-    ctx["hook_state"]["pid"] = int(go[2:])
-    if "cgroup" in ctx["new_ns"]:
-        libc.unshare(libc.CLONE_NEWCGROUP)
+    if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
+        _placed(ctx, chan)  # hooks get our pid in their state
     if hooks.get("prestart") or hooks.get("createRuntime"):
         chan.send("H")
         chan.expect("C")
@@ -166,6 +175,7 @@ def _setup(ctx: dict, chan) -> None:
         rootfs.mask_path(p)
     if config["root"].get("readonly"):
         rootfs.readonly_root()
+    _placed(ctx, chan)
     if process.get("terminal"):
         console.setup_child(ctx["console_fd"], process)
     identity.set_rlimits(process.get("rlimits"))
