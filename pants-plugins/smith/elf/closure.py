@@ -126,24 +126,26 @@ class Closure:
         if os.path.basename(interp) == "env" and arg:
             command = self._env_command(arg)
             if command is None:
-                raise SmithError("script %s: cannot find the command in '#!%s'" % (path, line))
+                raise SmithError("script %s: `#!%s` gives env no command (the kernel passes '%s' as one "
+                                 "argument); use `#!/usr/bin/env -S ...` to pass several" % (path, line, arg))
             self.add_program(command, depth + 1, "command run by `env` in %s:" % path)
 
     @staticmethod
     def _env_command(arg: str) -> Optional[str]:
-        """The command `env` runs: skip its options and NAME=VALUE assignments."""
-        words = arg.split()  # the kernel passes one argument; `env -S` splits it the same way
+        """The command `env` runs. The kernel passes everything after the interpreter as ONE
+        argument, so only `env -S` (split-string) sees options, assignments and a command in it."""
+        if arg.startswith("-S") or arg.startswith("--split-string"):
+            words = arg.split()
+            words[0] = words[0][2:] if words[0].startswith("-S") else ""
+            words = [w for w in words if w]
+        else:
+            words = [arg]
         i = 0
-        while i < len(words):
-            w = words[i]
-            if w in ("-u", "--unset", "-C", "--chdir"):
-                i += 2
-                continue
-            if w.startswith("-") or ("=" in w and not w.startswith("/")):
-                i += 1
-                continue
-            return w
-        return None
+        while i < len(words) and words[i].startswith("-"):  # options come first...
+            i += 2 if words[i] in ("-u", "--unset", "-C", "--chdir") else 1
+        while i < len(words) and "=" in words[i]:  # ...then NAME=VALUE assignments
+            i += 1
+        return words[i] if i < len(words) else None
 
     # -- dlopened objects ---------------------------------------------------------------------
     def add_extra_libs(self, pattern: str) -> None:
