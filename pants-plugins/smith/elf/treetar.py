@@ -101,6 +101,8 @@ def write_tree_tar(out_path: str, root: str, paths: List[str], generated: Dict[s
                     if entries[p] != "dir":
                         raise
                     st = None  # parent of a generated file only
+                if entries[p] == "dir" and (st is None or not stat.S_ISDIR(st.st_mode)):
+                    st = None  # e.g. a root whose /etc is a link: the generated files need a real dir
                 ti.mode = stat.S_IMODE(st.st_mode) if st else 0o755
                 if st is None or stat.S_ISDIR(st.st_mode):
                     ti.type = tarfile.DIRTYPE
