@@ -173,8 +173,21 @@ class RegistryClient:
         return ["repository:%s:pull,push" % repo]
 
     def blob_exists(self, repo: str, digest: str) -> bool:
+        """False also when the registry keeps failing on this one blob with a 5xx: a registry
+        killed while linking a blob leaves an empty link file (HEAD answers 500 for ever), and
+        uploading the blob again rewrites the link."""
+        server_errors = [0]
+
         def attempt() -> bool:
-            resp = self._request("HEAD", "/v2/%s/blobs/%s" % (repo, digest), self._push(repo))
+            try:
+                resp = self._request("HEAD", "/v2/%s/blobs/%s" % (repo, digest),
+                                     self._push(repo))
+            except RetryableError as e:
+                if e.status is not None and e.status >= 500:
+                    server_errors[0] += 1
+                    if server_errors[0] >= 2:
+                        return False
+                raise
             if resp.status == 200:
                 return True
             if resp.status == 404:

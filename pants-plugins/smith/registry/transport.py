@@ -19,6 +19,10 @@ MAX_BODY = 4 << 20  # distribution refuses manifests above 4 MiB, so nothing we 
 class RetryableError(Exception):
     """A dropped connection or a 5xx/429 answer: the same request may succeed later."""
 
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status, None when the connection failed
+
 
 class Response:
     def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes, url: str):
@@ -156,8 +160,9 @@ class Transport:
         finally:
             conn.close()
         if resp.status in RETRY_STATUSES:
-            raise RetryableError("%s %s: HTTP %d %s" % (method, url, resp.status,
-                                                       resp.body[:300].decode("utf-8", "replace")))
+            raise RetryableError("%s %s: HTTP %d %s" % (
+                method, url, resp.status, resp.body[:300].decode("utf-8", "replace")),
+                resp.status)
         return resp
 
 
