@@ -203,7 +203,7 @@ class Container:
 
     def _write_dir(self, uid: int, gid: int) -> str:
         path = self.keep_write or os.path.join(self.dir, "write")
-        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)  # the container's user's data, no one else's
         os.chown(path, self.ids.base + uid, self.ids.base + gid)
         return os.path.abspath(path)
 

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -52,11 +53,11 @@ def test_default_command_and_exit_code(store, layout):
 
 def test_user_ids_and_mapping(store, layout):
     proc = sh(store, layout, "id -u; id -g; stat -c '%u:%g' /bin/busybox /write /run; "
-                             "cat /proc/self/uid_map /proc/self/gid_map")
+                             "stat -c %a /write; cat /proc/self/uid_map /proc/self/gid_map")
     lines = proc.stdout.decode().split("\n")
     assert proc.returncode == 0, proc.stderr
-    assert lines[:5] == ["10", "10", "10:10", "10:10", "10:10"]
-    uid_map, gid_map = lines[5].split(), lines[6].split()
+    assert lines[:6] == ["10", "10", "10:10", "10:10", "10:10", "700"]
+    uid_map, gid_map = lines[6].split(), lines[7].split()
     assert uid_map[0] == "0" and uid_map[2] == "65536" and int(uid_map[1]) >= 100000
     assert gid_map == uid_map
 
@@ -280,3 +281,15 @@ def test_tar_sources_share_the_layers_of_the_layout(store, layout, tmp_path):
     layers = len(open_image(layout).layers)
     assert [(r.stderr.count(b"unpacked layer"), r.stderr.count(b"reusing layer")) for r in runs] == \
         [(layers, 0), (0, layers), (0, layers)]
+
+
+def test_store_path_with_overlay_option_characters(layout):
+    # ',' ':' and ' ' would break an overlay option string of absolute paths; ours are relative.
+    odd = tempfile.mkdtemp(prefix="smith launch,odd:", dir="/tmp")
+    os.chmod(odd, 0o711)
+    try:
+        proc = sh(odd, layout, "echo ok > /bin/f && cat /bin/f", "--writable-root")
+        assert proc.stdout == b"ok\n", proc.stderr
+        assert leftovers(odd) == []
+    finally:
+        remove_store(odd)
