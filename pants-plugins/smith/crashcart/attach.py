@@ -9,7 +9,7 @@ leaves the host's namespaces and the container's own mounts are never touched.
 import errno
 import os
 import traceback
-from typing import Callable
+from typing import Callable, Tuple
 
 from smith.crashcart import syscalls
 from smith.errors import SmithError
@@ -77,6 +77,36 @@ def _enter_mount_ns(pid: int, what: str) -> None:
     os.chdir("/")
 
 
+def container_root(pid: int) -> Tuple[int, int]:
+    """The host uid and gid that are 0 in pid's user namespace (0, 0 without one)."""
+    ids = []
+    for name in ("uid_map", "gid_map"):
+        with open("/proc/%d/%s" % (pid, name)) as f:
+            for line in f:
+                inside, outside, count = (int(x) for x in line.split())
+                if inside == 0:
+                    ids.append(outside)
+                    break
+            else:
+                ids.append(-1)
+    return ids[0], ids[1]
+
+
+def _mkdir_as(path: str, uid: int, gid: int) -> None:
+    """mkdir as the container's root: a tmpfs mounted in a user namespace refuses files owned
+    by ids it cannot map (host root is one), with EOVERFLOW."""
+    if (uid, gid) == (0, 0):
+        os.mkdir(path, 0o755)
+        return
+    if uid < 0 or gid < 0:
+        raise SmithError("root is not mapped in the user namespace")
+    syscalls.set_fs_ids(uid, gid)
+    try:
+        os.mkdir(path, 0o755)
+    finally:
+        syscalls.set_fs_ids(0, 0)
+
+
 def attach(pid: int, what: str, toolbox: str) -> None:
     try:
         tree = syscalls.open_tree_clone(toolbox)
@@ -86,10 +116,12 @@ def attach(pid: int, what: str, toolbox: str) -> None:
     try:
         syscalls.make_read_only(tree)
 
+        uid, gid = container_root(pid)
+
         def work() -> str:
             _enter_mount_ns(pid, what)
             try:
-                os.mkdir(MOUNT_POINT, 0o755)
+                _mkdir_as(MOUNT_POINT, uid, gid)
             except FileExistsError:
                 pass
             except OSError as e:

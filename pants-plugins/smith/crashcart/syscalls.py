@@ -69,3 +69,10 @@ def setns(fd: int, nstype: int) -> None:
 
 def umount_detach(path: str) -> None:
     _check(_libc.umount2(os.fsencode(path), MNT_DETACH), "umount(%s)" % path)
+
+
+def set_fs_ids(uid: int, gid: int) -> None:
+    """setfsgid + setfsuid: create files as that user while keeping our other credentials
+    (it returns the previous id, never an error)."""
+    _libc.setfsgid(gid)
+    _libc.setfsuid(uid)

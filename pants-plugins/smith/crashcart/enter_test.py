@@ -1,0 +1,223 @@
+"""crashcart against live containers of runc and of smith-runtime (the zipapp): a busybox
+httpd serving over the container's loopback, with a read-only root and no libc at all, so
+every tool that works must have come, with its libc, from the toolbox."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from smith.crashcart import testing
+from smith.runtime import testbundle as tb
+from smith.testutil.debian import require_tools, tool_env
+
+FETCH = ('exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET /etc/passwd HTTP/1.0\\r\\n\\r\\n" >&3; '
+         'cat <&3')
+NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "cgroup", "user")
+
+
+@pytest.fixture(scope="module")
+def toolbox():
+    return testing.cached_toolbox()
+
+
+class Container:
+    def __init__(self, runtime, binary, root, cid):
+        self.runtime, self.binary, self.root, self.cid = runtime, binary, root, cid
+        self.root_flag = "--runc-root" if runtime == "runc" else "--runtime-root"
+
+    def state(self):
+        return json.loads(tb.runtime(self.binary, self.root, "state", self.cid).stdout)
+
+    @property
+    def pid(self):
+        return self.state()["pid"]
+
+    def crashcart(self, toolbox, *args, **kw):
+        return testing.crashcart("--toolbox", toolbox, self.root_flag, self.root, *args, **kw)
+
+    def fetch_inside(self):
+        """GET /etc/passwd from the server with the container's own busybox (runtime exec)."""
+        return tb.runtime(self.binary, self.root, "exec", self.cid, "wget", "-qO-",
+                          "http://127.0.0.1:8080/etc/passwd").stdout
+
+
+# smith-runtime leaves loopback down (runc brings it up), so pid 1 does it, then becomes httpd.
+HTTPD = ("sh", "-c", "ip link set lo up && exec httpd -f -p 8080 -h /")
+
+
+def _net_admin(config):
+    for kind in ("bounding", "effective", "permitted"):
+        config["process"]["capabilities"][kind].append("CAP_NET_ADMIN")
+
+
+def start(tmp, runtime, name, args=HTTPD, edit=None):
+    require_tools("runc", "busybox")
+    binary = "runc" if runtime == "runc" else tb.cached_zipapp()
+
+    def edits(config):
+        _net_admin(config)
+        if edit:
+            edit(config)
+    bundle = tb.bundle(str(tmp / ("bundle-" + name)), args=list(args), edit=edits)
+    root = str(tmp / ("root-" + name))
+    cid = "cc-%s-%d" % (name, os.getpid())
+    res = tb.runtime(binary, root, "run", "-d", cid, cwd=bundle, detached=True)
+    assert res.returncode == 0
+    c = Container(runtime, binary, root, cid)
+    if args == HTTPD:
+        deadline = time.monotonic() + 10
+        while "smith:x:10" not in c.fetch_inside():
+            assert time.monotonic() < deadline, "httpd never served"
+            time.sleep(0.05)
+    return c
+
+
+def stop(c):
+    tb.runtime(c.binary, c.root, "delete", "--force", c.cid)
+
+
+@pytest.fixture(scope="module", params=["runc", "smith"])
+def container(request, tmp_path_factory):
+    c = start(tmp_path_factory.mktemp("cc"), request.param, "web-" + request.param)
+    yield c
+    stop(c)
+
+
+def mountinfo(pid):
+    with open("/proc/%d/mountinfo" % pid) as f:
+        return f.read()
+
+
+def host_crashcart_mounts():
+    """The host's mounts that involve crashcart (toolbox path or mount point); other tests on
+    this machine may mount and unmount other things meanwhile."""
+    return [line for line in mountinfo(os.getpid()).splitlines() if "crashcart" in line]
+
+
+def test_debug_tools_see_the_container(container, toolbox):
+    pid = container.pid
+    before = (host_crashcart_mounts(), mountinfo(pid))
+    script = "; ".join([
+        "ls -l /proc/1/exe", "echo ==", "cat /proc/1/status", "echo ==", "ps -e -o pid=,comm=",
+        "echo ==", "id -u; id -g", "echo ==",
+        "for n in %s; do readlink /proc/self/ns/$n; done" % " ".join(NAMESPACES),
+        "echo ==", "cat /proc/self/cgroup", "echo ==", "cat /proc/1/cgroup", "echo ==", FETCH,
+        "echo ==", "timeout -s INT 1 strace -p 1 2>&1; exit 7"])
+    res = container.crashcart(toolbox, container.cid, "--", "bash", "-c", script)
+    assert res.returncode == 7, res.stderr
+    parts = res.stdout.split("==\n")
+    assert parts[0].strip().endswith("/proc/1/exe -> " + os.readlink("/proc/%d/exe" % pid))
+    with open("/proc/%d/status" % pid) as f:
+        host_status = f.read()
+    name = host_status.split("\n", 1)[0]
+    assert parts[1].startswith(name + "\n") and "\nNSpid:" in parts[1]
+    procs = [line.split() for line in parts[2].splitlines()]
+    assert ["1", name.split("\t")[1]] in procs and ["1"] == [p for p, _ in procs if p == "1"]
+    assert any(comm == "ps" for _, comm in procs)  # ps runs in the container's pid namespace
+    assert parts[3].split() == ["0", "0"]
+    assert parts[4].split() == [os.readlink("/proc/%d/ns/%s" % (pid, n)) for n in NAMESPACES]
+    assert parts[5] == parts[6]  # same cgroups as the container's init
+    assert "smith:x:10:10" in parts[7]  # the server answers on the container's loopback
+    assert "Process 1 attached" in parts[8]
+    # The container kept running and serving, and nothing of crashcart is left.
+    assert container.state()["status"] == "running" and container.pid == pid
+    assert "smith:x:10:10" in container.fetch_inside()
+    assert (host_crashcart_mounts(), mountinfo(pid)) == before
+    ls = tb.runtime(container.binary, container.root, "exec", container.cid, "ls", "/dev")
+    assert "crashcart" not in ls.stdout.split()
+
+
+def test_default_command_is_the_toolbox_bash(container, toolbox):
+    res = container.crashcart(toolbox, container.cid, input="echo $PATH; echo $BASH; exit 3\n")
+    assert res.returncode == 3, res.stderr
+    assert res.stdout.split() == ["/dev/crashcart/bin", "/dev/crashcart/bin/bash"]
+
+
+def test_signals_are_forwarded(container, toolbox):
+    pid = container.pid
+    before = mountinfo(pid)
+    proc = subprocess.Popen(
+        [sys.executable, "-S", "-m", "smith.crashcart", "--toolbox", toolbox,
+         container.root_flag, container.root, container.cid, "--", "sleep", "97.5"],
+        env=tool_env(PYTHONPATH=testing.SMITH_PARENT), stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not _sleepers("97.5"):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        (sleeper,) = _sleepers("97.5")
+        assert os.readlink("/proc/%d/ns/pid" % sleeper) == os.readlink("/proc/%d/ns/pid" % pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not _sleepers("97.5")
+    assert container.state()["status"] == "running" and mountinfo(pid) == before
+
+
+def _sleepers(arg):
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                if f.read() == b"sleep\0" + arg.encode() + b"\0":
+                    found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+def test_mount_only_then_unmount(container, toolbox):
+    pid = container.pid
+    before = mountinfo(pid)
+    res = container.crashcart(toolbox, "--mount-only", container.cid)
+    assert res.returncode == 0, res.stderr
+    mounted = [line.split() for line in mountinfo(pid).splitlines() if " /dev/crashcart " in line]
+    assert len(mounted) == 1 and "ro" in mounted[0][5].split(",")
+    # A command now reuses the attached toolbox and leaves it attached.
+    res = container.crashcart(toolbox, container.cid, "--", "ls", "/dev/crashcart/bin/strace")
+    assert res.returncode == 0 and res.stdout.strip() == "/dev/crashcart/bin/strace"
+    write = container.crashcart(toolbox, container.cid, "--", "touch", "/dev/crashcart/x")
+    assert write.returncode == 1 and "Read-only file system" in write.stderr
+    assert " /dev/crashcart " in mountinfo(pid)
+    res = container.crashcart(toolbox, "--unmount", container.cid)
+    assert res.returncode == 0, res.stderr
+    assert mountinfo(pid) == before
+    again = container.crashcart(toolbox, "--unmount", container.cid)
+    assert again.returncode == 1 and "no toolbox is attached" in again.stderr
+
+
+def test_command_not_found(container, toolbox):
+    res = container.crashcart(toolbox, container.cid, "--", "no-such-tool")
+    assert res.returncode == 127 and "cannot run no-such-tool" in res.stderr
+    assert " /dev/crashcart " not in mountinfo(container.pid)
+
+
+def test_user_namespace_container(tmp_path, toolbox):
+    """Container root is host uid 100000: the tool runs as that root, in its user ns."""
+    def userns(config):
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    c = start(tmp_path, "runc", "userns", edit=userns)
+    try:
+        pid = c.pid
+        script = "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; " + FETCH
+        res = c.crashcart(toolbox, c.cid, "--", "bash", "-c", script)
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        with open("/proc/%d/uid_map" % pid) as f:
+            assert lines[0] == "0" and lines[1].split() == f.read().split()
+        assert lines[2] == os.readlink("/proc/%d/ns/user" % pid)
+        assert "smith:x:10:10" in res.stdout
+        assert " /dev/crashcart " not in mountinfo(pid)
+        ls = tb.runtime(c.binary, c.root, "exec", c.cid, "ls", "/dev")
+        assert ls.returncode == 0 and "crashcart" not in ls.stdout.split()
+    finally:
+        stop(c)
