@@ -32,6 +32,10 @@ SOURCES = {
                 'int main(void) { printf("lp+%s\\n", lp()); return 0; }\n',
     "static.c": '#include <stdio.h>\nint main(void) { printf("static\\n"); return 0; }\n',
     "gone.c": 'int gone(void) { return 1; }\n',
+    "a.c": 'const char *a(void) { return WHO; }\n',
+    "b.c": 'const char *a(void);\nconst char *b(void) { return a(); }\n',
+    "dup.c": '#include <stdio.h>\nconst char *b(void);\n'
+             'int main(void) { printf("dup+%s\\n", b()); return 0; }\n',
     "plug.c": 'const char *extra(void);\nconst char *plug(void) { return extra(); }\n',
     "dl.c": '#include <dlfcn.h>\n#include <stdio.h>\nint main(void) {\n'
             '  void *h = dlopen("/opt/plugins/plug.so", RTLD_NOW);\n'
@@ -122,6 +126,14 @@ def tree(tmp_path_factory) -> str:
     _gcc(r + "/opt/ldlp/liblp.so.1", [s("lp.c")], "-shared", "-fPIC", '-DWHO="ldlp"', "-Wl,-soname,liblp.so.1")
     _gcc(r + "/opt/lp/bin/lp", [s("lpmain.c")], "-L" + r + "/opt/lp/lib", "-l:liblp.so.1",
          "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib")
+    # A soname is searched once per process, breadth-first: dup needs libb then liba (both in
+    # /opt/dup/a); libb's RUNPATH has another liba, which must not be used.
+    _gcc(r + "/opt/dup/b/liba.so.1", [s("a.c")], "-shared", "-fPIC", '-DWHO="b-dir"', "-Wl,-soname,liba.so.1")
+    _gcc(r + "/opt/dup/a/liba.so.1", [s("a.c")], "-shared", "-fPIC", '-DWHO="a-dir"', "-Wl,-soname,liba.so.1")
+    _gcc(r + "/opt/dup/a/libb.so.1", [s("b.c")], "-shared", "-fPIC", "-Wl,-soname,libb.so.1",
+         "-L" + r + "/opt/dup/b", "-l:liba.so.1", "-Wl,--enable-new-dtags", "-Wl,-rpath,/opt/dup/b")
+    _gcc(r + "/opt/dup/bin/dup", [s("dup.c")], "-Wl,--no-as-needed", "-L" + r + "/opt/dup/a", "-l:libb.so.1",
+         "-l:liba.so.1", "-Wl,--enable-new-dtags", "-Wl,-rpath,/opt/dup/a")
     # A program that dlopens a plugin (traced with --extra-lib), next to a data file.
     _gcc(r + "/opt/plugins/plug.so", [s("plug.c")], "-shared", "-fPIC", "-L" + r + "/opt/extra/lib",
          "-l:libextra.so.1")
@@ -181,6 +193,7 @@ def _objects(root: str, prog: str, env: Dict[str, str]) -> Set[str]:
     ("/opt/app/bin/hello", {}),
     ("/opt/plat/bin/plat", {}),
     ("/opt/lp/bin/lp", {}),
+    ("/opt/dup/bin/dup", {}),
     ("/opt/lp/bin/lp", {"LD_LIBRARY_PATH": "/opt/ldlp"}),
     ("/opt/app/bin/hello", {"LD_PRELOAD": "libchain.so.1", "LD_LIBRARY_PATH": "/opt/x86_64/lib/" + TRIPLET}),
 ])
@@ -199,6 +212,8 @@ def test_search_rules_pick_the_right_files(tree: str) -> None:
     assert "/opt/x86_64/lib/%s/libchain.so.1" % TRIPLET in _objects(tree, "/opt/plat/bin/plat", {})
     assert "/opt/ldlp/liblp.so.1" in _objects(tree, "/opt/lp/bin/lp", {"LD_LIBRARY_PATH": "/opt/ldlp"})
     assert "/opt/lp/lib/liblp.so.1" in _objects(tree, "/opt/lp/bin/lp", {})
+    dup = _objects(tree, "/opt/dup/bin/dup", {})
+    assert "/opt/dup/a/liba.so.1" in dup and "/opt/dup/b/liba.so.1" not in dup
     paths = compute_closure(tree, ["/usr/bin/hello"]).paths
     for p in ("/usr/bin/hello", "/opt/app/bin/hello", "/opt/app/lib/libgreet.so.1", "/lib", "/lib64",
               "/usr/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache"):
@@ -250,6 +265,7 @@ PROGRAMS = {
     "/opt/lp/bin/lp": (["LD_LIBRARY_PATH=/opt/ldlp"], "lp+ldlp\n"),
     "/opt/static/hello-static": ([], "static\n"),
     "/opt/dl/bin/dl": ([], "plug+conf\n"),
+    "/opt/dup/bin/dup": ([], "dup+a-dir\n"),
     "/opt/static/hello-spie": ([], "static\n"),
 }
 
