@@ -1,7 +1,7 @@
 """cgroup v1 hierarchies and the v2 unified tree (this host is hybrid): create, limit, join, remove.
 
 `linux.cgroupsPath` is used as runc's cgroupfs driver uses it: absolute paths are relative to
-each hierarchy's root, relative ones to the runtime's own cgroup; the default is /<id>.
+each hierarchy's root, relative ones to the runtime's own cgroup; the default is <id>.
 The resulting directories are recorded in state.json so `delete` removes exactly those.
 """
 import os
@@ -54,7 +54,7 @@ def own_paths() -> dict:
 
 def plan(cid: str, cgroups_path: str) -> dict:
     """Directory of this container in every hierarchy: {hierarchy name: absolute dir}."""
-    spec_path = cgroups_path or "/" + cid
+    spec_path = cgroups_path or cid  # like runc: <id> under the runtime's own cgroup
     if ":" in spec_path and not spec_path.startswith("/"):
         raise SmithError("linux.cgroupsPath %r looks like a systemd slice:scope path; this runtime "
                          "only has the cgroupfs driver: use a path like /machine/%s" % (spec_path, cid))

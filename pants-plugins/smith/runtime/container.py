@@ -65,16 +65,17 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 opened.append(fd)
             else:
                 new_ns.append(ns["type"])
-        if linux.get("seccomp"):
+        seccomp_filter = None
+        if linux.get("seccomp"):  # built here: errors come before any process exists
             from smith.runtime import seccomp
-            seccomp.prepare()
+            seccomp_filter = seccomp.build(linux["seccomp"])
         hook_state = {"ociVersion": config["ociVersion"], "id": cid, "status": "creating",
                       "pid": 0, "bundle": bundle, "annotations": config.get("annotations") or {}}
         chan = Channel()
         ctx = {"chan": chan, "config": config, "bundle": bundle, "new_ns": new_ns,
                "join_fds": join_fds, "close_fds": [lock_fd], "state_fd": state_fd,
                "console_fd": console_fd, "no_pivot": no_pivot, "cgroup_dirs": dirs,
-               "hook_state": hook_state,
+               "hook_state": hook_state, "seccomp": seccomp_filter,
                "root_mapped": any(m["containerID"] == 0 for m in linux.get("uidMappings") or ())}
         two_stage = "user" in new_ns or "user" in join_fds
         init_pid = 0
@@ -95,7 +96,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
             kind, arg = _recv(chan)
             if kind == "U":
                 _write_id_maps(pid1, linux)
-                chan.send("M")
+                _send(chan, "M")
             elif kind == "P":
                 init_pid = int(arg)
                 pids.append(init_pid)
@@ -105,7 +106,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         cgroups.join(dirs, init_pid)  # init is building its rootfs meanwhile
         if "oomScoreAdj" in process:
             _oom_score_adj(init_pid, process["oomScoreAdj"])
-        chan.send("S %d" % init_pid)
+        _send(chan, "S %d" % init_pid)
         while True:
             kind, arg = _recv(chan)
             if kind == "H":
@@ -114,7 +115,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 hooks_cfg = config.get("hooks") or {}
                 hooks.run("prestart", hooks_cfg.get("prestart"), hook_state)
                 hooks.run("createRuntime", hooks_cfg.get("createRuntime"), hook_state)
-                chan.send("C")
+                _send(chan, "C")
             elif kind == "R":
                 break
         record = {"ociVersion": config["ociVersion"], "id": cid, "pid": init_pid,
@@ -167,6 +168,15 @@ def _fork_init(ctx: dict, new_ns: list, join_fds: dict) -> int:
             libc.setns(own, libc.CLONE_NEWPID)
             os.close(own)
     return pid
+
+
+def _send(chan: Channel, msg: str) -> None:
+    """Send to init; if it is gone, raise the error it left on the channel."""
+    try:
+        chan.send(msg)
+    except BrokenPipeError:
+        _recv(chan)
+        raise SmithError("container init exited during setup") from None
 
 
 def _recv(chan: Channel) -> tuple:

@@ -43,9 +43,10 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
         dirs = c.state.get("cgroup_dirs") or {}
     if process.get("terminal") and not console_socket:
         raise SmithError("exec --tty (process.terminal) needs --console-socket PATH")
+    seccomp_filter = None
     if (config.get("linux") or {}).get("seccomp"):
         from smith.runtime import seccomp
-        seccomp.prepare()
+        seccomp_filter = seccomp.build(config["linux"]["seccomp"])
     fds = _open_namespaces(init_pid, config)
     console_fd = -1
     if console_socket:
@@ -59,7 +60,7 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
     try:
         pid = os.fork()
         if pid == 0:
-            _child(chan.as_child(), fds, dirs, config, process, console_fd)
+            _child(chan.as_child(), fds, config, process, console_fd, seccomp_filter)
     finally:
         if own >= 0:
             libc.setns(own, libc.CLONE_NEWPID)
@@ -71,7 +72,10 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         raise
-    chan.send("S")
+    try:
+        chan.send("S")
+    except BrokenPipeError:
+        pass  # the child failed: its message is on the channel
     for fd in fds.values():
         os.close(fd)
     if console_fd >= 0:
@@ -91,7 +95,7 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
     return exit_code(status)
 
 
-def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, console_fd: int) -> None:
+def _child(chan: Channel, fds: dict, config: dict, process: dict, console_fd: int, seccomp) -> None:
     try:
         from smith.runtime import identity, init, libc
         linux = config.get("linux") or {}
@@ -99,10 +103,8 @@ def _child(chan: Channel, fds: dict, dirs: dict, config: dict, process: dict, co
             import resource  # noqa: F401  (before the mount namespace hides the stdlib)
         if process.get("terminal"):
             from smith.runtime import console
-        seccomp = None
-        if linux.get("seccomp"):
+        if seccomp is not None:
             from smith.runtime import seccomp as sc
-            seccomp = sc.build(linux["seccomp"])
         init.cloexec_from(3)
         chan.expect("S")  # the runtime has moved us into the container's cgroups
         for t in ORDER:

@@ -154,10 +154,9 @@ def _setup(ctx: dict, chan) -> None:
         chan.expect("C")
     if hooks.get("createContainer"):
         hookrun.run("createContainer", hooks["createContainer"], ctx["hook_state"])
-    seccomp = None
-    if linux.get("seccomp"):  # libseccomp is found and loaded from the host, before pivot_root
+    seccomp = ctx["seccomp"]  # built by the runtime before it forked us
+    if seccomp is not None:
         from smith.runtime import seccomp as sc
-        seccomp = sc.build(linux["seccomp"])
     if ctx["no_pivot"]:
         rootfs.move_root(rootfs_dir)
     else:

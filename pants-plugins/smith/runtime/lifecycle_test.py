@@ -46,7 +46,10 @@ def test_create_start_kill_delete_like_runc(app, tmp_path):
         assert tb.runtime(binary, root, "start", cid).returncode == 0
         st = json.loads(tb.runtime(binary, root, "state", cid).stdout)
         assert st["status"] == "running"
-        assert open("/proc/%d/cmdline" % st["pid"], "rb").read() == b"sleep\x0060\x00"
+        deadline = time.monotonic() + 3  # runc's start may return just before the exec
+        while open("/proc/%d/cmdline" % st["pid"], "rb").read() != b"sleep\x0060\x00":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         ps = json.loads(tb.runtime(binary, root, "ps", "--format", "json", cid).stdout)
         assert ps == [st["pid"]]
         busy = tb.runtime(binary, root, "delete", cid)

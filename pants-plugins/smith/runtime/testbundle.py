@@ -154,11 +154,13 @@ def runtime(app: str, root: str, *args, cwd=None, input=None, timeout=60, detach
 
 def leftovers(cid: str) -> list:
     """Anything a container may leave behind on the host: cgroup dirs and mounts naming it."""
+    from smith.runtime import cgroups
     found = []
     for d in os.listdir("/sys/fs/cgroup"):
         p = os.path.join("/sys/fs/cgroup", d, cid)
         if os.path.exists(p):
             found.append(p)
+    found += [p for p in cgroups.plan(cid, "").values() if os.path.exists(p) and p not in found]
     with open("/proc/self/mountinfo") as f:
         found += [line.strip() for line in f if ("/%s/" % cid) in line or ("/%s " % cid) in line]
     return found
