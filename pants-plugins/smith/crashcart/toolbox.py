@@ -8,8 +8,9 @@ files of `dpkg -L PKG`). The inputs are merged (merged /usr: bin/ is usr/bin/, .
   usr/lib/x86_64-linux-gnu, usr/lib64 and usr/lib (top level) to DIR/lib/, and a terminfo
   database, if an input has one, to DIR/share/terminfo/;
 - each ELF program's PT_INTERP becomes /dev/crashcart/lib/ld-linux-x86-64.so.2 and every
-  dynamic ELF (programs and libraries, not the loader) gets DT_RUNPATH /dev/crashcart/lib,
-  with patchelf (a build-time tool), so a tool never loads the container's own libc;
+  dynamic ELF (programs and libraries, not the loader) gets DT_RUNPATH /dev/crashcart/lib
+  and DF_1_NODEFLIB (no ld.so.cache, no /lib), with patchelf (a build-time tool), so a tool
+  never loads the container's own libc or any other of its libraries;
 - `#!` lines naming a tool of the toolbox point into /dev/crashcart/bin;
 - every library a program or library needs must be in DIR/lib, else the build fails.
 DIR/crashcart-toolbox.json lists what is inside; `crashcart` checks for it.
@@ -284,6 +285,11 @@ def relocate(out: str, programs: List[str], libraries: List[str], patchelf: str)
         _patchelf(patchelf, ["--set-interpreter", INTERP, "--set-rpath", LIB], with_interp)
     if dynamic:
         _patchelf(patchelf, ["--set-rpath", LIB], dynamic)
+    # DF_1_NODEFLIB: a library missing from the toolbox, e.g. one procps dlopen()s, must fail
+    # to load rather than come from the container's /lib. A separate run: patchelf 0.14 drops
+    # --no-default-lib when --set-rpath comes with it.
+    if with_interp or dynamic:
+        _patchelf(patchelf, ["--no-default-lib"], with_interp + dynamic)
     return {"static": sorted(static), "scripts": sorted(scripts)}
 
 
