@@ -235,3 +235,19 @@ def test_no_pivot(app, tmp_path):
     theirs = tb.runtime("runc", str(tmp_path / "r2"), "run", "--no-pivot", "np", cwd=bundle)
     assert ours.returncode == theirs.returncode == 0, ours.stderr + theirs.stderr
     assert ours.stdout.split()[:-1] == theirs.stdout.split()[:-1]
+
+
+def test_linux_devices_like_runc(app, tmp_path):
+    def edit(c):
+        c["linux"]["devices"] = [
+            {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 10, "gid": 10},
+            {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o600},
+        ]
+        c["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 3,
+                                                   "access": "rw"})
+    script = ("ls -ln /dev/mynull /dev/sub/myzero /dev/null /dev/tty | awk '{print $1, $3, $4, $5, $6, $NF}'; "
+              "(echo hi > /dev/mynull) 2>&1 | sed 's/.*: //'; head -c 1 /dev/sub/myzero | wc -c")
+    out = same(app, tmp_path, script, edit)
+    assert "crw-r----- 10 10 1, 3 /dev/mynull" in out and "crw------- 0 0 1, 5 /dev/sub/myzero" in out
+    # root without CAP_DAC_OVERRIDE may not write a 0640 node owned by uid 10
+    assert out.endswith("Permission denied\n1\n")
