@@ -221,3 +221,14 @@ def test_user_namespace_container(tmp_path, toolbox):
         assert ls.returncode == 0 and "crashcart" not in ls.stdout.split()
     finally:
         stop(c)
+
+
+def test_zipapp_start_path(container, toolbox, tmp_path):
+    """dist/crashcart is a zipapp run by python3 -I -S: stdlib and ctypes only."""
+    app = testing.build_zipapp(str(tmp_path / "crashcart"))
+    res = subprocess.run([app, "--toolbox", toolbox, container.root_flag, container.root,
+                          container.cid, "--", "cat", "/proc/1/cmdline"], env=tool_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert res.returncode == 0, res.stderr
+    with open("/proc/%d/cmdline" % container.pid, "rb") as f:
+        assert res.stdout == f.read()

@@ -6,6 +6,8 @@
 - cached_toolbox(): a toolbox built from those trees, cached under
   /tmp/smith-test-cache/crashcart/ keyed by the package versions and the builder's source.
 - crashcart(): run `python -m smith.crashcart` as the zipapp will, with an explicit env.
+- build_zipapp(): crashcart as dist/crashcart will be: a zipapp of only its start path
+  (START_PATH), run by /usr/bin/python3 -I -S, so any non-stdlib import would fail.
 """
 import hashlib
 import os
@@ -13,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from typing import Dict, List
 
 import smith
@@ -128,3 +131,23 @@ def crashcart(*args: str, timeout: float = 60, input: str = None, **kw):
     return subprocess.run([sys.executable, "-S", "-m", "smith.crashcart"] + list(args),
                           env=env, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, **kw)
+
+
+# What `python3 -m smith.crashcart` imports from the smith package: the zipapp holds only these.
+START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/crashcart/__init__.py",
+              "smith/crashcart/__main__.py", "smith/crashcart/attach.py", "smith/crashcart/cli.py",
+              "smith/crashcart/enter.py", "smith/crashcart/syscalls.py", "smith/crashcart/target.py")
+
+
+def build_zipapp(dest: str) -> str:
+    with open(os.path.join(HERE, "__main__.py")) as f:
+        main = f.read()
+    with open(dest + ".tmp", "wb") as f:
+        f.write(b"#!/usr/bin/python3 -IS\n")
+        with zipfile.ZipFile(f, "w") as z:
+            z.writestr("__main__.py", main)
+            for arc in START_PATH:
+                z.write(os.path.join(SMITH_PARENT, arc), arc)
+    os.chmod(dest + ".tmp", 0o755)
+    os.rename(dest + ".tmp", dest)
+    return dest
