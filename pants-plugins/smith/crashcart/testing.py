@@ -36,11 +36,17 @@ def _query(fmt: str, *packages: str) -> List[str]:
 
 def _installed_packages() -> Dict[str, str]:
     """Installed package -> (section, "version<TAB>depends, pre-depends"), in one dpkg-query run."""
-    found = {}
-    for line in _query("${Package}\t${Status}\t${Section}\t${Version}\t${Depends}, ${Pre-Depends}\n"):
-        name, status, section, rest = line.split("\t", 3)
+    found, provided = {}, {}
+    fmt = "${Package}\t${Status}\t${Section}\t${Provides}\t${Version}\t${Depends}, ${Pre-Depends}\n"
+    for line in _query(fmt):
+        name, status, section, provides, rest = line.split("\t", 4)
         if status == "install ok installed":
             found[name] = (section, rest)
+            for virtual in provides.split(","):
+                if virtual.strip():
+                    provided[virtual.strip().split(" ")[0]] = name
+    for virtual, name in provided.items():
+        found.setdefault(virtual, found[name] + (name,))
     return found
 
 
@@ -53,6 +59,9 @@ def package_closure(tools=TOOLS) -> Dict[str, str]:
     while todo:
         name = todo.pop()
         if name in seen:
+            continue
+        if len(installed[name]) == 3:  # a virtual package: follow its provider
+            todo.append(installed[name][2])
             continue
         version, deps = installed[name][1].split("\t")
         seen[name] = version
