@@ -1,11 +1,29 @@
-"""Pants entry point of the smith backend: its target types and rules."""
+"""Pants entry point of the smith backend: its target types and rules (one line per concern)."""
+from pants.engine.unions import UnionRule
+
+from smith import binary_targets, package_targets
 from smith import target_types as smith_target_types
-from smith.rules import command, image, layer, tool
+from smith.rules import binary, command, image, layer, packages, packages_lock, packages_outdated, tool
+from smith.rules.tree import SmithRootFieldSet
 
 
 def target_types():
-    return smith_target_types.all_target_types()
+    return [
+        *smith_target_types.all_target_types(),
+        binary_targets.SmithBinaryTarget,
+        *package_targets.all_target_types(),
+    ]
 
 
 def rules():
-    return [*tool.rules(), *layer.rules(), *image.rules(), *command.rules()]
+    return [
+        *tool.rules(),
+        *layer.rules(),
+        *image.rules(),
+        *command.rules(),
+        *binary.rules(),
+        *packages.rules(),
+        UnionRule(SmithRootFieldSet, packages.SmithPackagesFieldSet),
+        *packages_lock.rules(),
+        *packages_outdated.rules(),
+    ]

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pants.engine.fs import Digest
 from pants.engine.target import FieldSet
+from pants.engine.environment import EnvironmentName
 from pants.engine.unions import union
 
 
-@union
+# Members run Processes, so the union passes the environment through (as PackageFieldSet does).
+@union(in_scope_types=[EnvironmentName])
 @dataclass(frozen=True)
 class SmithTreeFieldSet(FieldSet):
     """A target that yields a file tree."""
@@ -20,3 +22,9 @@ class SmithTreeFieldSet(FieldSet):
 class SmithTree:
     digest: Digest  # holds exactly one file: `path`
     path: str
+
+
+@union(in_scope_types=[EnvironmentName])
+@dataclass(frozen=True)
+class SmithRootFieldSet(FieldSet):
+    """A tree target usable as a `smith_binary` root (not smith_binary itself: no rule cycles)."""
