@@ -92,19 +92,78 @@ def container_root(pid: int) -> Tuple[int, int]:
     return ids[0], ids[1]
 
 
-def _mkdir_as(path: str, uid: int, gid: int) -> None:
-    """mkdir as the container's root: a tmpfs mounted in a user namespace refuses files owned
-    by ids it cannot map (host root is one), with EOVERFLOW."""
+def _as_container_root(uid: int, gid: int, fn: Callable[[], None]) -> None:
+    """Create files as the container's root: a tmpfs mounted in a user namespace refuses
+    files owned by ids it cannot map (host root is one), with EOVERFLOW."""
     if (uid, gid) == (0, 0):
-        os.mkdir(path, 0o755)
-        return
+        return fn()
     if uid < 0 or gid < 0:
         raise SmithError("root is not mapped in the user namespace")
     syscalls.set_fs_ids(uid, gid)
     try:
-        os.mkdir(path, 0o755)
+        fn()
     finally:
         syscalls.set_fs_ids(0, 0)
+
+
+def dev_mount(pid: int) -> Tuple[str, bool]:
+    """(file system type, read-only mount) of the top mount at /dev as pid sees it."""
+    found = ("", False)
+    with open("/proc/%d/mountinfo" % pid) as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fields = left.split(" ")
+            if fields[4] == "/dev":
+                found = (right.split(" ")[0], "ro" in fields[5].split(","))
+    return found
+
+
+def _through_writable_clone(fn: Callable[[int], None]) -> None:
+    """Run fn(dir_fd) on a private, writable copy of the /dev mount: a read-only bind of a
+    tmpfs (e.g. runtime-spec readonlyPaths) still has a writable file system under it, and
+    the copy changes none of the container's mounts. It is gone when its fd is closed."""
+    fd = syscalls.open_tree_clone("/dev", recursive=False)
+    try:
+        syscalls.set_mount_attrs(fd, 0, syscalls.MOUNT_ATTR_RDONLY)
+        fn(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_mount_point(what: str, dev: Tuple[str, bool], uid: int, gid: int) -> None:
+    name = os.path.basename(MOUNT_POINT)
+    try:
+        _as_container_root(uid, gid, lambda: os.mkdir(MOUNT_POINT, 0o755))
+        return
+    except FileExistsError:
+        return
+    except OSError as e:
+        err = e
+    if err.errno == errno.EROFS and dev[0] in ("tmpfs", "devtmpfs") and dev[1]:
+        try:
+            _through_writable_clone(lambda fd: _as_container_root(
+                uid, gid, lambda: os.mkdir(name, 0o755, dir_fd=fd)))
+            return
+        except OSError as e:
+            err = e
+    why = "/dev is read-only there" if err.errno == errno.EROFS else err.strerror
+    raise SmithError(
+        "cannot create %s in %s: %s. crashcart needs an empty %s directory or a /dev on a "
+        "writable tmpfs (runc and smith-runtime mount a tmpfs there by default; a read-only "
+        "bind of it is fine); add an empty /dev/crashcart directory to the image or keep /dev "
+        "a tmpfs" % (MOUNT_POINT, what, why, MOUNT_POINT))
+
+
+def _remove_mount_point(dev: Tuple[str, bool]) -> None:
+    try:
+        os.rmdir(MOUNT_POINT)
+    except OSError as e:
+        if e.errno == errno.EROFS and dev[0] in ("tmpfs", "devtmpfs") and dev[1]:
+            try:
+                _through_writable_clone(lambda fd: os.rmdir(os.path.basename(MOUNT_POINT), dir_fd=fd))
+            except OSError:
+                pass
+        # else: shipped by the image on a read-only /dev, or another mount is on top
 
 
 def attach(pid: int, what: str, toolbox: str) -> None:
@@ -117,20 +176,11 @@ def attach(pid: int, what: str, toolbox: str) -> None:
         syscalls.make_read_only(tree)
 
         uid, gid = container_root(pid)
+        dev = dev_mount(pid)
 
         def work() -> str:
             _enter_mount_ns(pid, what)
-            try:
-                _mkdir_as(MOUNT_POINT, uid, gid)
-            except FileExistsError:
-                pass
-            except OSError as e:
-                why = ("/dev is read-only there" if e.errno == errno.EROFS else e.strerror)
-                raise SmithError(
-                    "cannot create %s in %s: %s. crashcart needs an empty %s directory or a "
-                    "writable /dev (runc and smith-runtime mount a tmpfs there by default); add an "
-                    "empty /dev/crashcart directory to the image or keep /dev a tmpfs"
-                    % (MOUNT_POINT, what, why, MOUNT_POINT))
+            _make_mount_point(what, dev, uid, gid)
             try:
                 syscalls.move_mount(tree, MOUNT_POINT)
             except OSError as e:
@@ -144,15 +194,14 @@ def attach(pid: int, what: str, toolbox: str) -> None:
 def detach(pid: int, what: str) -> None:
     """Lazily unmount /dev/crashcart (a tool may still hold it) and remove the directory if
     it is empty and writable: the container's mountinfo and /dev are as before."""
+    dev = dev_mount(pid)
+
     def work() -> str:
         _enter_mount_ns(pid, what)
         try:
             syscalls.umount_detach(MOUNT_POINT)
         except OSError as e:
             raise SmithError("cannot unmount %s in %s: %s" % (MOUNT_POINT, what, e.strerror))
-        try:
-            os.rmdir(MOUNT_POINT)
-        except OSError:
-            pass  # shipped by the image on a read-only /dev, or another mount is on top
+        _remove_mount_point(dev)
         return ""
     in_child(work)

@@ -232,3 +232,27 @@ def test_zipapp_start_path(container, toolbox, tmp_path):
     assert res.returncode == 0, res.stderr
     with open("/proc/%d/cmdline" % container.pid, "rb") as f:
         assert res.stdout == f.read()
+
+
+@pytest.mark.parametrize("runtime", ["runc", "smith"])
+def test_read_only_dev(runtime, tmp_path, toolbox):
+    """/dev made read-only (runtime-spec readonlyPaths) on a read-only root: the mount point
+    is made through a private writable copy of the /dev mount, and removed the same way."""
+    def ro_dev(config):
+        config["linux"]["readonlyPaths"].append("/dev")
+    c = start(tmp_path, runtime, "rodev-" + runtime, args=("sleep", "1000"), edit=ro_dev)
+    try:
+        pid = c.pid
+        before = mountinfo(pid)
+        dev = [line.split() for line in before.splitlines() if line.split()[4] == "/dev"][-1]
+        assert "ro" in dev[5].split(",")
+        res = c.crashcart(toolbox, c.cid, "--", "bash", "-c",
+                          "ls -d /dev/crashcart/bin; touch /dev/x; ps -o comm= -p 1")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["/dev/crashcart/bin", "sleep"]
+        assert "/dev/x': Read-only file system" in res.stderr
+        assert mountinfo(pid) == before
+        ls = tb.runtime(c.binary, c.root, "exec", c.cid, "ls", "/dev")
+        assert ls.returncode == 0 and "crashcart" not in ls.stdout.split() and "null" in ls.stdout.split()
+    finally:
+        stop(c)

@@ -45,17 +45,21 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def open_tree_clone(path: str) -> int:
-    """A detached, recursive copy of the mount tree at path (an fd)."""
-    return _check(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path),
-                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE),
+def open_tree_clone(path: str, recursive: bool = True) -> int:
+    """A detached copy of the mount (tree) at path, as an fd; it is unmounted on close."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    return _check(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), flags),
                   "open_tree(%s)" % path)
 
 
-def make_read_only(tree_fd: int) -> None:
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+def set_mount_attrs(tree_fd: int, attr_set: int, attr_clr: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
     _check(_libc.syscall(SYS_MOUNT_SETATTR, tree_fd, b"", AT_EMPTY_PATH | AT_RECURSIVE,
                          ctypes.byref(attr), ctypes.sizeof(attr)), "mount_setattr")
+
+
+def make_read_only(tree_fd: int) -> None:
+    set_mount_attrs(tree_fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
 
 
 def move_mount(tree_fd: int, target: str) -> None:
