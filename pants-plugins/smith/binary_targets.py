@@ -3,12 +3,13 @@ from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
     DictStringToStringField,
-    SpecialCasedDependencies,
     StringField,
     StringSequenceField,
     Target,
 )
 from pants.util.strutil import help_text
+
+from smith.single_address import OneOrMoreAddressesField
 
 
 class SmithBinaryPathField(StringField):
@@ -17,7 +18,7 @@ class SmithBinaryPathField(StringField):
     help = "Absolute path of the program inside the root, e.g. `/usr/bin/redis-server`."
 
 
-class SmithBinaryRootField(SpecialCasedDependencies):
+class SmithBinaryRootField(OneOrMoreAddressesField):
     alias = "root"
     help = help_text(
         """

@@ -12,6 +12,8 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
+from smith.single_address import OneOrMoreAddressesField
+
 # ----------------------------------------------------------------------------------------------
 # smith_layer
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +93,7 @@ class SmithImageLayersField(SpecialCasedDependencies):
     help = "The `smith_layer` targets of the image, bottom first (after the base image's layers)."
 
 
-class SmithImageBaseField(SpecialCasedDependencies):
+class SmithImageBaseField(OneOrMoreAddressesField):
     alias = "base"
     help = help_text(
         """

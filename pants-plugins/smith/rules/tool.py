@@ -20,8 +20,9 @@ from pants.util.logging import LogLevel
 import smith
 
 # The Pants-free parts of the package: everything except the Pants glue and the tests.
-_GLUE = {"register.py", "target_types.py"}
+_GLUE = {"register.py", "target_types.py", "binary_targets.py", "package_targets.py", "single_address.py"}
 _GLUE_DIRS = {"rules", "testutil"}
+_TEST_SUPPORT = {"conftest.py", "fixture_repos.py", "local_registry.py", "sample_images.py"}
 
 
 def core_source_files() -> Tuple[Tuple[str, bytes], ...]:
@@ -30,7 +31,8 @@ def core_source_files() -> Tuple[Tuple[str, bytes], ...]:
     found = []
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(pkg)
-        if rel.parts[0] in _GLUE_DIRS or str(rel) in _GLUE or path.name.endswith("_test.py"):
+        if (rel.parts[0] in _GLUE_DIRS or str(rel) in _GLUE or path.name in _TEST_SUPPORT
+                or path.name.endswith("_test.py")):
             continue
         found.append(("smith/" + rel.as_posix(), path.read_bytes()))
     return tuple(found)

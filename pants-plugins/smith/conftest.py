@@ -1,4 +1,4 @@
-"""Registers the marker of the few tests that need the real Debian mirror."""
+"""Markers shared by every smith test."""
 
 
 def pytest_configure(config):
