@@ -1,0 +1,336 @@
+"""smith_packages -> one merged package tree, read ONLY from the lockfile.
+
+lockfile -> DownloadFile(url, sha256+size) per package -> `smith extract` (one cached Process
+per package) -> one merged tree tar (overlaps between packages are an error naming both).
+The repository itself is only read by `generate-lockfiles` (rules/packages_lock.py) and
+`smith-outdated` (rules/packages_outdated.py).
+"""
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+from pants.base.exceptions import EngineError
+from pants.engine.addresses import Address, UnparsedAddressInputs
+from pants.engine.fs import (
+    EMPTY_DIGEST,
+    AddPrefix,
+    CreateDigest,
+    Digest,
+    DigestContents,
+    DownloadFile,
+    FileContent,
+    FileDigest,
+    MergeDigests,
+    PathGlobs,
+    Snapshot,
+)
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import Targets
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from smith.package_targets import (
+    SmithPackagesExcludeField,
+    SmithPackagesLockfileField,
+    SmithPackagesPackagesField,
+    SmithPackagesRepositoryField,
+    SmithPackagesResolveField,
+    SmithRepositoryArchitecturesField,
+    SmithRepositoryComponentsField,
+    SmithRepositoryKeyringField,
+    SmithRepositoryKindField,
+    SmithRepositorySuitesField,
+    SmithRepositoryTarget,
+    SmithRepositoryTrustedField,
+    SmithRepositoryUrlField,
+)
+from smith.packages import repo_config
+from smith.errors import SmithError
+from smith.rules.tool import SmithProcess
+from smith.rules.tree import SmithTree, SmithTreeFieldSet
+
+
+class SmithPackagesError(ValueError):
+    pass
+
+
+def regenerate_hint(resolve: str) -> str:
+    return f"run `./pants generate-lockfiles --resolve={resolve}`"
+
+
+# ----------------------------------------------------------------------------------------------
+# The repository a smith_packages target points at
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepositoryRequest:
+    spec: str
+    owner: Address
+
+
+@dataclass(frozen=True)
+class ResolvedRepository:
+    """REPO.json for `smith lock` / `smith outdated` (keyring relative to the sandbox root)."""
+
+    address: Address
+    config_json: str
+    keyring: Digest  # the keyring file under `keyring/`, or EMPTY_DIGEST
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        return json.loads(self.config_json)
+
+    def canonical(self) -> Dict[str, Any]:
+        """What `smith lock` records as the lockfile's "repository"."""
+        try:
+            return repo_config.from_dict(self.config, str(self.address)).to_json()
+        except SmithError as e:
+            raise SmithPackagesError(str(e)) from None
+
+
+@rule(desc="Reading a smith_repository", level=LogLevel.DEBUG)
+async def resolve_repository(request: RepositoryRequest) -> ResolvedRepository:
+    origin = f"the `repository` field of {request.owner}"
+    targets = await Get(
+        Targets,
+        UnparsedAddressInputs([request.spec], owning_address=request.owner, description_of_origin=origin),
+    )
+    target = targets[0]
+    if not isinstance(target, SmithRepositoryTarget):
+        raise SmithPackagesError(
+            f"{request.owner}: `repository` must name a smith_repository, but {target.address} "
+            f"is a `{target.alias}`."
+        )
+    kind = target[SmithRepositoryKindField].value
+    config: Dict[str, Any] = {
+        "kind": kind,
+        "url": target[SmithRepositoryUrlField].value,
+        "architectures": target[SmithRepositoryArchitecturesField].for_kind(kind),
+    }
+    if kind == "deb":
+        config["suites"] = list(target[SmithRepositorySuitesField].value or ())
+        config["components"] = list(target[SmithRepositoryComponentsField].value or ())
+    # rpm without keyring is trusted by default in the core (checksums only); keep that default.
+    if target[SmithRepositoryTrustedField].value or kind == "deb":
+        config["trusted"] = bool(target[SmithRepositoryTrustedField].value)
+    keyring = EMPTY_DIGEST
+    keyring_rel = target[SmithRepositoryKeyringField].value
+    if keyring_rel:
+        path = posixpath.normpath(posixpath.join(target.address.spec_path, keyring_rel))
+        contents = await Get(DigestContents, PathGlobs([path]))
+        if not contents:
+            raise SmithPackagesError(
+                f"{target.address}: the `keyring` file {path} does not exist; give a path "
+                "relative to the BUILD file's directory."
+            )
+        sandbox_path = f"keyring/{posixpath.basename(path)}"
+        keyring = await Get(Digest, CreateDigest([FileContent(sandbox_path, contents[0].content)]))
+        config["keyring"] = sandbox_path
+    return ResolvedRepository(target.address, json.dumps(config, sort_keys=True), keyring)
+
+
+async def repository_inputs(repo: ResolvedRepository) -> Digest:
+    """repo.json + keyring, as the sandbox of `smith lock` / `smith outdated` wants them."""
+    config = await Get(Digest, CreateDigest([FileContent("repo.json", repo.config_json.encode())]))
+    return await Get(Digest, MergeDigests([config, repo.keyring]))
+
+
+# ----------------------------------------------------------------------------------------------
+# smith_packages -> tree
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmithPackagesFieldSet(SmithTreeFieldSet):
+    required_fields = (SmithPackagesPackagesField,)
+
+    repository: SmithPackagesRepositoryField
+    packages: SmithPackagesPackagesField
+    exclude: SmithPackagesExcludeField
+    resolve: SmithPackagesResolveField
+    lockfile: SmithPackagesLockfileField
+
+    @property
+    def resolve_name(self) -> str:
+        return self.resolve.name_for(self.address)
+
+    @property
+    def lockfile_path(self) -> str:
+        return self.lockfile.path_for(self.address, self.resolve_name)
+
+    def request(self) -> Dict[str, Any]:
+        """The lockfile's "request" this target must match (as `smith lock` records it)."""
+        return {"packages": list(self.packages.value or ()),
+                "exclude": sorted(set(self.exclude.value or ()))}
+
+
+@dataclass(frozen=True)
+class PackageTree:
+    name: str
+    digest: Digest  # holds `path`
+    path: str
+
+
+@dataclass(frozen=True)
+class BuiltSmithPackages:
+    """The merged tree, plus what an SBOM needs: the lockfile and every package's own tree."""
+
+    tree: SmithTree
+    lock_digest: Digest  # holds `lock_path`
+    lock_path: str
+    packages: Tuple[PackageTree, ...]
+
+
+def check_lock_matches(field_set: SmithPackagesFieldSet, lock: Dict[str, Any],
+                       repository: Dict[str, Any]) -> None:
+    """The lockfile must have been generated from this very BUILD target."""
+    where = f"{field_set.address}: the lockfile {field_set.lockfile_path}"
+    hint = regenerate_hint(field_set.resolve_name)
+    if lock.get("lockfile_version") != 1 or not isinstance(lock.get("packages"), list):
+        raise SmithPackagesError(f"{where} is not a smith lockfile (version 1); {hint}.")
+    for key, want, what in (("request", field_set.request(), "`packages`/`exclude` fields"),
+                            ("repository", repository, "smith_repository")):
+        if lock.get(key) != want:
+            raise SmithPackagesError(
+                f"{where} does not match the target's {what} (lockfile: {json.dumps(lock.get(key), sort_keys=True)}, "
+                f"BUILD: {json.dumps(want, sort_keys=True)}); {hint} to update it."
+            )
+
+
+def parse_lock(field_set: SmithPackagesFieldSet, content: bytes) -> Dict[str, Any]:
+    try:
+        lock = json.loads(content)
+    except ValueError as e:
+        raise SmithPackagesError(
+            f"{field_set.address}: the lockfile {field_set.lockfile_path} is not valid JSON ({e}); "
+            f"{regenerate_hint(field_set.resolve_name)}."
+        ) from None
+    if not isinstance(lock, dict):
+        raise SmithPackagesError(f"{field_set.address}: {field_set.lockfile_path} is not a smith lockfile.")
+    return lock
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One locked package, with where it came from (for error messages)."""
+
+    name: str
+    version: str
+    architecture: str
+    url: str
+    sha256: str
+    size: int
+    owner: Address
+    lockfile: str
+    resolve: str
+
+
+def pins_of(field_set: SmithPackagesFieldSet, lock: Dict[str, Any]) -> Tuple[Pin, ...]:
+    try:
+        return tuple(
+            Pin(p["name"], p["version"], p["architecture"], p["url"], p["sha256"], int(p["size"]),
+                field_set.address, field_set.lockfile_path, field_set.resolve_name)
+            for p in lock["packages"]
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise SmithPackagesError(
+            f"{field_set.address}: a package entry of {field_set.lockfile_path} is malformed ({e!r}); "
+            f"{regenerate_hint(field_set.resolve_name)}."
+        ) from None
+
+
+@rule(desc="Fetching and extracting a locked package", level=LogLevel.DEBUG)
+async def fetch_and_extract(pin: Pin) -> PackageTree:
+    try:
+        package_file = await Get(Digest, DownloadFile(pin.url, FileDigest(pin.sha256, pin.size)))
+    except EngineError as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise SmithPackagesError(
+            f"{pin.owner}: cannot fetch {pin.name} {pin.version} pinned in {pin.lockfile} from "
+            f"{pin.url} (sha256 {pin.sha256}, {pin.size} bytes): {reason}. The pinned file may be "
+            f"gone from the repository or changed: run `./pants smith-outdated {pin.owner}` to see "
+            f"what changed, then {regenerate_hint(pin.resolve)}."
+        ) from None
+    snapshot = await Get(Snapshot, Digest, await Get(Digest, AddPrefix(package_file, "pkg")))
+    argv = ["extract", "--output", "tree.tar", "--sha256", pin.sha256, "--size", str(pin.size),
+            "--name", pin.name, snapshot.files[0]]
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Extracting {pin.name} {pin.version} ({pin.architecture})",
+            input_digest=snapshot.digest,
+            output_files=["tree.tar"],
+        ),
+    )
+    return PackageTree(pin.name, result.output_digest, "tree.tar")
+
+
+# The core has `smith.oci.merge_cli` but no `merge` command in cli.py yet: run the same code
+# through the core PEX's interpreter, after the package-aware overlap check.
+_MERGE = """
+import sys
+from smith.errors import SmithError
+from smith.oci.merge_cli import merge_tree_tars
+from smith.packages.tree import check_overlaps
+out, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+try:
+    check_overlaps(dict(pairs))
+    merge_tree_tars([p for _, p in pairs], out)
+except SmithError as e:
+    sys.exit("smith merge: error: %s" % e)
+"""
+
+
+async def merge(field_set: SmithPackagesFieldSet, trees: Tuple[PackageTree, ...]) -> SmithTree:
+    if len(trees) == 1:
+        return SmithTree(trees[0].digest, trees[0].path)
+    placed = await MultiGet(Get(Digest, AddPrefix(t.digest, f"in/{t.name}")) for t in trees)
+    argv = ["-c", _MERGE, "tree.tar", *(f"{t.name}=in/{t.name}/{t.path}" for t in trees)]
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Merging {len(trees)} package trees of {field_set.address}",
+            input_digest=await Get(Digest, MergeDigests(placed)),
+            output_files=["tree.tar"],
+            env={"PEX_INTERPRETER": "1"},
+        ),
+    )
+    return SmithTree(result.output_digest, "tree.tar")
+
+
+@rule(desc="Building a smith_packages tree", level=LogLevel.DEBUG)
+async def build_packages(field_set: SmithPackagesFieldSet) -> BuiltSmithPackages:
+    path = field_set.lockfile_path
+    lock_digest = await Get(Digest, PathGlobs([path]))
+    contents = await Get(DigestContents, Digest, lock_digest)
+    if not contents:
+        raise SmithPackagesError(
+            f"{field_set.address}: the lockfile {path} does not exist; "
+            f"{regenerate_hint(field_set.resolve_name)} to create it."
+        )
+    lock = parse_lock(field_set, contents[0].content)
+    repo = await Get(ResolvedRepository, RepositoryRequest(field_set.repository.value, field_set.address))
+    check_lock_matches(field_set, lock, repo.canonical())
+    pins = pins_of(field_set, lock)
+    if not pins:
+        raise SmithPackagesError(f"{field_set.address}: the lockfile {path} pins no packages.")
+    trees = await MultiGet(Get(PackageTree, Pin, pin) for pin in pins)
+    tree = await merge(field_set, tuple(trees))
+    return BuiltSmithPackages(tree, lock_digest, path, tuple(trees))
+
+
+@rule(desc="Building a smith_packages tree", level=LogLevel.DEBUG)
+async def packages_tree(field_set: SmithPackagesFieldSet) -> SmithTree:
+    built = await Get(BuiltSmithPackages, SmithPackagesFieldSet, field_set)
+    return built.tree
+
+
+def rules():
+    return [*collect_rules(), UnionRule(SmithTreeFieldSet, SmithPackagesFieldSet)]
