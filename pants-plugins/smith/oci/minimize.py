@@ -1,0 +1,160 @@
+"""Cut an existing (untrusted) image down to one program: safe unpack, ELF closure, tree tar.
+
+The image is unpacked by the safe unpacker into a temp dir under `workdir` (removed always);
+the program is the image's own Entrypoint[0] (or Cmd[0]) unless overridden, found through
+the image's PATH inside the root. Its closure plus the `paths` globs, minus `excludes`, is
+written as a deterministic tree tar; the image config that the minimized image keeps is
+returned in `smith image --config` form (entrypoint, cmd, env, workdir, labels, exposed_ports).
+"""
+import fnmatch
+import os
+import stat
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence, Set
+
+from smith.elf.closure import DEFAULT_PATH, compute_closure
+from smith.elf.nss import DEFAULT_USER, User, nss_files
+from smith.elf.rootfs import RootFS, glob_in_root
+from smith.elf.treetar import remove_tree, write_tree_tar
+from smith.errors import SmithError
+from smith.oci.image_source import open_image
+from smith.oci.unpack import apply_image
+
+
+def env_dict(items: Sequence[str], what: str) -> Dict[str, str]:
+    """["K=V", ...] (image Env or --env) -> {K: V}; later items win, as in a runtime."""
+    out: Dict[str, str] = {}
+    for kv in items:
+        if not isinstance(kv, str) or "=" not in kv or kv.startswith("="):
+            raise SmithError("%s: %r is not NAME=VALUE" % (what, kv))
+        k, v = kv.split("=", 1)
+        out[k] = v
+    return out
+
+
+def kept_config(source: Dict[str, Any], entrypoint: Optional[List[str]], cmd: Optional[List[str]],
+                env: Dict[str, str]) -> Dict[str, Any]:
+    """The config of the minimized image: the source's Env, WorkingDir, ExposedPorts, Labels,
+    Entrypoint and Cmd, with overrides. A new entrypoint drops the source's Cmd (as Docker)."""
+    if entrypoint is not None:
+        new_entry, new_cmd = entrypoint, cmd
+    else:
+        new_entry = source.get("Entrypoint")
+        new_cmd = cmd if cmd is not None else source.get("Cmd")
+    merged_env = env_dict(source.get("Env") or [], "image config Env")
+    merged_env.update(env)
+    cfg: Dict[str, Any] = {
+        "entrypoint": list(new_entry) if new_entry else None,
+        "cmd": list(new_cmd) if new_cmd else None,
+        "env": merged_env,
+        "workdir": source.get("WorkingDir") or None,
+        "labels": dict(source.get("Labels") or {}),
+        "exposed_ports": sorted(source.get("ExposedPorts") or {}),
+    }
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def program_of(cfg: Dict[str, Any], source_name: str) -> str:
+    argv = cfg.get("entrypoint") or cfg.get("cmd")
+    if not argv:
+        raise SmithError("%s has neither Entrypoint nor Cmd; give the program to keep with "
+                         "--entrypoint (smith_minimize: field `entrypoint`)" % source_name)
+    return argv[0]
+
+
+def _excluded(path: str, excludes: Sequence[str]) -> bool:
+    """A path is excluded when it or one of its parent dirs matches an exclude glob."""
+    p = path
+    while p not in ("/", ""):
+        if any(fnmatch.fnmatchcase(p, g) for g in excludes):
+            return True
+        p = os.path.dirname(p)
+    return False
+
+
+def _kept_paths(fs: RootFS, patterns: Sequence[str]) -> Set[str]:
+    """Entries that `paths` globs name: the matches (whole subtrees for dirs) and their links."""
+    out: Set[str] = set()
+    for pattern in patterns:
+        if not pattern.startswith("/"):
+            raise SmithError("paths glob %r must be absolute inside the image, e.g. /etc/ssl/**"
+                             % pattern)
+        matches = glob_in_root(fs, pattern)
+        if not matches:
+            raise SmithError("paths glob %r matches nothing in the image; fix or remove it"
+                             % pattern)
+        for m in matches:
+            found = fs.resolve(m)
+            if found is None:
+                continue
+            out.update(found.links)
+            out.add(found.path)
+            if found.is_dir:
+                out.update(_walk(fs, found.path))
+    return out
+
+
+def _walk(fs: RootFS, top: str) -> Set[str]:
+    """Everything below a real directory of the root; symlinked dirs are kept as links."""
+    out: Set[str] = set()
+    host_top = fs.host(top)
+    for dirpath, dirnames, filenames in os.walk(host_top):
+        rel = dirpath[len(host_top):]
+        for name in dirnames + filenames:
+            p = (top.rstrip("/") + rel + "/" + name)
+            st = os.lstat(fs.host(p))
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                out.add(p)
+    return out
+
+
+def _program_path(fs: RootFS, program: str, env: Dict[str, str]) -> Optional[str]:
+    """Where the closure found the program: as given, or the first hit on the image's PATH."""
+    if "/" in program:
+        found = fs.resolve(program)
+        return found.path if found else None
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        found = fs.resolve(d.rstrip("/") + "/" + program) if d else None
+        if found is not None and found.is_file:
+            return found.path
+    return None
+
+
+def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = None,
+             cmd: Optional[List[str]] = None, paths: Sequence[str] = (),
+             excludes: Sequence[str] = (), nss: bool = False, user: Optional[User] = None,
+             env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None) -> Dict[str, Any]:
+    """Write the minimized tree of SOURCE (PATH or PATH:TAG) to `output_tar`; returns the kept
+    config. `workdir` is where the temp root goes (default: the cwd)."""
+    parent = os.path.abspath(workdir or os.getcwd())
+    tmp = tempfile.mkdtemp(prefix=".smith-minimize-", dir=parent)
+    try:
+        root = os.path.join(tmp, "root")
+        os.mkdir(root)
+        img = open_image(source)
+        try:
+            apply_image(img, root)
+            source_cfg = (img.config.get("config") or {})
+        finally:
+            img.store.close()
+        cfg = kept_config(source_cfg, entrypoint, cmd, dict(env or {}))
+        program = program_of(cfg, source)
+        result = compute_closure(root, [program], env=cfg.get("env") or {}, nss=nss)
+        fs = RootFS(root)
+        entries = set(result.paths) | _kept_paths(fs, paths)
+        dropped = sorted(p for p in entries if _excluded(p, excludes))
+        kept = sorted(entries - set(dropped))
+        program_path = _program_path(fs, program, cfg.get("env") or {})
+        if program_path and program_path in dropped:
+            raise SmithError("excludes drop the program %s itself; narrow the exclude globs"
+                             % program_path)
+        for p in dropped:
+            if p in result.paths and p != program_path:
+                print("smith minimize: warning: excludes drop %s, which the closure of %s needs"
+                      % (p, program), file=sys.stderr)
+        generated = nss_files(user or DEFAULT_USER) if nss else {}
+        write_tree_tar(output_tar, root, kept, generated)
+        return cfg
+    finally:
+        remove_tree(tmp)
