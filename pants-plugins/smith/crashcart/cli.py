@@ -30,6 +30,9 @@ def command_env(toolbox: str) -> dict:
            "LANG": "C.UTF-8", "PS1": r"crashcart \w# "}
     if os.path.isdir(os.path.join(toolbox, "share", "terminfo")):
         env["TERMINFO"] = attach.MOUNT_POINT + "/share/terminfo"
+    lib = os.path.join(toolbox, "lib")
+    if os.path.isdir(lib) and any(n.startswith("python3.") for n in os.listdir(lib)):
+        env["PYTHONHOME"] = attach.MOUNT_POINT  # gdb's embedded Python: its stdlib is in lib/
     return env
 
 

@@ -256,3 +256,20 @@ def test_read_only_dev(runtime, tmp_path, toolbox):
         assert ls.returncode == 0 and "crashcart" not in ls.stdout.split() and "null" in ls.stdout.split()
     finally:
         stop(c)
+
+
+def test_gdb_with_its_python(tmp_path):
+    """gdb attaches to the container's pid 1; its embedded Python runs from the toolbox's
+    standard library (PYTHONHOME=/dev/crashcart): the container has no Python at all."""
+    toolbox = testing.cached_toolbox(testing.GDB_TOOLS)
+    c = start(tmp_path, "runc", "gdb", args=("sleep", "1000"))
+    try:
+        res = c.crashcart(toolbox, c.cid, "--", "gdb", "-p", "1", "-batch", "-ex",
+                          "python print('pid', gdb.selected_inferior().pid, gdb.selected_inferior().progspace.filename)")
+        assert res.returncode == 0, res.stderr
+        assert "pid 1 /bin/busybox" in res.stdout.splitlines()
+        assert c.state()["status"] == "running"
+        with open("/proc/%d/status" % c.pid) as f:
+            assert "\nTracerPid:\t0\n" in f.read()  # detached again
+    finally:
+        stop(c)

@@ -19,6 +19,7 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 MNT_DETACH = 2
 
 CLONE_NEWNS = 0x00020000
@@ -59,7 +60,10 @@ def set_mount_attrs(tree_fd: int, attr_set: int, attr_clr: int = 0) -> None:
 
 
 def make_read_only(tree_fd: int) -> None:
-    set_mount_attrs(tree_fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+    """Read-only, no setuid, no devices; executable even if the toolbox's own file system is
+    mounted noexec (e.g. a /tmp)."""
+    set_mount_attrs(tree_fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    MOUNT_ATTR_NOEXEC)
 
 
 def move_mount(tree_fd: int, target: str) -> None:

@@ -3,6 +3,7 @@
 - host_package_trees(): the files of installed Debian packages (bash, coreutils, procps,
   strace, ... and the library packages they depend on), one directory per package, as
   `dpkg -L` lists them: the same trees `smith extract` makes, without the network.
+- GDB_TOOLS: the same plus gdb and the Python standard library its embedded Python needs.
 - cached_toolbox(): a toolbox built from those trees, cached under
   /tmp/smith-test-cache/crashcart/ keyed by the package versions and the builder's source.
 - crashcart(): run `python -m smith.crashcart` as the zipapp will, with an explicit env.
@@ -23,6 +24,7 @@ from smith.testutil.debian import PATH, install_packages, tool_env
 
 CACHE = "/tmp/smith-test-cache/crashcart"
 TOOLS = ("bash", "coreutils", "grep", "procps", "strace", "less", "iproute2", "ncurses-base")
+GDB_TOOLS = TOOLS + ("gdb", "libpython3.11-minimal", "libpython3.11-stdlib")
 SMITH_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(smith.__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -5,8 +5,9 @@ usage: python -m smith.crashcart.toolbox --output DIR [--patchelf PATH] INPUT...
 INPUT is an extracted package tree: a tree tar from `smith extract` or a directory (e.g. the
 files of `dpkg -L PKG`). The inputs are merged (merged /usr: bin/ is usr/bin/, ...), then:
 - every executable of usr/bin and usr/sbin goes to DIR/bin/, every shared library of
-  usr/lib/x86_64-linux-gnu, usr/lib64 and usr/lib (top level) to DIR/lib/, and a terminfo
-  database, if an input has one, to DIR/share/terminfo/;
+  usr/lib/x86_64-linux-gnu, usr/lib64 and usr/lib (top level) to DIR/lib/; if the inputs have
+  them, a terminfo database goes to DIR/share/terminfo/, Python's standard library
+  (usr/lib/python3.X, for gdb) to DIR/lib/python3.X/ and gdb's data to DIR/share/gdb/;
 - each ELF program's PT_INTERP becomes /dev/crashcart/lib/ld-linux-x86-64.so.2 and every
   dynamic ELF (programs and libraries, not the loader) gets DT_RUNPATH /dev/crashcart/lib
   and DF_1_NODEFLIB (no ld.so.cache, no /lib), with patchelf (a build-time tool), so a tool
@@ -254,11 +255,18 @@ def _rewrite_shebang(path: str, programs: Dict[str, str]) -> bool:
     return True
 
 
-def relocate(out: str, programs: List[str], libraries: List[str], patchelf: str) -> Dict[str, list]:
-    """Patch the copied (non-symlink) files; return what the manifest records."""
+def relocate(out: str, programs: List[str], libraries: List[str], plugins: List[str],
+             patchelf: str) -> Dict[str, list]:
+    """Patch the copied (non-symlink) files; return what the manifest records. plugins (paths
+    under out) are dlopen()ed modules (Python's lib-dynload): relocated, but a library they
+    lack only disables that module, so they are not checked."""
     from smith.elf.elfinfo import parse_elf  # pyelftools: build-time only
     with_interp, dynamic, static, scripts = [], [], [], []
     infos = {}
+    for rel in plugins:
+        info = parse_elf(os.path.join(out, rel), rel)
+        if info is not None and info.dynamic:
+            dynamic.append(os.path.join(out, rel))
     for group, names in (("bin", programs), ("lib", libraries)):
         for name in names:
             path = os.path.join(out, group, name)
@@ -331,6 +339,31 @@ def _copy_terminfo(root: str, out: str) -> bool:
     return os.path.isdir(os.path.join(out, "share", "terminfo"))
 
 
+def _copy_runtime_data(root: str, out: str) -> Tuple[List[str], List[str]]:
+    """Data some tools need besides libraries: Python's standard library (gdb embeds Python;
+    crashcart sets PYTHONHOME=/dev/crashcart when it is there) and gdb's data directory (gdb
+    finds it relative to its own binary). Returns (python dirs, ELF-candidate files)."""
+    pythons, files = [], []
+    libdir = os.path.join(root, "usr", "lib")
+    names = sorted(os.listdir(libdir)) if os.path.isdir(libdir) else []
+    for name in names:
+        src = os.path.join(libdir, name)
+        if name.startswith("python3.") and os.path.isfile(os.path.join(src, "os.py")):
+            shutil.copytree(src, os.path.join(out, "lib", name), symlinks=True)
+            pythons.append(name)
+    for rel in ("usr/share/gdb",):
+        real = resolve(root, rel)
+        if real and os.path.isdir(os.path.join(root, real)):
+            shutil.copytree(os.path.join(root, real), os.path.join(out, rel[4:]), symlinks=True)
+    for name in pythons:
+        for dirpath, _, filenames in os.walk(os.path.join(out, "lib", name)):
+            for f in sorted(filenames):
+                path = os.path.join(dirpath, f)
+                if f.endswith(".so") and not os.path.islink(path):
+                    files.append(os.path.relpath(path, out))
+    return pythons, sorted(files)
+
+
 def build_toolbox(inputs: List[str], output: str, patchelf: str = "patchelf") -> dict:
     """Build the toolbox directory `output` from package trees; returns its manifest."""
     if not inputs:
@@ -357,9 +390,10 @@ def build_toolbox(inputs: List[str], output: str, patchelf: str = "patchelf") ->
                              ", ".join(inputs))
         copied_bin = _copy_group(root, programs, os.path.join(out, "bin"))
         copied_lib = _copy_group(root, libraries, os.path.join(out, "lib"))
-        extra = relocate(out, copied_bin, copied_lib, patchelf)
+        pythons, plugins = _copy_runtime_data(root, out)
+        extra = relocate(out, copied_bin, copied_lib, plugins, patchelf)
         manifest = {"format": FORMAT, "mount_point": MOUNT_POINT, "interpreter": INTERP,
-                    "bin": sorted(programs), "lib": sorted(libraries),
+                    "bin": sorted(programs), "lib": sorted(libraries), "python": pythons,
                     "terminfo": _copy_terminfo(root, out)}
         manifest.update(extra)
         with open(os.path.join(out, MANIFEST), "w") as f:
