@@ -160,7 +160,8 @@ def _remove_mount_point(dev: Tuple[str, bool]) -> None:
     except OSError as e:
         if e.errno == errno.EROFS and dev[0] in ("tmpfs", "devtmpfs") and dev[1]:
             try:
-                _through_writable_clone(lambda fd: os.rmdir(os.path.basename(MOUNT_POINT), dir_fd=fd))
+                name = os.path.basename(MOUNT_POINT)
+                _through_writable_clone(lambda fd: os.rmdir(name, dir_fd=fd))
             except OSError:
                 pass
         # else: shipped by the image on a read-only /dev, or another mount is on top
@@ -184,7 +185,8 @@ def attach(pid: int, what: str, toolbox: str) -> None:
             try:
                 syscalls.move_mount(tree, MOUNT_POINT)
             except OSError as e:
-                raise SmithError("cannot mount the toolbox at %s in %s: %s" % (MOUNT_POINT, what, e))
+                raise SmithError("cannot mount the toolbox at %s in %s: %s"
+                                 % (MOUNT_POINT, what, e))
             return ""
         in_child(work)
     finally:

@@ -80,8 +80,8 @@ def _join_cgroups(files: List[str]) -> None:
             with open(path, "w") as f:
                 f.write(str(os.getpid()))
         except OSError as e:
-            print("crashcart: warning: cannot join cgroup %s: %s" % (os.path.dirname(path), e.strerror),
-                  file=sys.stderr)
+            print("crashcart: warning: cannot join cgroup %s: %s"
+                  % (os.path.dirname(path), e.strerror), file=sys.stderr)
 
 
 def _become_root(in_user_ns: bool) -> None:
@@ -117,7 +117,8 @@ def _relay(cgroup_files, namespaces, argv: List[str], env: Dict[str, str], repor
             for sig in signal.valid_signals():
                 if sig not in (signal.SIGKILL, signal.SIGSTOP):
                     try:
-                        signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE; exec keeps that
+                        # Python ignores SIGPIPE, and exec would keep that.
+                        signal.signal(sig, signal.SIG_DFL)
                     except (OSError, ValueError):
                         pass
             os.chdir("/")

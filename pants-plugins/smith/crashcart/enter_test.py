@@ -253,7 +253,8 @@ def test_read_only_dev(runtime, tmp_path, toolbox):
         assert "/dev/x': Read-only file system" in res.stderr
         assert mountinfo(pid) == before
         ls = tb.runtime(c.binary, c.root, "exec", c.cid, "ls", "/dev")
-        assert ls.returncode == 0 and "crashcart" not in ls.stdout.split() and "null" in ls.stdout.split()
+        names = ls.stdout.split()
+        assert ls.returncode == 0 and "crashcart" not in names and "null" in names
     finally:
         stop(c)
 
@@ -264,8 +265,8 @@ def test_gdb_with_its_python(tmp_path):
     toolbox = testing.cached_toolbox(testing.GDB_TOOLS)
     c = start(tmp_path, "runc", "gdb", args=("sleep", "1000"))
     try:
-        res = c.crashcart(toolbox, c.cid, "--", "gdb", "-p", "1", "-batch", "-ex",
-                          "python print('pid', gdb.selected_inferior().pid, gdb.selected_inferior().progspace.filename)")
+        py = "python i = gdb.selected_inferior(); print('pid', i.pid, i.progspace.filename)"
+        res = c.crashcart(toolbox, c.cid, "--", "gdb", "-p", "1", "-batch", "-ex", py)
         assert res.returncode == 0, res.stderr
         assert "pid 1 /bin/busybox" in res.stdout.splitlines()
         assert c.state()["status"] == "running"

@@ -1,7 +1,6 @@
 """The whole path a smith_toolbox target takes, against the real Debian mirror: `smith lock`
 the tools, fetch the .debs by sha256, `smith extract` them, build the toolbox, run it.
 Downloads are cached by sha256 and the toolbox by the lock's digests + the builder's source."""
-import hashlib
 import json
 import os
 import shutil
@@ -11,7 +10,6 @@ import pytest
 
 from smith.crashcart import testing
 from smith.crashcart.toolbox import build_toolbox
-from smith.crashcart.toolbox_test import run_mounted
 from smith.packages import extract_cli, lock_cli
 from smith.packages.fetch import fetch_verified
 from smith.testutil.debian import require_tools
@@ -61,8 +59,9 @@ def mirror_toolbox(tmp):
 def test_toolbox_from_locked_debian_packages(tmp_path):
     require_tools("patchelf")
     toolbox, versions = mirror_toolbox(str(tmp_path))
-    res = run_mounted(toolbox, "echo $BASH_VERSION; ps -o comm= -p $$; strace -V | head -1; "
-                               "strace -qq -e trace=none ls /dev/crashcart/lib/libc.so.6")
+    res = testing.run_mounted(toolbox, "echo $BASH_VERSION; ps -o comm= -p $$; "
+                                       "strace -V | head -1; "
+                                       "strace -qq -e trace=none ls /dev/crashcart/lib/libc.so.6")
     assert res.returncode == 0, res.stderr
     bash, ps, strace, ls = res.stdout.splitlines()
     upstream = lambda v: v.split(":")[-1].split("-")[0]

@@ -73,4 +73,5 @@ def find_target(target: str, smith_root: str = SMITH_ROOT, runc_root: str = RUNC
                              "id or a live PID" % target)
         return Target(pid, "process %d" % pid)
     raise SmithError('no container "%s": not in %s (smith-runtime) nor %s (runc); check the id '
-                     "(`runc list`) or pass --runtime-root/--runc-root" % (target, smith_root, runc_root))
+                     "(`runc list`) or pass --runtime-root/--runc-root"
+                     % (target, smith_root, runc_root))

@@ -6,6 +6,8 @@
 - GDB_TOOLS: the same plus gdb and the Python standard library its embedded Python needs.
 - cached_toolbox(): a toolbox built from those trees, cached under
   /tmp/smith-test-cache/crashcart/ keyed by the package versions and the builder's source.
+- run_mounted(): run a script with the toolbox's bash, the toolbox bound at /dev/crashcart
+  in a private mount namespace (no container), e.g. with the loader's LD_DEBUG trace.
 - crashcart(): run `python -m smith.crashcart` as the zipapp will, with an explicit env.
 - build_zipapp(): crashcart as dist/crashcart will be: a zipapp of only its start path
   (START_PATH), run by /usr/bin/python3 -I -S, so any non-stdlib import would fail.
@@ -146,8 +148,9 @@ def crashcart(*args: str, timeout: float = 60, input: str = None, **kw):
 
 # What `python3 -m smith.crashcart` imports from the smith package: the zipapp holds only these.
 START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/crashcart/__init__.py",
-              "smith/crashcart/__main__.py", "smith/crashcart/attach.py", "smith/crashcart/cli.py",
-              "smith/crashcart/enter.py", "smith/crashcart/syscalls.py", "smith/crashcart/target.py")
+              "smith/crashcart/__main__.py", "smith/crashcart/attach.py",
+              "smith/crashcart/cli.py", "smith/crashcart/enter.py",
+              "smith/crashcart/syscalls.py", "smith/crashcart/target.py")
 
 
 def build_zipapp(dest: str) -> str:
@@ -162,3 +165,17 @@ def build_zipapp(dest: str) -> str:
     os.chmod(dest + ".tmp", 0o755)
     os.rename(dest + ".tmp", dest)
     return dest
+
+
+def run_mounted(toolbox, script, extra_env=None):
+    """Run script with the toolbox's bash, the toolbox bound at /dev/crashcart in a private
+    mount namespace over a fresh tmpfs /dev (the host's /dev, shared with its devtmpfs, stays
+    as it is)."""
+    env = dict(extra_env or {}, PATH="/dev/crashcart/bin")
+    assignments = " ".join("%s=%s" % kv for kv in env.items())
+    outer = ("mount -t tmpfs -o size=4k none /dev && mkdir /dev/crashcart && "
+             "mount --bind -o ro %s /dev/crashcart && "
+             "exec env -i %s /dev/crashcart/bin/bash -c \"$0\"" % (toolbox, assignments))
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", outer, script],
+                          env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)

@@ -311,9 +311,9 @@ def _check_needed(out: str, infos) -> None:
             if not os.path.exists(os.path.join(libdir, lib)):
                 missing.append("%s needs %s" % (shown, lib))
     if missing:
+        more = " (and %d more)" % (len(missing) - 10) if len(missing) > 10 else ""
         raise SmithError("the toolbox inputs lack libraries: %s%s; add the Debian packages that "
-                         "ship them" % ("; ".join(missing[:10]),
-                                        " (and %d more)" % (len(missing) - 10) if len(missing) > 10 else ""))
+                         "ship them" % ("; ".join(missing[:10]), more))
 
 
 def _normalise(out: str) -> None:
@@ -373,7 +373,8 @@ def build_toolbox(inputs: List[str], output: str, patchelf: str = "patchelf") ->
                          "or pass --patchelf" % patchelf)
     output = os.path.abspath(output)
     if os.path.exists(output) and not os.path.exists(os.path.join(output, MANIFEST)):
-        raise SmithError("%s exists and is not a crashcart toolbox; choose another --output" % output)
+        raise SmithError("%s exists and is not a crashcart toolbox; choose another --output"
+                         % output)
     parent = os.path.dirname(output)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".crashcart-toolbox-", dir=parent)
@@ -417,7 +418,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("inputs", nargs="+", help="tree tars or directories of Debian packages")
     args = parser.parse_args(argv)
     manifest = build_toolbox(args.inputs, args.output, args.patchelf)
-    print("%s: %d programs, %d libraries" % (args.output, len(manifest["bin"]), len(manifest["lib"])))
+    print("%s: %d programs, %d libraries"
+          % (args.output, len(manifest["bin"]), len(manifest["lib"])))
     return 0
 
 

@@ -37,7 +37,8 @@ def readelf(paths):
     out = subprocess.run(["readelf", "-lWd"] + paths, env=tool_env(), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True).stdout
     found = {}
-    for chunk in re.split(r"^File: ", out, flags=re.M)[1:] if len(paths) > 1 else [paths[0] + "\n" + out]:
+    chunks = re.split(r"^File: ", out, flags=re.M)[1:] if len(paths) > 1 else [paths[0] + "\n" + out]
+    for chunk in chunks:
         name = chunk.split("\n", 1)[0].strip()
         interp = re.search(r"Requesting program interpreter: ([^\]]+)\]", chunk)
         runpath = re.search(r"\(RUNPATH\)\s+Library runpath: \[([^\]]*)\]", chunk)
@@ -80,22 +81,10 @@ def test_every_elf_is_relocated():
     assert programs >= 100 and {"bash", "ps", "strace", "ls", "ip", "less"} <= set(manifest["bin"])
 
 
-def run_mounted(toolbox, script, extra_env=None):
-    """Run script with the toolbox's bash, the toolbox bound at /dev/crashcart in a private
-    mount namespace over a fresh tmpfs /dev (the host's /dev, shared with its devtmpfs, stays
-    as it is)."""
-    env = dict(extra_env or {}, PATH="/dev/crashcart/bin")
-    outer = ("mount -t tmpfs -o size=4k none /dev && mkdir /dev/crashcart && mount --bind -o ro %s /dev/crashcart && exec env -i %s "
-             "/dev/crashcart/bin/bash -c \"$0\"" % (toolbox, " ".join("%s=%s" % kv for kv in env.items())))
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", outer, script],
-                          env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=60)
-
-
 def test_tools_load_only_the_toolbox_libraries(tmp_path):
     toolbox = testing.cached_toolbox()
     trace = str(tmp_path / "ld")  # one file per process: strace and its child run at once
-    res = run_mounted(toolbox, "x=$(ls /proc/self/); ps -p $$ -o comm=; "
+    res = testing.run_mounted(toolbox, "x=$(ls /proc/self/); ps -p $$ -o comm=; "
                                "strace -qq -e trace=none true; ip -br link show lo",
                       {"LD_DEBUG": "libs", "LD_DEBUG_OUTPUT": trace})
     assert res.returncode == 0, res.stderr
@@ -143,12 +132,13 @@ def test_from_smith_extract_tree_tars(trees, tmp_path):
     assert manifest["scripts"] == ["hello"] and "libtinfo.so.6" in manifest["lib"]
     with open(os.path.join(out, "bin", "hello")) as f:
         assert f.readline() == "#!/dev/crashcart/bin/bash -e\n"
-    res = run_mounted(out, "hello; echo $BASH_VERSION")
+    res = testing.run_mounted(out, "hello; echo $BASH_VERSION")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0] == "hello from /dev/crashcart/bin/bash" and lines[1].startswith("5.")
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["script", "toolbox"] + ["src-" + n for n in SMALL] + [n + s for n in SMALL for s in (".deb", ".tar")])
+        ["script", "toolbox"] + ["src-" + n for n in SMALL]
+        + [n + s for n in SMALL for s in (".deb", ".tar")])
 
 
 def _digest(tree):
@@ -158,7 +148,8 @@ def _digest(tree):
         for name in sorted(dirnames + filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            h.update(("%s %o %d\n" % (os.path.relpath(path, tree), st.st_mode, st.st_mtime)).encode())
+            rel = os.path.relpath(path, tree)
+            h.update(("%s %o %d\n" % (rel, st.st_mode, st.st_mtime)).encode())
             if os.path.islink(path):
                 h.update(os.readlink(path).encode())
             elif os.path.isfile(path):
