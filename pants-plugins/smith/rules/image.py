@@ -6,8 +6,9 @@ from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, Package
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests, RemovePrefix
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import Targets, UnparsedAddressInputs
-from pants.engine.unions import UnionRule
+from pants.engine.environment import EnvironmentName
+from pants.engine.target import FieldSet, Target, Targets, UnparsedAddressInputs
+from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
 from smith.rules.layer import BuiltSmithLayer, SmithLayerFieldSet, parse_owner
@@ -30,6 +31,28 @@ from smith.target_types import (
     SmithVolumesField,
     SmithWorkdirField,
 )
+
+
+# Anything that yields an image (smith_image, smith_remote_image): a member with a rule
+# `member -> BuiltSmithImage` is usable as `base` (and as smith_minimize's `image`). Members run
+# Processes, so the union passes the environment through.
+@union(in_scope_types=[EnvironmentName])
+@dataclass(frozen=True)
+class SmithImageSourceFieldSet(FieldSet):
+    """A target that yields an OCI image layout (BuiltSmithImage)."""
+
+
+def image_source_field_set(
+    target: Target, union_membership: UnionMembership, what: str
+) -> SmithImageSourceFieldSet:
+    """The SmithImageSourceFieldSet member for `target`; `what` names the field asking, for errors."""
+    for member in union_membership.get(SmithImageSourceFieldSet):
+        if member.is_applicable(target):
+            return member.create(target)
+    raise SmithTargetError(
+        f"{what}: {target.address} is a `{target.alias}`, not an image; name a smith_image "
+        "or smith_remote_image."
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +108,9 @@ class SmithTargetError(ValueError):
 
 
 @rule(desc="Assembling a smith image", level=LogLevel.DEBUG)
-async def build_image(field_set: SmithImageFieldSet) -> BuiltSmithImage:
+async def build_image(
+    field_set: SmithImageFieldSet, union_membership: UnionMembership
+) -> BuiltSmithImage:
     address = field_set.address
     layer_targets, base_targets = await MultiGet(
         Get(Targets, UnparsedAddressInputs, field_set.layers.to_unparsed_address_inputs()),
@@ -103,7 +128,9 @@ async def build_image(field_set: SmithImageFieldSet) -> BuiltSmithImage:
         Get(BuiltSmithLayer, SmithLayerFieldSet, SmithLayerFieldSet.create(t)) for t in layer_targets
     )
     bases = await MultiGet(
-        Get(BuiltSmithImage, SmithImageFieldSet, SmithImageFieldSet.create(t)) for t in base_targets
+        Get(BuiltSmithImage, SmithImageSourceFieldSet,
+            image_source_field_set(t, union_membership, f"{address}: field `base`"))
+        for t in base_targets
     )
 
     out = field_set.output_path.value_or_default(file_ending=None)
@@ -153,4 +180,8 @@ async def package_image(field_set: SmithImageFieldSet) -> BuiltPackage:
 
 
 def rules():
-    return [*collect_rules(), UnionRule(PackageFieldSet, SmithImageFieldSet)]
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, SmithImageFieldSet),
+        UnionRule(SmithImageSourceFieldSet, SmithImageFieldSet),
+    ]
