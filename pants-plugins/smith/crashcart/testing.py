@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from typing import Dict, List
 
@@ -117,6 +118,15 @@ def host_package_trees(dest: str, tools=TOOLS) -> List[str]:
     return trees
 
 
+def _prune_stale_builds() -> None:
+    """Remove build dirs of test processes killed mid-build (e.g. by a timeout)."""
+    now = time.time()
+    for name in os.listdir(CACHE) if os.path.isdir(CACHE) else []:
+        path = os.path.join(CACHE, name)
+        if name.startswith("tmp") and now - os.path.getmtime(path) > 1800:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def cached_toolbox(tools=TOOLS) -> str:
     """A toolbox built from the host's packages; built once per package versions + builder."""
     from smith.crashcart.toolbox import build_toolbox
@@ -126,6 +136,7 @@ def cached_toolbox(tools=TOOLS) -> str:
     path = os.path.join(CACHE, "host-" + _key("%s=%s" % kv for kv in versions.items()))
     if os.path.isdir(path):
         return path
+    _prune_stale_builds()
     os.makedirs(CACHE, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         trees = host_package_trees(os.path.join(tmp, "trees"), tools)
