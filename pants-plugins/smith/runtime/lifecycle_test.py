@@ -213,3 +213,43 @@ def test_cli_contract(app, tmp_path):
     assert "user" in features["linux"]["namespaces"] and "CAP_SYS_ADMIN" in features["linux"]["capabilities"]
     assert features["linux"]["seccomp"]["enabled"] is True
     assert tb.runtime(app, root, "list").stdout.split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+
+
+def test_kill_all_without_pid_namespace(app, tmp_path):
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"] + [
+            {"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind", "ro"]}]
+    bundle = tb.bundle(str(tmp_path / "bundle"), args=["sh", "-c", "sleep 61 & sleep 62 & wait"], edit=edit)
+    root = str(tmp_path / "root")
+    assert tb.runtime(app, root, "run", "-d", "ka", cwd=bundle, detached=True).returncode == 0
+    deadline = time.monotonic() + 5
+    while len(json.loads(tb.runtime(app, root, "ps", "--format", "json", "ka").stdout)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    pids = json.loads(tb.runtime(app, root, "ps", "--format", "json", "ka").stdout)
+    assert tb.runtime(app, root, "kill", "--all", "ka", "KILL").returncode == 0
+    wait_status(app, root, "ka", "stopped")
+    time.sleep(0.1)
+    for pid in pids:
+        assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"
+    assert tb.runtime(app, root, "delete", "ka").returncode == 0
+    assert tb.leftovers("ka") == [] and os.listdir(root) == []
+
+
+def test_concurrent_creates_of_one_id(app, tmp_path):
+    bundle = tb.bundle(str(tmp_path / "bundle"), args=["sleep", "60"])
+    root = str(tmp_path / "root")
+    # stderr to files: the winner's container keeps its stdio open while it waits for start
+    errs = [open(str(tmp_path / ("err%d" % i)), "w+") for i in range(8)]
+    procs = [subprocess.Popen([app, "--root", root, "create", "same-id"], cwd=bundle, stdout=subprocess.DEVNULL,
+                              stderr=err, env={"PATH": tb.PATH}) for err in errs]
+    results = [(p.wait(60), open(err.name).read()) for p, err in zip(procs, errs)]
+    assert sorted(r[0] for r in results) == [0] + [1] * 7
+    assert all("already exists" in r[1] for r in results if r[0])
+    assert json.loads(tb.runtime(app, root, "state", "same-id").stdout)["status"] == "created"
+    deleters = [subprocess.Popen([app, "--root", root, "delete", "--force", "same-id"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env={"PATH": tb.PATH}) for _ in range(4)]
+    codes = sorted(p.wait(60) for p in deleters)
+    assert codes == [0, 0, 0, 0]  # --force: the losers find nothing to delete, which is fine
+    assert os.listdir(root) == [] and tb.leftovers("same-id") == []

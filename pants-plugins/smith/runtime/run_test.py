@@ -197,9 +197,10 @@ def test_cgroup_limits_created_and_removed(app, tmp_path):
                                    "devices": [{"allow": False, "access": "rwm"}]}
     script = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
               "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
-              "/sys/fs/cgroup/cpuset/cpuset.cpus; head -c1 /dev/zero | wc -c")
+              "/sys/fs/cgroup/cpuset/cpuset.cpus; head -c1 /dev/zero | wc -c; grep -E '^(0|8):' /proc/self/cgroup")
     out = same(app, tmp_path, script, edit)
-    assert out.split() == ["67108864", "42", "512", "50000", "0", "1"]
+    path = "/smith-test/limits-%d" % os.getpid()
+    assert out.split() == ["67108864", "42", "512", "50000", "0", "1", "8:pids:" + path, "0::" + path]
     assert not os.path.exists("/sys/fs/cgroup/pids/smith-test/limits-%d" % os.getpid())
 
 
