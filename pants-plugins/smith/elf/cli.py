@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="NAME:UID:GID of the image user for --nss (default smith:10:10)")
     p.add_argument("--extra-lib", action="append", default=[], metavar="GLOB",
                    help="files the program dlopens (globs inside the root); traced like libraries")
+    p.add_argument("--keep", action="append", default=[], metavar="GLOB",
+                   help="files or directories (globs inside the root) kept as they are, e.g. data files")
     p.add_argument("--output-tar", help="also write a deterministic tree tar of the closure here")
     return p
 
@@ -67,7 +69,7 @@ def main(argv: List[str]) -> int:
             raise SmithError("--root-tar %s does not exist" % args.root_tar)
         unpacked = root = unpack_root_tar(args.root_tar, os.getcwd())
     try:
-        result = compute_closure(root, args.paths, env=env, nss=args.nss, extra_libs=args.extra_lib)
+        result = compute_closure(root, args.paths, env=env, nss=args.nss, extra_libs=args.extra_lib, keep=args.keep)
         if args.output_tar:
             generated = nss_files(user) if args.nss else {}
             write_tree_tar(args.output_tar, root, result.paths, generated)

@@ -166,6 +166,29 @@ class Closure:
                 continue  # a data file the program reads: kept as it is
             self._trace_dlopen(path, found, info)
 
+    # -- data the program reads ---------------------------------------------------------------
+    def add_kept_paths(self, pattern: str) -> None:
+        """Keep files as they are (no ELF tracing); a matched directory is kept whole."""
+        if not pattern.startswith("/"):
+            raise SmithError("--keep %s must be an absolute glob inside the root" % pattern)
+        matches = glob_in_root(self.fs, pattern)
+        if not matches:
+            raise SmithError("--keep %s matched nothing in the root %s" % (pattern, self.fs.root))
+        for path in matches:
+            found = self.fs.resolve(path)
+            if found is None:
+                continue
+            if not found.is_dir:
+                self.keep(found)
+                continue
+            top = self.fs.host(found.path)
+            for dirpath, dirnames, filenames in os.walk(top):
+                for name in sorted(dirnames + filenames):
+                    inside = found.path.rstrip("/") + "/" + os.path.relpath(os.path.join(dirpath, name), top)
+                    sub = self.fs.resolve(inside)
+                    if sub is not None and not sub.is_dir:
+                        self.keep(sub)
+
     def _trace_dlopen(self, path: str, found: Resolved, info: ElfInfo) -> None:
         procs = [p for p in self.processes if p.kind == info.kind]
         if not procs:
@@ -205,7 +228,7 @@ class Closure:
 
 def compute_closure(root: str, programs: Iterable[str], env: Optional[Dict[str, str]] = None,
                     nss: bool = False, extra_libs: Iterable[str] = (),
-                    elf_cache: Optional[ElfCache] = None) -> ClosureResult:
+                    elf_cache: Optional[ElfCache] = None, keep: Iterable[str] = ()) -> ClosureResult:
     c = Closure(root, env, elf_cache)
     programs = list(programs)
     if not programs:
@@ -214,6 +237,8 @@ def compute_closure(root: str, programs: Iterable[str], env: Optional[Dict[str, 
         c.add_program(p)
     for pattern in extra_libs:
         c.add_extra_libs(pattern)
+    for pattern in keep:
+        c.add_kept_paths(pattern)
     if nss:
         c.add_nss()
     for w in c.warnings:
