@@ -79,3 +79,15 @@ def test_noop_rebuild_runs_nothing_and_one_file_reruns_one_layer(hello_a, repo_a
     smith_runs = sorted(p for p in started_processes(changed)
                         if p.startswith(("Building layer", "Assembling image")))
     assert smith_runs == ["Assembling image examples/hello:hello", "Building layer examples/hello:config"], changed[-3000:]
+
+
+def test_readme_reference_matches_the_targets_help(repo_a, tmp_path):
+    """README's field/goal reference is generated from `./pants help-all`; it must not drift."""
+    help_json = tmp_path / "help.json"
+    help_json.write_text(pants(repo_a, "help-all", merge_stderr=False).stdout)
+    check = subprocess.run(
+        ["python3", str(repo_a / "build-support/readme_reference.py"), "--check", str(help_json),
+         str(repo_a / "README.md")],
+        env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert check.returncode == 0, check.stdout

@@ -35,17 +35,18 @@ def copy_repo(dest: Path) -> Path:
 
 
 def pants(repo: Path, *args: str, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None,
-          check: bool = True) -> subprocess.CompletedProcess:
-    """Run `./pants --no-pantsd ARGS` in `repo`; stdout+stderr are captured together."""
+          check: bool = True, merge_stderr: bool = True) -> subprocess.CompletedProcess:
+    """Run `./pants --no-pantsd ARGS` in `repo`; stdout+stderr are captured together unless asked."""
     run_env = {"PATH": PATH, "HOME": os.path.expanduser("~"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
     run_env.update(env or {})
     preexec = (lambda: os.umask(umask)) if umask is not None else None
     proc = subprocess.run(
         ["./pants", "--no-pantsd", *args], cwd=repo, env=run_env, preexec_fn=preexec,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True,
     )
     if check and proc.returncode != 0:
-        raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, proc.stdout[-6000:]))
+        output = proc.stdout if merge_stderr else proc.stderr
+        raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, output[-6000:]))
     return proc
 
 

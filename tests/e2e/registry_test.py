@@ -1,0 +1,139 @@
+"""Issue 8 end to end: `./pants publish` of examples/hello to a real docker-registry on 127.0.0.1,
+then a digest-pinned smith_remote_image of it used as the base of a new smith_image.
+
+skopeo checks what we pushed; the pulled layout holds the very blobs `pants package` built.
+"""
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from e2e.repo import copy_repo, pants, started_processes, tree_bytes
+from smith.registry.local_registry import LocalRegistry
+from smith.testutil.debian import require_tools, tool_env
+
+HELLO = "examples/hello:hello"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    workdir = tempfile.mkdtemp(prefix="smith-e2e-registry-")
+    reg = LocalRegistry(workdir)
+    yield reg
+    reg.stop()
+    subprocess.run(["rm", "-rf", workdir], env=tool_env(), check=True)
+
+
+@pytest.fixture(scope="module")
+def repo(scratch, registry):
+    """A repo copy whose hello image is published to the test registry (and one that skips it)."""
+    repo = copy_repo(scratch / "registry" / "smith")
+    build = repo / "examples/hello/BUILD"
+    text = build.read_text()
+    assert text.count('name="hello",') == 1
+    build.write_text(text.replace('name="hello",', f'''name="hello",
+    repository="{registry.host}/hello",
+    image_tags=["v1", "latest"],''') + f'''
+smith_image(
+    name="hello_skipped",
+    layers=[":app"],
+    repository="{registry.host}/skipped",
+    skip_push=True,
+)
+''')
+    return repo
+
+
+@pytest.fixture(scope="module")
+def published(repo):
+    log = pants(repo, "package", "publish", HELLO, "examples/hello:hello_skipped").stdout
+    return log, (repo / "dist/examples.hello/hello.digest").read_text().strip()
+
+
+def manifest_digest(layout: Path) -> str:
+    return json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+
+
+def skopeo_inspect(ref: str, raw: bool = False) -> subprocess.CompletedProcess:
+    require_tools("skopeo")
+    args = ["skopeo", "inspect", "--tls-verify=false", *(["--raw"] if raw else []), ref]
+    return subprocess.run(args, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=60)
+
+
+def test_publish_pushes_every_tag_and_writes_the_digest(published, repo, registry):
+    log, digest = published
+    local = manifest_digest(repo / "dist/examples.hello/hello")
+    assert digest == local, log[-3000:]
+    assert digest in log  # `smith push` prints it
+    for tag in ("v1", "latest"):
+        assert f"{registry.host}/hello:{tag} published" in log, log[-3000:]
+        inspected = skopeo_inspect(f"docker://{registry.host}/hello:{tag}")
+        assert inspected.returncode == 0, inspected.stderr
+        assert json.loads(inspected.stdout)["Digest"] == digest
+    # The registry serves the very manifest bytes of the layout.
+    raw = skopeo_inspect(f"docker://{registry.host}/hello@{digest}", raw=True)
+    blob = repo / "dist/examples.hello/hello/blobs/sha256" / digest.split(":")[1]
+    assert raw.stdout.encode() == blob.read_bytes()
+
+    assert f"{registry.host}/skipped:latest skipped" in log, log[-3000:]
+    assert skopeo_inspect(f"docker://{registry.host}/skipped:latest").returncode != 0
+
+
+def test_remote_image_by_digest_is_a_base_and_a_package(published, repo, registry):
+    _, digest = published
+    (repo / "remote").mkdir()
+    (repo / "remote/note.txt").write_text("built on a pulled base\n")
+    (repo / "remote/BUILD").write_text(f'''
+smith_remote_image(
+    name="hello_remote",
+    registry="{registry.host}",
+    repository="hello",
+    digest="{digest}",
+)
+
+files(name="note", sources=["note.txt"])
+
+smith_layer(name="extra", dependencies=[":note"], prefix="/read")
+
+smith_image(name="derived", base=":hello_remote", layers=[":extra"])
+''')
+    log = pants(repo, "package", "remote:hello_remote", "remote:derived").stdout
+    pulls = [p for p in started_processes(log) if p.startswith("Pulling ")]
+    assert len(pulls) == 1, log[-3000:]  # one pull serves the package and the base
+
+    pulled, built = repo / "dist/remote/hello_remote", repo / "dist/examples.hello/hello"
+    assert manifest_digest(pulled) == digest
+    assert {k: v for k, v in tree_bytes(pulled).items() if k.startswith("blobs/")} == \
+        {k: v for k, v in tree_bytes(built).items() if k.startswith("blobs/")}
+
+    base = json.loads(skopeo_inspect(f"docker://{registry.host}/hello@{digest}").stdout)
+    derived = json.loads(subprocess.run(
+        ["skopeo", "inspect", "oci:%s:latest" % (repo / "dist/remote/derived")], env=tool_env(),
+        check=True, stdout=subprocess.PIPE, text=True).stdout)
+    assert derived["Layers"][:-1] == base["Layers"] and len(derived["Layers"]) == len(base["Layers"]) + 1
+    config = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--config", "oci:%s:latest" % (repo / "dist/remote/derived")],
+        env=tool_env(), check=True, stdout=subprocess.PIPE, text=True).stdout)
+    assert config["config"]["Entrypoint"] == ["/usr/bin/hello"]  # inherited from the pulled base
+
+    # Cached by digest: with the registry down the same build needs no network.
+    registry.kill()
+    try:
+        again = pants(repo, "package", "remote:derived").stdout
+        assert [p for p in started_processes(again) if p.startswith("Pulling ")] == [], again[-3000:]
+    finally:
+        registry.start()
+
+
+def test_a_tag_alone_is_refused_naming_the_target(repo, registry):
+    (repo / "remote_tag").mkdir()
+    (repo / "remote_tag/BUILD").write_text(f'''
+smith_remote_image(name="by_tag", registry="{registry.host}", repository="hello")
+''')
+    proc = pants(repo, "package", "remote_tag:by_tag", check=False)
+    assert proc.returncode != 0
+    assert "remote_tag:by_tag" in proc.stdout and "digest" in proc.stdout, proc.stdout[-3000:]
+    assert "tag alone is refused" in proc.stdout, proc.stdout[-3000:]
