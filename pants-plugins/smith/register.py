@@ -5,6 +5,8 @@ from smith import binary_targets, package_targets
 from smith import target_types as smith_target_types
 from smith.rules import binary, command, image, layer, packages, packages_lock, packages_outdated, tool
 from smith.rules.tree import SmithRootFieldSet
+from smith import registry_targets
+from smith.rules import publish, remote_image
 
 
 def target_types():
@@ -12,6 +14,7 @@ def target_types():
         *smith_target_types.all_target_types(),
         binary_targets.SmithBinaryTarget,
         *package_targets.all_target_types(),
+        *registry_targets.target_types(),
     ]
 
 
@@ -26,4 +29,7 @@ def rules():
         UnionRule(SmithRootFieldSet, packages.SmithPackagesFieldSet),
         *packages_lock.rules(),
         *packages_outdated.rules(),
+        *registry_targets.image_plugin_fields(),
+        *publish.rules(),
+        *remote_image.rules(),
     ]

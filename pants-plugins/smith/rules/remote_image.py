@@ -1,0 +1,86 @@
+"""smith_remote_image -> BuiltSmithImage: `smith pull` of a digest-pinned image, as a cached Process
+(also a package: `pants package` writes the pulled layout to dist/).
+
+The Process is keyed by registry, repository, digest and platform (plus the registry options): the
+pull verifies every blob against its digest, so a cached result is the same bytes a new pull gets.
+"""
+from dataclasses import dataclass
+
+from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
+from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.process import ProcessResult
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.unions import UnionRule
+from pants.util.logging import LogLevel
+
+from smith.registry_targets import (
+    SmithRegistryOptions,
+    SmithRemoteDigestField,
+    SmithRemoteImageOutputPathField,
+    SmithRemotePlatformField,
+    SmithRemoteRegistryField,
+    SmithRemoteRepositoryField,
+)
+from smith.rules.image import BuiltSmithImage, SmithImageSourceFieldSet
+from smith.rules.tool import SmithProcess
+
+
+@dataclass(frozen=True)
+class SmithRemoteImageFieldSet(PackageFieldSet):
+    required_fields = (SmithRemoteRegistryField, SmithRemoteRepositoryField, SmithRemoteDigestField)
+
+    registry: SmithRemoteRegistryField
+    repository: SmithRemoteRepositoryField
+    digest: SmithRemoteDigestField
+    platform: SmithRemotePlatformField
+    output_path: SmithRemoteImageOutputPathField
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry.value}/{self.repository.value}@{self.digest.value}"
+
+
+@rule(desc="Pulling a remote image", level=LogLevel.DEBUG)
+async def pull_remote_image(
+    field_set: SmithRemoteImageFieldSet, options: SmithRegistryOptions
+) -> BuiltSmithImage:
+    layout = field_set.output_path.value_or_default(file_ending=None)
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest, options.env_request())
+    argv = [
+        "pull",
+        *options.client_args(field_set.registry.value),
+        "--platform",
+        field_set.platform.value,
+        field_set.reference,
+        layout,
+    ]
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Pulling {field_set.reference} ({field_set.platform.value}) for {field_set.address}",
+            input_digest=EMPTY_DIGEST,
+            output_directories=[layout],
+            env=env,
+        ),
+    )
+    return BuiltSmithImage(result.output_digest, layout, result.stdout.decode().strip())
+
+
+@rule(desc="Packaging a remote image", level=LogLevel.DEBUG)
+async def package_remote_image(field_set: SmithRemoteImageFieldSet) -> BuiltPackage:
+    image = await Get(BuiltSmithImage, SmithRemoteImageFieldSet, field_set)
+    return BuiltPackage(
+        image.digest,
+        (BuiltPackageArtifact(image.path, extra_log_lines=(f"manifest {image.manifest_digest}",)),),
+    )
+
+
+def rules():
+    return [
+        *collect_rules(),
+        UnionRule(PackageFieldSet, SmithRemoteImageFieldSet),
+        UnionRule(SmithImageSourceFieldSet, SmithRemoteImageFieldSet),
+    ]
