@@ -7,6 +7,8 @@ from smith.rules import binary, command, image, layer, packages, packages_lock, 
 from smith.rules.tree import SmithRootFieldSet
 from smith import registry_targets
 from smith.rules import publish, remote_image
+from smith import minimize_targets
+from smith.rules import minimize, smith_yaml
 
 
 def target_types():
@@ -15,6 +17,8 @@ def target_types():
         binary_targets.SmithBinaryTarget,
         *package_targets.all_target_types(),
         *registry_targets.target_types(),
+        minimize_targets.SmithMinimizeTarget,
+        smith_yaml.SmithYamlTarget,
     ]
 
 
@@ -32,4 +36,6 @@ def rules():
         *registry_targets.image_plugin_fields(),
         *publish.rules(),
         *remote_image.rules(),
+        *minimize.rules(),
+        *smith_yaml.rules(),
     ]
