@@ -9,6 +9,8 @@ from smith import registry_targets
 from smith.rules import publish, remote_image
 from smith import minimize_targets
 from smith.rules import minimize, smith_yaml
+from smith import test_targets
+from smith.rules import run, smoke_test
 
 
 def target_types():
@@ -19,6 +21,7 @@ def target_types():
         *registry_targets.target_types(),
         minimize_targets.SmithMinimizeTarget,
         smith_yaml.SmithYamlTarget,
+        test_targets.SmithImageTestTarget,
     ]
 
 
@@ -38,4 +41,6 @@ def rules():
         *remote_image.rules(),
         *minimize.rules(),
         *smith_yaml.rules(),
+        *smoke_test.rules(),
+        *run.rules(),
     ]
