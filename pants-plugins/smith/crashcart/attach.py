@@ -11,7 +11,7 @@ import os
 import traceback
 from typing import Callable, Tuple
 
-from smith.crashcart import syscalls
+from smith.crashcart import shadow_dev, syscalls
 from smith.errors import SmithError
 
 MOUNT_POINT = "/dev/crashcart"
@@ -63,18 +63,35 @@ def in_child(work: Callable[[], str]) -> str:
     raise SmithError(out[6:] if out.startswith("error:") else "helper process died: %r" % out)
 
 
-def _enter_mount_ns(pid: int, what: str) -> None:
-    try:
-        fd = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise SmithError("%s has exited" % what)
-    try:
-        syscalls.setns(fd, syscalls.CLONE_NEWNS)
-    except OSError as e:
-        raise SmithError("cannot enter the mount namespace of %s: %s" % (what, e.strerror))
-    finally:
-        os.close(fd)
-    os.chdir("/")
+class MountNs:
+    """A process's mount namespace and its root directory in it: setns() alone would put us
+    at the namespace's root, but a process may be chrooted below it (runc --no-pivot)."""
+
+    def __init__(self, pid: int, what: str):
+        self.what = what
+        try:
+            self.ns = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise SmithError("%s has exited" % what)
+        try:
+            self.root = os.open("/proc/%d/root" % pid, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            os.close(self.ns)
+            raise SmithError("%s has exited" % what)
+
+    def enter(self) -> None:
+        try:
+            syscalls.setns(self.ns, syscalls.CLONE_NEWNS)
+        except OSError as e:
+            raise SmithError("cannot enter the mount namespace of %s: %s"
+                             % (self.what, e.strerror))
+        os.fchdir(self.root)
+        os.chroot(".")
+        os.chdir("/")
+
+    def close(self) -> None:
+        os.close(self.ns)
+        os.close(self.root)
 
 
 def container_root(pid: int) -> Tuple[int, int]:
@@ -106,18 +123,6 @@ def _as_container_root(uid: int, gid: int, fn: Callable[[], None]) -> None:
         syscalls.set_fs_ids(0, 0)
 
 
-def dev_mount(pid: int) -> Tuple[str, bool]:
-    """(file system type, read-only mount) of the top mount at /dev as pid sees it."""
-    found = ("", False)
-    with open("/proc/%d/mountinfo" % pid) as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            fields = left.split(" ")
-            if fields[4] == "/dev":
-                found = (right.split(" ")[0], "ro" in fields[5].split(","))
-    return found
-
-
 def _through_writable_clone(fn: Callable[[int], None]) -> None:
     """Run fn(dir_fd) on a private, writable copy of the /dev mount: a read-only bind of a
     tmpfs (e.g. runtime-spec readonlyPaths) still has a writable file system under it, and
@@ -130,7 +135,14 @@ def _through_writable_clone(fn: Callable[[int], None]) -> None:
         os.close(fd)
 
 
-def _make_mount_point(what: str, dev: Tuple[str, bool], uid: int, gid: int) -> None:
+def _ro_bind_of_tmpfs(dev: shadow_dev.DevMount) -> bool:
+    return dev.fstype in ("tmpfs", "devtmpfs") and "ro" in dev.options
+
+
+def _make_mount_point(what: str, dev: shadow_dev.DevMount, uid: int, gid: int,
+                      private_ns: int, container: MountNs) -> None:
+    """mkdir /dev/crashcart as the container's root; on a read-only /dev through a writable
+    copy of its mount, and failing that under a session-long overlay (shadow_dev)."""
     name = os.path.basename(MOUNT_POINT)
     try:
         _as_container_root(uid, gid, lambda: os.mkdir(MOUNT_POINT, 0o755))
@@ -139,26 +151,33 @@ def _make_mount_point(what: str, dev: Tuple[str, bool], uid: int, gid: int) -> N
         return
     except OSError as e:
         err = e
-    if err.errno == errno.EROFS and dev[0] in ("tmpfs", "devtmpfs") and dev[1]:
+    if err.errno == errno.EROFS and _ro_bind_of_tmpfs(dev):
         try:
             _through_writable_clone(lambda fd: _as_container_root(
                 uid, gid, lambda: os.mkdir(name, 0o755, dir_fd=fd)))
             return
         except OSError as e:
             err = e
-    why = "/dev is read-only there" if err.errno == errno.EROFS else err.strerror
+    if err.errno == errno.EROFS:
+        try:
+            shadow_dev.shadow(dev, private_ns, container.enter)
+            return
+        except OSError as e:
+            err = e
+            why = "/dev is read-only there and covering it with an overlay failed (%s)" % e
+    else:
+        why = err.strerror
     raise SmithError(
-        "cannot create %s in %s: %s. crashcart needs an empty %s directory or a /dev on a "
-        "writable tmpfs (runc and smith-runtime mount a tmpfs there by default; a read-only "
-        "bind of it is fine); add an empty /dev/crashcart directory to the image or keep /dev "
-        "a tmpfs" % (MOUNT_POINT, what, why, MOUNT_POINT))
+        "cannot create %s in %s: %s. Add an empty /dev/crashcart directory to the image or "
+        "keep /dev a tmpfs (runc and smith-runtime mount one there by default)"
+        % (MOUNT_POINT, what, why))
 
 
-def _remove_mount_point(dev: Tuple[str, bool]) -> None:
+def _remove_mount_point(dev: shadow_dev.DevMount) -> None:
     try:
         os.rmdir(MOUNT_POINT)
     except OSError as e:
-        if e.errno == errno.EROFS and dev[0] in ("tmpfs", "devtmpfs") and dev[1]:
+        if e.errno == errno.EROFS and _ro_bind_of_tmpfs(dev):
             try:
                 name = os.path.basename(MOUNT_POINT)
                 _through_writable_clone(lambda fd: os.rmdir(name, dir_fd=fd))
@@ -177,18 +196,25 @@ def attach(pid: int, what: str, toolbox: str) -> None:
         syscalls.make_read_only(tree)
 
         uid, gid = container_root(pid)
-        dev = dev_mount(pid)
+        dev = shadow_dev.dev_mount(pid)
+        container = MountNs(pid, what)
 
         def work() -> str:
-            _enter_mount_ns(pid, what)
-            _make_mount_point(what, dev, uid, gid)
+            # A namespace of our own first: shadow_dev may need a place to build an overlay.
+            syscalls.make_private_mount_ns()
+            private_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            container.enter()
+            _make_mount_point(what, dev, uid, gid, private_ns, container)
             try:
                 syscalls.move_mount(tree, MOUNT_POINT)
             except OSError as e:
                 raise SmithError("cannot mount the toolbox at %s in %s: %s"
                                  % (MOUNT_POINT, what, e))
             return ""
-        in_child(work)
+        try:
+            in_child(work)
+        finally:
+            container.close()
     finally:
         os.close(tree)
 
@@ -196,14 +222,21 @@ def attach(pid: int, what: str, toolbox: str) -> None:
 def detach(pid: int, what: str) -> None:
     """Lazily unmount /dev/crashcart (a tool may still hold it) and remove the directory if
     it is empty and writable: the container's mountinfo and /dev are as before."""
-    dev = dev_mount(pid)
+    dev = shadow_dev.dev_mount(pid)
+    container = MountNs(pid, what)
 
     def work() -> str:
-        _enter_mount_ns(pid, what)
+        container.enter()
+        # Under our overlay, unmounting /dev itself takes the toolbox along.
+        target = "/dev" if shadow_dev.is_shadowed(dev) else MOUNT_POINT
         try:
-            syscalls.umount_detach(MOUNT_POINT)
+            syscalls.umount_detach(target)
         except OSError as e:
-            raise SmithError("cannot unmount %s in %s: %s" % (MOUNT_POINT, what, e.strerror))
-        _remove_mount_point(dev)
+            raise SmithError("cannot unmount %s in %s: %s" % (target, what, e.strerror))
+        if target == MOUNT_POINT:
+            _remove_mount_point(dev)
         return ""
-    in_child(work)
+    try:
+        in_child(work)
+    finally:
+        container.close()

@@ -95,7 +95,8 @@ def _become_root(in_user_ns: bool) -> None:
     os.setresuid(0, 0, 0)
 
 
-def _relay(cgroup_files, namespaces, argv: List[str], env: Dict[str, str], report: int) -> None:
+def _relay(cgroup_files, namespaces, root: int, argv: List[str], env: Dict[str, str],
+           report: int) -> None:
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_IGN)  # crashcart forwards them to the command itself
     _join_cgroups(cgroup_files)
@@ -105,6 +106,9 @@ def _relay(cgroup_files, namespaces, argv: List[str], env: Dict[str, str], repor
         except OSError as e:
             raise SmithError("cannot join the %s namespace: %s" % (name, e.strerror))
         os.close(fd)
+    # The target's own root, which may lie below its namespace's root (runc --no-pivot).
+    os.fchdir(root)
+    os.chroot(".")
     in_user_ns = any(name == "user" for name, _, _ in namespaces)
     try:
         _become_root(in_user_ns)
@@ -143,18 +147,23 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
     """Run argv inside pid's namespaces and cgroups; its exit code (128+N if killed by N)."""
     cgroup_files = cgroup_procs_files(pid)
     namespaces = open_namespaces(pid, what)
+    try:
+        root = os.open("/proc/%d/root" % pid, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        raise SmithError("%s has exited" % what)
     r, w = os.pipe()
     relay = os.fork()
     if relay == 0:
         try:
             os.close(r)
-            _relay(cgroup_files, namespaces, argv, env, w)
+            _relay(cgroup_files, namespaces, root, argv, env, w)
         except SmithError as e:
             os.write(w, ("fatal:%s in %s\n" % (e, what)).encode())
         except BaseException:
             os.write(w, ("fatal:crashcart bug: %s\n" % traceback.format_exc()).encode())
         os._exit(125)
     os.close(w)
+    os.close(root)
     for _, fd, _ in namespaces:
         os.close(fd)
     command: List[Optional[int]] = [None]

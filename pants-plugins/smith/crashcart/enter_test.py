@@ -54,7 +54,7 @@ def _net_admin(config):
         config["process"]["capabilities"][kind].append("CAP_NET_ADMIN")
 
 
-def start(tmp, runtime, name, args=HTTPD, edit=None):
+def start(tmp, runtime, name, args=HTTPD, edit=None, run_flags=()):
     require_tools("runc", "busybox")
     binary = "runc" if runtime == "runc" else tb.cached_zipapp()
 
@@ -65,7 +65,7 @@ def start(tmp, runtime, name, args=HTTPD, edit=None):
     bundle = tb.bundle(str(tmp / ("bundle-" + name)), args=list(args), edit=edits)
     root = str(tmp / ("root-" + name))
     cid = "cc-%s-%d" % (name, os.getpid())
-    res = tb.runtime(binary, root, "run", "-d", cid, cwd=bundle, detached=True)
+    res = tb.runtime(binary, root, "run", "-d", *run_flags, cid, cwd=bundle, detached=True)
     assert res.returncode == 0
     c = Container(runtime, binary, root, cid)
     if args == HTTPD:
@@ -274,3 +274,60 @@ def test_gdb_with_its_python(tmp_path):
             assert "\nTracerPid:\t0\n" in f.read()  # detached again
     finally:
         stop(c)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "smith"])
+def test_no_pivot_container(runtime, tmp_path, toolbox):
+    """--no-pivot: the container's root is a chroot below its mount namespace's root; crashcart
+    must use the container's root (and its /dev), not the namespace's."""
+    c = start(tmp_path, runtime, "nopivot-" + runtime, args=("sleep", "1000"),
+              run_flags=("--no-pivot",))
+    try:
+        pid = c.pid
+        before = (host_crashcart_mounts(), mountinfo(pid))
+        script = "ls /; echo ==; ls /dev/crashcart/bin/ps; grep crashcart /proc/self/mountinfo"
+        res = c.crashcart(toolbox, c.cid, "--", "bash", "-c", script)
+        assert res.returncode == 0, res.stderr
+        listing, rest = res.stdout.split("==\n")
+        assert sorted(listing.split()) == sorted(os.listdir(tb.busybox_rootfs()))
+        assert rest.splitlines()[0] == "/dev/crashcart/bin/ps"
+        assert " /dev/crashcart ro," in rest
+        assert (host_crashcart_mounts(), mountinfo(pid)) == before
+        assert not os.path.exists("/dev/crashcart")
+    finally:
+        stop(c)
+
+
+def test_dev_on_a_read_only_file_system(toolbox):
+    """A process whose /dev is a tmpfs mounted read-only (so no writable copy helps), with a
+    submount: /dev is covered by an overlay for the session, /dev/shm is put back on top, and
+    afterwards the process's mounts are exactly as before."""
+    setup = ("mount -t tmpfs -o size=64k,mode=755 none /dev && mkdir /dev/shm && "
+             "mount -t tmpfs -o size=64k none /dev/shm && echo hi > /dev/shm/marker && "
+             "mount -o remount,ro /dev && echo ready && exec sleep 60")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+                            env=tool_env(), stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        pid = proc.pid
+        before = mountinfo(pid)
+        tools = ["--toolbox", toolbox]
+        script = "cat /dev/shm/marker; ls /dev/crashcart/bin/bash; touch /dev/x"
+
+        def check(res):
+            assert res.returncode == 1  # touch: /dev stays read-only
+            assert res.stdout.split() == ["hi", "/dev/crashcart/bin/bash"]
+            assert "Read-only file system" in res.stderr
+
+        check(testing.crashcart(*tools, str(pid), "--", "bash", "-c", script))
+        assert mountinfo(pid) == before
+        # Left attached with --mount-only, used, then detached with --unmount.
+        assert testing.crashcart(*tools, "--mount-only", str(pid)).returncode == 0
+        assert " overlay crashcart-dev " in mountinfo(pid)
+        check(testing.crashcart(*tools, str(pid), "--", "bash", "-c", script))
+        assert " overlay crashcart-dev " in mountinfo(pid)
+        assert testing.crashcart(*tools, "--unmount", str(pid)).returncode == 0
+        assert mountinfo(pid) == before
+    finally:
+        proc.kill()
+        proc.wait()

@@ -91,33 +91,3 @@ def test_usage_errors(toolbox):
     assert res.returncode == 2 and "--bogus" in res.stderr
     res = testing.crashcart("--mount-only", "--unmount", str(os.getpid()))
     assert res.returncode == 2 and "not allowed with" in res.stderr
-
-
-def test_read_only_dev_without_mount_point(toolbox):
-    """A process whose /dev is a read-only tmpfs with no /dev/crashcart in it."""
-    require_tools("busybox")
-    script = "mount -t tmpfs -o ro,size=4k none /dev && echo ready && exec sleep 60"
-    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                            env=tool_env(), stdout=subprocess.PIPE, universal_newlines=True)
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        pid = _child_sleep(proc.pid)
-        with open("/proc/%d/mountinfo" % pid) as f:
-            before = f.read()
-        msg = error_of(testing.crashcart("--toolbox", toolbox, str(pid), "--", "true"))
-        assert "cannot create /dev/crashcart in process %d: /dev is read-only there" % pid in msg
-        with open("/proc/%d/mountinfo" % pid) as f:
-            assert f.read() == before
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def _child_sleep(pid):
-    deadline = time.monotonic() + 10
-    while True:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if f.read().startswith(b"sleep"):
-                return pid
-        assert time.monotonic() < deadline
-        time.sleep(0.02)

@@ -84,3 +84,21 @@ def set_fs_ids(uid: int, gid: int) -> None:
     (it returns the previous id, never an error)."""
     _libc.setfsgid(gid)
     _libc.setfsuid(uid)
+
+
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    _check(_libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype),
+                       ctypes.c_ulong(flags), os.fsencode(data) if data else None),
+           "mount %s on %s" % (fstype, target))
+
+
+def make_private_mount_ns() -> None:
+    """unshare(CLONE_NEWNS) and stop propagation both ways: nothing mounted after this is
+    seen by the host."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare")
+    _check(_libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
+           "make / private")

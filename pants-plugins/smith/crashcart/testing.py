@@ -161,7 +161,8 @@ def crashcart(*args: str, timeout: float = 60, input: str = None, **kw):
 START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/crashcart/__init__.py",
               "smith/crashcart/__main__.py", "smith/crashcart/attach.py",
               "smith/crashcart/cli.py", "smith/crashcart/enter.py",
-              "smith/crashcart/syscalls.py", "smith/crashcart/target.py")
+              "smith/crashcart/shadow_dev.py", "smith/crashcart/syscalls.py",
+              "smith/crashcart/target.py")
 
 
 def build_zipapp(dest: str) -> str:
