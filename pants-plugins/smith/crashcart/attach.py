@@ -3,8 +3,16 @@ detach it again.
 
 The detached copy is made in our own namespace (open_tree(OPEN_TREE_CLONE), where the toolbox
 path means something) and made read-only before anyone can see it; a forked helper then joins
-only the target's mount namespace and move_mount()s it into place, so crashcart itself never
-leaves the host's namespaces and the container's own mounts are never touched.
+the target's mount namespace (and its root, which may be a chroot) and move_mount()s it into
+place, so crashcart itself never leaves the host's namespaces.
+
+The mount point is made as the container's root, in the first way that works:
+1. mkdir /dev/crashcart (runc and smith-runtime mount a writable tmpfs on /dev);
+2. /dev is a read-only mount of a writable tmpfs (readonlyPaths): mkdir through a private,
+   writable copy of that mount; nothing in the container's mount table changes;
+3. /dev's file system is read-only: shadow_dev covers /dev with an overlay for the session.
+Detaching removes the mount (and the directory, or the overlay), so the container's
+mountinfo is as it was.
 """
 import errno
 import os
