@@ -166,7 +166,7 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
     os.close(root)
     for _, fd, _ in namespaces:
         os.close(fd)
-    command: List[Optional[int]] = [None]
+    command: List[Optional[int]] = [None]  # a pidfd of the command, once known
     pending: List[int] = []
 
     def forward(sig, frame):
@@ -174,7 +174,7 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
             pending.append(sig)
             return
         try:
-            os.kill(command[0], sig)
+            signal.pidfd_send_signal(command[0], sig)
         except ProcessLookupError:
             pass
 
@@ -189,7 +189,11 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
         for line in lines:
             kind, _, value = line.partition(":")
             if kind == "pid":
-                command[0] = int(value)
+                # A pidfd: a signal can never reach another process that reused the pid.
+                try:
+                    command[0] = os.pidfd_open(int(value))
+                except ProcessLookupError:
+                    continue  # already gone
                 for sig in pending:
                     forward(sig, None)
             else:
@@ -199,6 +203,8 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        if command[0] is not None:
+            os.close(command[0])
     for kind, value in errors:
         if kind == "fatal":
             raise SmithError(value)
