@@ -162,6 +162,38 @@ def _num(n) -> str:
     return "*" if n is None or n == -1 else str(n)
 
 
+def spawn(dirs: dict, ctx: dict) -> int:
+    """Fork a child that starts in the container's cgroup v2 directory if there is one
+    (ctx["v2_placed"] tells the child whether that worked); the child then calls enter()."""
+    pid = -1
+    ctx["v2_placed"] = False
+    if dirs.get(""):
+        from smith.runtime import libc
+        fd = os.open(dirs[""], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        ctx["v2_placed"] = True
+        try:
+            pid = libc.fork_into_cgroup(fd)
+        finally:
+            if pid != 0:
+                os.close(fd)
+        if pid < 0:
+            ctx["v2_placed"] = False
+    if pid < 0:
+        pid = os.fork()
+    return pid
+
+
+def enter(dirs: dict, v2_placed: bool) -> None:
+    """Move the calling single-threaded process into its cgroups itself. Writing "0" to a v1
+    `tasks` file moves just this thread, which the kernel does without the global lock that
+    makes every cgroup.procs write wait for an RCU grace period (10-30 ms on a busy host)."""
+    for name, d in dirs.items():
+        if name:
+            _write(d + "/tasks", "0")
+        elif not v2_placed:
+            _write(d + "/cgroup.procs", "0")
+
+
 def join(dirs: dict, pid: int) -> None:
     """Move pid into every hierarchy. Each cgroup v1 move waits for an RCU grace period
     (~1 ms); moves running at the same time share one, so they run in threads."""

@@ -80,7 +80,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         two_stage = "user" in new_ns or "user" in join_fds
         init_pid = 0
         if two_stage:
-            pid1 = os.fork()
+            pid1 = cgroups.spawn(dirs, ctx)
             if pid1 == 0:
                 from smith.runtime import init
                 init.stage1(ctx)
@@ -103,7 +103,6 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 os.waitpid(pid1, 0)
                 pids.remove(pid1)
         pid_start = state.start_time(init_pid)  # init waits for "S": it cannot have exited
-        cgroups.join(dirs, init_pid)  # init is building its rootfs meanwhile
         if "oomScoreAdj" in process:
             _oom_score_adj(init_pid, process["oomScoreAdj"])
         _send(chan, "S %d" % init_pid)
@@ -159,7 +158,7 @@ def _fork_init(ctx: dict, new_ns: list, join_fds: dict) -> int:
         else:
             libc.unshare(libc.CLONE_NEWPID)
     try:
-        pid = os.fork()
+        pid = cgroups.spawn(ctx["cgroup_dirs"], ctx)
         if pid == 0:
             from smith.runtime import init
             init.single(ctx)

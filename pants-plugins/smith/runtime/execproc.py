@@ -57,25 +57,16 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
     if "pid" in fds:
         own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         libc.setns(fds["pid"], libc.CLONE_NEWPID)
+    ctx = {}
     try:
-        pid = os.fork()
+        pid = cgroups.spawn(dirs, ctx)
         if pid == 0:
-            _child(chan.as_child(), fds, config, process, console_fd, seccomp_filter)
+            _child(chan.as_child(), fds, dirs, ctx["v2_placed"], config, process, console_fd, seccomp_filter)
     finally:
         if own >= 0:
             libc.setns(own, libc.CLONE_NEWPID)
             os.close(own)
     chan.as_parent()
-    try:
-        cgroups.join(dirs, pid)  # the child prepares meanwhile, and waits for "S"
-    except BaseException:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-        raise
-    try:
-        chan.send("S")
-    except BrokenPipeError:
-        pass  # the child failed: its message is on the channel
     for fd in fds.values():
         os.close(fd)
     if console_fd >= 0:
@@ -95,9 +86,10 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
     return exit_code(status)
 
 
-def _child(chan: Channel, fds: dict, config: dict, process: dict, console_fd: int, seccomp) -> None:
+def _child(chan: Channel, fds: dict, dirs: dict, v2_placed: bool, config: dict, process: dict,
+           console_fd: int, seccomp) -> None:
     try:
-        from smith.runtime import identity, init, libc
+        from smith.runtime import cgroups, identity, init, libc
         linux = config.get("linux") or {}
         if process.get("rlimits"):
             import resource  # noqa: F401  (before the mount namespace hides the stdlib)
@@ -105,8 +97,8 @@ def _child(chan: Channel, fds: dict, config: dict, process: dict, console_fd: in
             from smith.runtime import console
         if seccomp is not None:
             from smith.runtime import seccomp as sc
+        cgroups.enter(dirs, v2_placed)
         init.cloexec_from(3)
-        chan.expect("S")  # the runtime has moved us into the container's cgroups
         for t in ORDER:
             if t in fds:
                 libc.setns(fds[t], init.NS_FLAGS[t])

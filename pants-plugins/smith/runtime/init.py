@@ -60,6 +60,8 @@ def single(ctx: dict) -> None:
     its children, so this process is the container's init; no second fork needed."""
     chan = ctx["chan"].as_child()
     try:
+        from smith.runtime import cgroups
+        cgroups.enter(ctx["cgroup_dirs"], ctx["v2_placed"])
         for fd in ctx["close_fds"]:
             os.close(fd)
         _join(ctx, skip=("pid",))
@@ -74,6 +76,8 @@ def stage1(ctx: dict) -> None:
     others owned by it, then fork init into the new pid namespace."""
     chan = ctx["chan"].as_child()
     try:
+        from smith.runtime import cgroups
+        cgroups.enter(ctx["cgroup_dirs"], ctx["v2_placed"])
         for fd in ctx["close_fds"]:
             os.close(fd)
         _join(ctx)
@@ -103,9 +107,8 @@ def stage2(ctx: dict, chan) -> None:
 
 
 def _placed(ctx: dict, chan) -> None:
-    """Wait until the runtime has moved us into our cgroups ("S <our pid>"). It does that while
-    we build the rootfs: both wait for RCU grace periods (cgroup moves, the old root's
-    unmount), which take long on a busy machine, so they should overlap."""
+    """Wait for "S <our pid>": the runtime has recorded us (our pid is for the hooks); we are
+    in our cgroups already (see cgroups.enter), so a cgroup namespace can be made now."""
     if ctx["hook_state"]["pid"]:
         return
     go = chan.recv()
