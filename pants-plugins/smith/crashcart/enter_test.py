@@ -68,6 +68,7 @@ def start(tmp, runtime, name, args=HTTPD, edit=None, run_flags=()):
     res = tb.runtime(binary, root, "run", "-d", *run_flags, cid, cwd=bundle, detached=True)
     assert res.returncode == 0
     c = Container(runtime, binary, root, cid)
+    c.init = (c.pid, testing.start_time(c.pid))
     if args == HTTPD:
         deadline = time.monotonic() + 10
         while "smith:x:10" not in c.fetch_inside():
@@ -78,6 +79,11 @@ def start(tmp, runtime, name, args=HTTPD, edit=None, run_flags=()):
 
 def stop(c):
     tb.runtime(c.binary, c.root, "delete", "--force", c.cid)
+    # If the state dir vanished meanwhile (a concurrent pytest prunes old basetemps), the
+    # runtime cannot find the container: never leave its init running.
+    pid, started = c.init
+    if started is not None and testing.start_time(pid) == started:
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module", params=["runc", "smith"])

@@ -23,6 +23,7 @@ import zipfile
 from typing import Dict, List
 
 import smith
+from smith.crashcart.target import start_time  # noqa: F401 (tests use it from here)
 from smith.testutil.debian import PATH, install_packages, tool_env
 
 CACHE = "/tmp/smith-test-cache/crashcart"
