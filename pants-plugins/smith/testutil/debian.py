@@ -38,6 +38,7 @@ PACKAGE_OF: Dict[str, str] = {
     "gpgv": "gpgv",
     "gpg": "gnupg",
     "redis-cli": "redis-tools",
+    "redis-server": "redis-server",
     "curl": "curl",
     "patchelf": "patchelf",
     "htpasswd": "apache2-utils",
