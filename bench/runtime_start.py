@@ -58,6 +58,7 @@ def main():
             "runc": lambda i: ["runc", "--root", roots["runc"], "run", "b%d" % i],
             "crun": lambda i: hide + ["crun", "--root", roots["crun"], "run", "b%d" % i],
             "(crun wrapper alone)": lambda i: hide + ["true"],
+            "python3 -I -S -c pass": lambda i: ["/usr/bin/python3", "-I", "-S", "-c", "pass"],
         }
         walls = {n: [] for n in runtimes}
         cpus = {n: [] for n in runtimes}
@@ -80,12 +81,13 @@ def main():
             "| runtime | median wall ms | ratio to runc | median CPU ms (user+sys) | CPU ratio to runc |",
             "|---|---|---|---|---|",
         ]
-        for n in ("smith-runtime", "runc", "crun"):
+        for n in ("smith-runtime", "runc", "crun", "python3 -I -S -c pass"):
             lines.append("| %s | %.1f | %.2fx | %.1f | %.2fx |" % (n, med[n], med[n] / med["runc"], cpu[n], cpu[n] / cpu["runc"]))
         load = os.getloadavg()
         lines += [
             "",
-            "Goal: smith-runtime <= 0.7x runc.",
+            "Goal: smith-runtime <= 0.7x runc. `python3 -I -S -c pass` is the floor of any Python "
+            "runtime: the interpreter starting and exiting.",
             "",
             "- date: %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "- machine: %s, %s, %d CPUs, kernel %s, load average during run %.2f %.2f %.2f" % (

@@ -1,0 +1,14 @@
+"""smith-runtime: a runc-compatible OCI runtime in pure Python (stdlib + ctypes), railcar's role.
+
+`python3 -I -S -m smith.runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...`
+with runc's commands: create, start, run, state, kill, delete, exec, list, ps, features.
+Nothing here imports third-party code or other smith subpackages (only smith.errors), so the
+package runs as a zipapp on the machine's /usr/bin/python3. Everything on the start path is
+imported lazily and kept lean (no argparse, json, ctypes, signal, subprocess, typing).
+
+Layout: main.py (global options, dispatch) -> commands/<name>.py (one per command) ->
+container.py (lifecycle, runtime side) / execproc.py (exec) -> init.py (container side:
+namespaces, rootfs.py, identity.py, console.py, seccomp.py) with cgroups.py, hooks.py,
+spec.py (config.json checks), state.py (state dir + flock), libc.py (syscalls).
+testbundle.py holds the test/bench helpers (zipapp build, busybox bundle).
+"""
