@@ -40,8 +40,11 @@ def check_toolbox(path: str) -> str:
 def mounted(pid: int) -> bool:
     """Whether /dev/crashcart is a mount point as the process sees it (mountinfo paths are
     relative to its root)."""
-    with open("/proc/%d/mountinfo" % pid) as f:
-        return any(line.split(" ")[4] == MOUNT_POINT for line in f)
+    try:
+        with open("/proc/%d/mountinfo" % pid) as f:
+            return any(line.split(" ")[4] == MOUNT_POINT for line in f)
+    except OSError:  # ENOENT once reaped, EINVAL while a zombie
+        return False  # the process is gone, and its mounts with it
 
 
 def in_child(work: Callable[[], str]) -> str:

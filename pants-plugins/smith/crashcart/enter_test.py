@@ -337,3 +337,22 @@ def test_dev_on_a_read_only_file_system(toolbox):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_container_dies_during_the_session(tmp_path, toolbox):
+    """The container's init is killed under the command: crashcart reports how the command
+    ended and does not trip over the vanished mount namespace."""
+    c = start(tmp_path, "runc", "dies", args=("sleep", "1000"))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-m", "smith.crashcart", "--toolbox", toolbox, c.root_flag,
+             c.root, c.cid, "--", "bash", "-c", "echo ready; sleep 30; exit 4"],
+            env=tool_env(PYTHONPATH=testing.SMITH_PARENT), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, universal_newlines=True)
+        assert proc.stdout.readline() == "ready\n"
+        os.kill(c.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=20)
+        # When a pid namespace's init dies, the kernel kills everything else in it.
+        assert (proc.returncode, err) == (128 + signal.SIGKILL, "")
+    finally:
+        stop(c)
