@@ -1,8 +1,11 @@
-"""Issue 8 end to end: `./pants publish` of examples/hello to a real docker-registry on 127.0.0.1,
-then a digest-pinned smith_remote_image of it used as the base of a new smith_image.
+"""Issue 8 end to end: `./pants publish` of examples/hello to a real docker-registry on 127.0.0.1
+(htpasswd auth behind TLS with a CA made here: credentials come from $REGISTRY_AUTH_FILE through
+`[smith-registry].env_vars`, the CA from `[smith-registry].ca_certs`), then a digest-pinned
+smith_remote_image of it used as the base of a new smith_image.
 
 skopeo checks what we pushed; the pulled layout holds the very blobs `pants package` built.
 """
+import base64
 import json
 import subprocess
 import tempfile
@@ -17,13 +20,51 @@ from smith.testutil.debian import require_tools, tool_env
 HELLO = "examples/hello:hello"
 
 
+USER, PASSWORD = "smith", "s3cret pass"
+
+
+def run_tool(*argv: str, cwd: Path) -> None:
+    proc = subprocess.run(argv, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def make_ca_and_server_cert(d: Path) -> None:
+    """ca.pem, and server.pem/server.key for 127.0.0.1 signed by it (EC keys: fast)."""
+    require_tools("openssl")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run_tool("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+             "-subj", "/CN=smith e2e CA", cwd=d)
+    run_tool("openssl", "req", *ec, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run_tool("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+
+
+def write_auth_file(path: Path, host: str, password: str) -> str:
+    auth = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def registry():
-    workdir = tempfile.mkdtemp(prefix="smith-e2e-registry-")
-    reg = LocalRegistry(workdir)
+    workdir = Path(tempfile.mkdtemp(prefix="smith-e2e-registry-"))
+    make_ca_and_server_cert(workdir)
+    require_tools("htpasswd")
+    run_tool("htpasswd", "-B", "-b", "-c", "htpasswd", USER, PASSWORD, cwd=workdir)
+    reg = LocalRegistry(str(workdir / "reg"), htpasswd=str(workdir / "htpasswd"),
+                        tls=(str(workdir / "server.pem"), str(workdir / "server.key")))
+    reg.ca = str(workdir / "ca.pem")
+    reg.auth_file = write_auth_file(workdir / "auth.json", reg.host, PASSWORD)
+    reg.wrong_auth_file = write_auth_file(workdir / "wrong.json", reg.host, "not the password")
     yield reg
     reg.stop()
-    subprocess.run(["rm", "-rf", workdir], env=tool_env(), check=True)
+    subprocess.run(["rm", "-rf", str(workdir)], env=tool_env(), check=True)
+
+
+def pants_with_credentials(repo: Path, registry, *args: str, **kwargs):
+    return pants(repo, *args, env={"REGISTRY_AUTH_FILE": registry.auth_file}, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +84,15 @@ smith_image(
     skip_push=True,
 )
 ''')
+    with open(repo / "pants.toml", "a") as f:
+        f.write(f'\n[smith-registry]\nca_certs = "{registry.ca}"\n')
     return repo
 
 
 @pytest.fixture(scope="module")
-def published(repo):
-    log = pants(repo, "package", "publish", HELLO, "examples/hello:hello_skipped").stdout
+def published(repo, registry):
+    log = pants_with_credentials(repo, registry, "package", "publish", HELLO,
+                                 "examples/hello:hello_skipped").stdout
     return log, (repo / "dist/examples.hello/hello.digest").read_text().strip()
 
 
@@ -58,7 +102,8 @@ def manifest_digest(layout: Path) -> str:
 
 def skopeo_inspect(ref: str, raw: bool = False) -> subprocess.CompletedProcess:
     require_tools("skopeo")
-    args = ["skopeo", "inspect", "--tls-verify=false", *(["--raw"] if raw else []), ref]
+    args = ["skopeo", "inspect", "--tls-verify=false", "--creds", f"{USER}:{PASSWORD}",
+            *(["--raw"] if raw else []), ref]
     return subprocess.run(args, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=60)
 
@@ -100,7 +145,7 @@ smith_layer(name="extra", dependencies=[":note"], prefix="/read")
 
 smith_image(name="derived", base=":hello_remote", layers=[":extra"])
 ''')
-    log = pants(repo, "package", "remote:hello_remote", "remote:derived").stdout
+    log = pants_with_credentials(repo, registry, "package", "remote:hello_remote", "remote:derived").stdout
     pulls = [p for p in started_processes(log) if p.startswith("Pulling ")]
     assert len(pulls) == 1, log[-3000:]  # one pull serves the package and the base
 
@@ -122,7 +167,7 @@ smith_image(name="derived", base=":hello_remote", layers=[":extra"])
     # Cached by digest: with the registry down the same build needs no network.
     registry.kill()
     try:
-        again = pants(repo, "package", "remote:derived").stdout
+        again = pants_with_credentials(repo, registry, "package", "remote:derived").stdout
         assert [p for p in started_processes(again) if p.startswith("Pulling ")] == [], again[-3000:]
     finally:
         registry.start()
@@ -137,3 +182,12 @@ smith_remote_image(name="by_tag", registry="{registry.host}", repository="hello"
     assert proc.returncode != 0
     assert "remote_tag:by_tag" in proc.stdout and "digest" in proc.stdout, proc.stdout[-3000:]
     assert "tag alone is refused" in proc.stdout, proc.stdout[-3000:]
+
+
+def test_a_wrong_password_fails_the_publish_clearly(published, repo, registry):
+    proc = pants(repo, "publish", HELLO, env={"REGISTRY_AUTH_FILE": registry.wrong_auth_file},
+                 check=False)
+    assert proc.returncode != 0
+    assert f"{registry.host}/hello:v1 failed" in proc.stdout, proc.stdout[-3000:]
+    assert "check the username and password" in proc.stdout, proc.stdout[-3000:]
+    assert registry.wrong_auth_file in proc.stdout, proc.stdout[-3000:]
