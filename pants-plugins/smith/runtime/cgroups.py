@@ -25,6 +25,10 @@ ALLOWED_DEVICES = [
 ]
 
 
+_V1_MOUNT_FLAGS = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children",
+                   "xattr", "noprefix", "cpuset_v2_mode"}
+
+
 def hierarchies() -> dict:
     """Map hierarchy name ("memory", "cpu,cpuacct", "name=systemd", "" for v2) to its mount point."""
     found = {}  
@@ -34,10 +38,10 @@ def hierarchies() -> dict:
             sep = fields.index("-")
             fstype, opts = fields[sep + 1], fields[sep + 3]
             if fstype == "cgroup":
-                names = [o for o in opts.split(",") if o not in ("rw", "ro") and "=" not in o or o.startswith("name=")]
-                names = [o for o in names if not o.startswith(("relatime", "noatime", "nosuid", "nodev", "noexec", "clone_children", "xattr", "nsdelegate", "noprefix", "cpuset_v2_mode", "release_agent"))]
-                key = ",".join(sorted(names))
-                found.setdefault(key, fields[4])
+                # super options: the controllers (or name=...) among mount flags
+                names = [o for o in opts.split(",") if o.startswith("name=") or
+                         ("=" not in o and o not in _V1_MOUNT_FLAGS)]
+                found.setdefault(",".join(sorted(names)), fields[4])
             elif fstype == "cgroup2":
                 found.setdefault("", fields[4])
     return found

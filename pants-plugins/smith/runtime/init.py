@@ -144,8 +144,7 @@ def _setup(ctx: dict, chan) -> None:
     if "mount" in ctx["new_ns"]:
         rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"))
         rootfs.mount_all(rootfs_dir, ctx["bundle"], mounts, userns, ctx["cgroup_dirs"])
-        dev_tmpfs = any(m["destination"] == "/dev" and m.get("type") != "bind" and "bind" not in (m.get("options") or ()) and "rbind" not in (m.get("options") or ()) for m in mounts)
-        if dev_tmpfs:
+        if any(m["destination"] == "/dev" and not _is_bind(m) for m in mounts):  # runc: a fresh /dev
             rootfs.make_devices(rootfs_dir, linux.get("devices") or [], userns)
             rootfs.dev_symlinks(rootfs_dir)
         elif linux.get("devices"):
@@ -202,6 +201,11 @@ def _setup(ctx: dict, chan) -> None:
     if seccomp is not None and nnp:
         sc.load(seccomp)
     os.execve(exe, process["args"], env)
+
+
+def _is_bind(m: dict) -> bool:
+    opts = m.get("options") or ()
+    return m.get("type") == "bind" or "bind" in opts or "rbind" in opts
 
 
 def cloexec_from(first: int) -> None:
