@@ -18,7 +18,8 @@ SIGKILL = 9
 
 
 def create(root: str, cid: str, bundle: str, pid_file: str = None,
-           console_socket: str = None, no_pivot: bool = False, start_now: bool = False) -> int:
+           console_socket: str = None, no_pivot: bool = False, start_now: bool = False,
+           record_out: dict = None) -> int:
     """Set the container up and leave its init blocked on exec.fifo; returns the init pid.
 
     start_now (for `run`): no exec.fifo; init execs as soon as it is ready, and this returns
@@ -123,6 +124,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                   "annotations": config.get("annotations") or {}, "owner": "",
                   "cgroup_dirs": dirs, "cgroup_made": made, "config": config}
         state.write_json_atomic(os.path.join(cdir, STATE), record)
+        if record_out is not None:
+            record_out.update(record)
         if pid_file:
             state.write_pid_file(pid_file, init_pid)
         if start_now:
@@ -240,9 +243,11 @@ def start(root: str, cid: str) -> None:
         _poststart(c)
 
 
-def poststart(root: str, cid: str) -> None:
+def poststart(root: str, cid: str, record: dict = None) -> None:
     """The poststart hooks of a container that has just started."""
-    with state.Container(root, cid, lock=False) as c:
+    if record is not None and not (record["config"].get("hooks") or {}).get("poststart"):
+        return
+    with state.Container(root, cid, lock=False, record=record) as c:
         _poststart(c)
 
 

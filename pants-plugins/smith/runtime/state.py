@@ -43,7 +43,8 @@ def start_time(pid: int) -> str:
 class Container:
     """A locked view of one container's state directory."""
 
-    def __init__(self, root: str, cid: str, lock: bool = True):
+    def __init__(self, root: str, cid: str, lock: bool = True, record: dict = None):
+        """record: the state.json content when the caller just wrote it (saves a re-read)."""
         self.id = cid
         self.dir = container_dir(root, cid)
         self.fd = -1
@@ -51,6 +52,9 @@ class Container:
             self.fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             if lock:
                 fcntl.flock(self.fd, fcntl.LOCK_EX)
+            if record is not None and os.path.exists(os.path.join(self.dir, STATE)):
+                self.state = record
+                return
             with open(os.path.join(self.dir, STATE), "rb") as f:
                 self.state = fastjson.loads(f.read())
         except FileNotFoundError:

@@ -78,13 +78,14 @@ def main(argv: list, g=None) -> int:
         # unshare): as a subreaper we inherit it and can wait for its exit status.
         libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     forwarder = None if opts["detach"] else Forwarder()
+    record = {}
     pid = container.create(g.root, cid, opts["bundle"] or ".", opts["pid_file"],
-                           opts["console_socket"], opts["no_pivot"], start_now=True)
+                           opts["console_socket"], opts["no_pivot"], start_now=True, record_out=record)
     try:
-        container.poststart(g.root, cid)
+        container.poststart(g.root, cid, record)
     except BaseException:
         if not opts["detach"]:
-            with state.Container(g.root, cid) as c:
+            with state.Container(g.root, cid, record=record) as c:
                 container.destroy(c)
         raise
     if opts["detach"]:
@@ -92,6 +93,6 @@ def main(argv: list, g=None) -> int:
     forwarder.target(pid)
     code = wait_for(pid)
     if not opts["keep"]:
-        with state.Container(g.root, cid) as c:
+        with state.Container(g.root, cid, record=record) as c:
             container.destroy(c)
     return code
