@@ -48,7 +48,7 @@ def test_exit_status_like_runc(app, tmp_path):
 
 
 def test_process_identity_and_caps(app, tmp_path):
-    script = ("grep -E '^(Cap|NoNewPrivs|Uid|Gid|Groups)' /proc/self/status; id; umask; pwd; env | sort; "
+    script = ("grep -E '^(Cap|NoNewPrivs|Uid|Gid|Groups|SigIgn|SigBlk)' /proc/self/status; id; umask; pwd; env | sort; "
               "hostname; cat /proc/self/oom_score_adj")
 
     def edit(c):
