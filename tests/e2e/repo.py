@@ -62,3 +62,92 @@ def counters(log: str) -> Dict[str, int]:
 def tree_bytes(root: Path) -> Dict[str, bytes]:
     """Every file under root (relative path -> bytes): for byte-for-byte comparisons."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def completed_processes(log: str) -> List[str]:
+    """Descriptions of the processes that ran to the end locally. With a remote cache Pants starts
+    the local process while it asks the cache and cancels it on a hit ('Canceled', not 'Completed')."""
+    return re.findall(r"\[INFO\] Completed: (.+)", log)
+
+
+def age_files(root: Path, when: float) -> None:
+    """Set every file's mtime/atime to `when` (another clock: file times must not reach the image)."""
+    for p in root.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            os.utime(p, (when, when))
+
+
+def manifest_digest(layout: Path) -> str:
+    """The image digest of an OCI layout: its (first) index entry."""
+    import json
+    return json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+
+
+REMOTE_CACHE_INSTANCE = "smith"
+
+
+def remote_cache_env(state: Path, port: int) -> Dict[str, str]:
+    """Environment for remote-cache/start|stop: a private state dir and port, a shared venv cache."""
+    return {"PATH": PATH, "HOME": os.path.expanduser("~"), "SMITH_REMOTE_CACHE_STATE": str(state),
+            "SMITH_REMOTE_CACHE_PORT": str(port), "SMITH_REMOTE_CACHE_VENVS": "/tmp/smith-test-cache/buildgrid"}
+
+
+def remote_cache_ctl(action: str, state: Path, port: int) -> str:
+    """Run remote-cache/start or remote-cache/stop of the checkout under test."""
+    proc = subprocess.run([str(source_repo() / "remote-cache" / action)], env=remote_cache_env(state, port),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError("remote-cache/%s failed (%d):\n%s" % (action, proc.returncode, proc.stdout[-4000:]))
+    return proc.stdout
+
+
+def remote_cache_options(port: int, read: bool = True, write: bool = True) -> List[str]:
+    return ["--remote-cache-read" if read else "--no-remote-cache-read",
+            "--remote-cache-write" if write else "--no-remote-cache-write",
+            "--remote-store-address=grpc://127.0.0.1:%d" % port,
+            "--remote-instance-name=" + REMOTE_CACHE_INSTANCE, "--remote-cache-rpc-timeout-millis=5000"]
+
+
+def free_port() -> int:
+    """A free TCP port whose successor is free too (the remote cache's redis uses PORT+1)."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
+# Examples whose images every e2e run packages: (target, file it needs to be buildable).
+# redis/nginx join once their package lockfiles are committed.
+EXAMPLES = [
+    ("examples/hello:hello", "examples/hello/BUILD"),
+    ("examples/cat:cat", "examples/cat/coreutils.lock.json"),
+    ("examples/redis:redis", "examples/redis/redis-pkgs.lock.json"),
+    ("examples/nginx:nginx", "examples/nginx/nginx-pkgs.lock.json"),
+]
+
+
+def buildable_examples(repo: Path) -> List[str]:
+    return [target for target, needs in EXAMPLES if (repo / needs).exists()]
+
+
+def example_layout(repo: Path, target: str) -> Path:
+    """dist/ path of an image target (`examples/hello:hello` -> dist/examples.hello/hello)."""
+    path, name = target.split(":")
+    return repo / "dist" / path.replace("/", ".") / name
+
+
+# The smith steps (rules/*.py descriptions); Pants' own processes (pex, interpreter) are not ours.
+SMITH_STEPS = ("Building layer", "Building the layer", "Assembling image", "Assembling minimized image",
+               "Tracing the ELF closure", "Extracting ", "Merging ", "Minimizing", "SBOM")
+
+
+def smith_steps(descriptions: List[str]) -> List[str]:
+    return sorted(d for d in descriptions if d.startswith(SMITH_STEPS))
