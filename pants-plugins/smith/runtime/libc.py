@@ -183,9 +183,12 @@ def setdomainname(name):
 CLONE_INTO_CGROUP = 0x200000000
 SYS_CLONE3 = 435
 _clone3 = _PyApiFn(("syscall", _libc))
-_before_fork = _PyVoidFn(("PyOS_BeforeFork", _libc))
-_after_fork_parent = _PyVoidFn(("PyOS_AfterFork_Parent", _libc))
-_after_fork_child = _PyVoidFn(("PyOS_AfterFork_Child", _libc))
+try:  # what os.fork() does around fork(); an interpreter that hides them gets plain os.fork
+    _before_fork = _PyVoidFn(("PyOS_BeforeFork", _libc))
+    _after_fork_parent = _PyVoidFn(("PyOS_AfterFork_Parent", _libc))
+    _after_fork_child = _PyVoidFn(("PyOS_AfterFork_Child", _libc))
+except AttributeError:
+    _before_fork = None
 
 
 def fork_into_cgroup(cgroup_fd: int) -> int:
@@ -194,6 +197,8 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     cgroup.procs write costs. Returns -1 if the kernel refuses (then use os.fork)."""
     # struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal (SIGCHLD), stack,
     # stack_size, tls, set_tid, set_tid_size, cgroup
+    if _before_fork is None:
+        return -1
     fields = (CLONE_INTO_CGROUP, 0, 0, 0, 17, 0, 0, 0, 0, 0, cgroup_fd)
     args = b"".join(v.to_bytes(8, "little") for v in fields)
     _before_fork()
