@@ -74,6 +74,8 @@ def main(argv: list, g=None) -> int:
     cid, command = args[0], args[1:]
     if opts["preserve_fds"] not in (None, "0"):
         raise SmithError("exec: --preserve-fds is not supported (only 0)")
+    if opts["label"] or opts["apparmor"]:
+        raise SmithError("exec: --process-label/--apparmor are not supported (no SELinux/AppArmor)")
     if opts["cgroup"]:
         raise SmithError("exec: --cgroup is not supported; the process joins the container's cgroups")
     with state.Container(g.root, cid, lock=False) as c:
