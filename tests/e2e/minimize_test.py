@@ -1,0 +1,217 @@
+"""Issue 5 end to end: smith_minimize of a real fat Debian image (debootstrap + redis-server).
+
+The fat image is written as an OCI layout (smith layer/image) and as a docker archive (skopeo copy);
+`./pants package` of smith_minimize on both gives the same image digest, runc runs
+`redis-server --version` from it with a read-only root, and a hostile docker archive fails with a
+clear error, writing nothing outside the sandbox. Set SMITH_BENCH_OUT=FILE to record the sizes.
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import smith
+from e2e.repo import copy_repo, pants
+from smith.testutil.debian import require_tools, tool_env
+
+CACHE = Path("/tmp/smith-test-cache/fat-redis")
+VERSION = "v1-bookworm-minbase-redis-server"  # bump to rebuild the cached fat image
+MIRROR = "http://deb.debian.org/debian"
+FAT_CONFIG = {"cmd": ["redis-server"], "exposed_ports": ["6379/tcp"], "workdir": "/data",
+              "env": {"REDIS_FLAVOUR": "fat"}, "labels": {"org.example.fat": "yes"}}
+BUILD = """
+smith_minimize(name="from-layout", image="layout", image_tag="fat")
+smith_minimize(name="from-archive", image="redis.docker.tar")
+smith_minimize(name="hostile", image="evil.docker.tar", entrypoint=["/bin/x"])
+"""
+
+
+def run(*cmd, **kw):
+    proc = subprocess.run([str(c) for c in cmd], env=kw.pop("env", tool_env()), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, **kw)
+    assert proc.returncode == 0, "%s failed:\n%s" % (cmd, proc.stdout[-4000:])
+    return proc.stdout
+
+
+def smith_cli(*args, cwd):
+    env = tool_env(PYTHONPATH=os.path.dirname(os.path.dirname(smith.__file__)))
+    return run(sys.executable, "-m", "smith", *args, cwd=str(cwd), env=env)
+
+
+def debootstrap_redis(root: Path) -> None:
+    require_tools("debootstrap", "chroot")
+    run("debootstrap", "--variant=minbase", "bookworm", root, MIRROR)
+    # No service starts inside the chroot (the package's postinst would try).
+    (root / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")
+    os.chmod(str(root / "usr/sbin/policy-rc.d"), 0o755)
+    run("chroot", root, "apt-get", "install", "-y", "--no-install-recommends", "redis-server",
+        env=tool_env(DEBIAN_FRONTEND="noninteractive"))
+    run("chroot", root, "apt-get", "clean")
+    (root / "usr/sbin/policy-rc.d").unlink()
+    # Device nodes, fifos and sockets cannot go into a layer (runtimes provide /dev).
+    for dirpath, dirnames, filenames in os.walk(str(root)):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                os.unlink(p)
+
+
+def build_fat(dest: Path) -> None:
+    """debootstrap minbase + redis-server, as an OCI layout and a docker archive, in `dest`."""
+    require_tools("skopeo")
+    root = CACHE / (VERSION + ".root")  # kept until the layout is done: debootstrap is the slow part
+    if not root.exists():
+        tmp_root = Path(str(root) + ".tmp-%d" % os.getpid())
+        shutil.rmtree(str(tmp_root), ignore_errors=True)
+        try:
+            debootstrap_redis(tmp_root)
+            os.rename(str(tmp_root), str(root))
+        finally:
+            shutil.rmtree(str(tmp_root), ignore_errors=True)
+    (dest / "config.json").write_text(json.dumps(FAT_CONFIG))
+    smith_cli("layer", "--output", "layer", "--uid", "0", "--gid", "0", "--keep-special",
+              "--dir", "/=%s" % root, cwd=dest)
+    smith_cli("image", "--output", "layout", "--tag", "fat", "--config", "config.json",
+              "--no-skeleton", "--uid", "0", "--gid", "0", "--layer", "layer", cwd=dest)
+    run("skopeo", "copy", "oci:%s:fat" % (dest / "layout"),
+        "docker-archive:%s:fat-redis:latest" % (dest / "redis.docker.tar"))
+    shutil.rmtree(str(dest / "layer"))
+
+
+@pytest.fixture(scope="module")
+def fat():
+    cached = CACHE / VERSION
+    if not (cached / "redis.docker.tar").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = Path(str(cached) + ".tmp-%d" % os.getpid())
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        tmp.mkdir()
+        try:
+            build_fat(tmp)
+            shutil.rmtree(str(cached), ignore_errors=True)
+            os.rename(str(tmp), str(cached))
+            shutil.rmtree(str(CACHE / (VERSION + ".root")))
+        finally:
+            shutil.rmtree(str(tmp), ignore_errors=True)
+    return cached
+
+
+def evil_archive(path: Path, escape: str) -> None:
+    """A docker archive whose one layer climbs out of the root with `..`."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        data = b"escaped\n"
+        ti = tarfile.TarInfo("../../../../../../../../.." + escape)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/x"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["evil:latest"],
+                            "Layers": ["l/layer.tar"]}]).encode()
+    with tarfile.open(str(path), "w") as t:
+        for name, data in (("manifest.json", manifest), ("config.json", config),
+                           ("l/layer.tar", layer_bytes)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+
+
+@pytest.fixture(scope="module")
+def repo(scratch):
+    r = copy_repo(scratch / "minimize" / "smith")
+    (r / "fat").mkdir()
+    (r / "fat/BUILD").write_text(BUILD)
+    return r
+
+
+def layer_sizes(layout: Path):
+    """(compressed, uncompressed) bytes of an image's layers."""
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: layout / "blobs" / "sha256" / d.split(":")[1]  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    packed = unpacked = 0
+    for lay in manifest["layers"]:
+        packed += lay["size"]
+        with gzip.open(str(blob(lay["digest"])), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                unpacked += len(chunk)
+    return packed, unpacked
+
+
+@pytest.mark.debian_mirror
+def test_minimized_redis_from_layout_and_archive_is_one_image_that_runs(repo, fat, tmp_path):
+    require_tools("umoci", "runc")
+    shutil.copytree(str(fat / "layout"), str(repo / "fat/layout"))
+    shutil.copy(str(fat / "redis.docker.tar"), str(repo / "fat/redis.docker.tar"))
+    pants(repo, "package", "fat:from-layout", "fat:from-archive")
+    a, b = repo / "dist/fat/from-layout", repo / "dist/fat/from-archive"
+    index_a = json.loads((a / "index.json").read_text())
+    index_b = json.loads((b / "index.json").read_text())
+    assert index_a["manifests"][0]["digest"] == index_b["manifests"][0]["digest"]
+
+    bundle = tmp_path / "bundle"
+    run("umoci", "unpack", "--image", "%s:latest" % a, bundle)
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "usr/bin/redis-server").is_file()
+    assert not (rootfs / "usr/bin/apt-get").exists() and not (rootfs / "bin/sh").exists()
+    config = json.loads((bundle / "config.json").read_text())
+    assert "REDIS_FLAVOUR=fat" in config["process"]["env"] and config["process"]["cwd"] == "/data"
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["redis-server", "--version"]
+    config["process"]["cwd"] = "/"
+    config["root"]["readonly"] = True
+    (bundle / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(["runc", "run", "--bundle", str(bundle), "smith-e2e-min-%d" % os.getpid()],
+                          env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Redis server v=7."), proc.stdout
+
+    fat_packed, fat_unpacked = layer_sizes(fat / "layout")
+    min_packed, min_unpacked = layer_sizes(a)
+    assert fat_packed > 5 * min_packed and fat_unpacked > 5 * min_unpacked
+    out = os.environ.get("SMITH_BENCH_OUT")
+    if out:
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                    if line.startswith("model name")), platform.processor())
+        Path(out).write_text(
+            "# smith_minimize: fat redis image vs minimized\n\n"
+            "Recorded by tests/e2e/minimize_test.py (`SMITH_BENCH_OUT=... pytest`) on %s UTC,\n"
+            "%s, %d CPUs, %s %s.\n\n"
+            "Fat image: `debootstrap --variant=minbase bookworm` + `apt-get install redis-server`\n"
+            "(one layer, written by `smith layer`/`smith image`; the docker archive by `skopeo copy`).\n"
+            "Minimized: `smith_minimize` (the ELF closure of redis-server + the smith skeleton).\n"
+            "Both sources give the manifest %s.\n\n"
+            "| | fat | minimized | ratio fat/minimized |\n|---|---:|---:|---:|\n"
+            "| layers, compressed (bytes) | %d | %d | %.1f |\n"
+            "| layers, uncompressed tar (bytes) | %d | %d | %.1f |\n"
+            % (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), cpu, os.cpu_count() or 0,
+               platform.system(), platform.release(), index_a["manifests"][0]["digest"],
+               fat_packed, min_packed, fat_packed / min_packed,
+               fat_unpacked, min_unpacked, fat_unpacked / min_unpacked))
+
+
+def test_hostile_docker_archive_fails_clearly_and_writes_nothing_outside(repo):
+    escape = "/tmp/smith-e2e-escape-%s" % uuid.uuid4().hex
+    evil_archive(repo / "fat/evil.docker.tar", escape)
+    proc = pants(repo, "package", "fat:hostile", check=False)
+    assert proc.returncode != 0
+    assert "smith minimize: error:" in proc.stdout and "escape" in proc.stdout, proc.stdout[-3000:]
+    assert not os.path.exists(escape)
+    assert not (repo / "dist/fat/hostile").exists()
+    assert not [p for p in repo.rglob("smith-e2e-escape-*")]
