@@ -11,6 +11,8 @@ from smith import minimize_targets
 from smith.rules import minimize, smith_yaml
 from smith import test_targets
 from smith.rules import run, smoke_test
+from smith import toolbox_targets
+from smith.rules import toolbox
 
 
 def target_types():
@@ -22,6 +24,7 @@ def target_types():
         minimize_targets.SmithMinimizeTarget,
         smith_yaml.SmithYamlTarget,
         test_targets.SmithImageTestTarget,
+        toolbox_targets.SmithToolboxTarget,
     ]
 
 
@@ -43,4 +46,5 @@ def rules():
         *smith_yaml.rules(),
         *smoke_test.rules(),
         *run.rules(),
+        *toolbox.rules(),
     ]

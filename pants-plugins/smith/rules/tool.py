@@ -22,7 +22,7 @@ import smith
 # The Pants-free parts of the package: everything except the Pants glue and the tests.
 _GLUE = {"register.py", "target_types.py", "binary_targets.py", "package_targets.py", "single_address.py",
          "registry_targets.py", "minimize_targets.py",
-         "test_targets.py"}
+         "test_targets.py", "toolbox_targets.py"}
 _GLUE_DIRS = {"rules", "testutil"}
 _TEST_SUPPORT = {"conftest.py", "fixture_repos.py", "local_registry.py", "sample_images.py"}
 
