@@ -229,11 +229,33 @@ class SmithCommandModuleField(StringField):
 
 class SmithCommandPythonField(StringField):
     alias = "python"
-    default = "/usr/bin/python3 -IS"
+    default = "/usr/bin/python3"
     help = help_text(
         """
-        The `#!` interpreter line. The default runs the machine's own Python 3 isolated and
-        without site-packages: these commands use the standard library only, and start fast.
+        The interpreter of the `#!` line, started as `PYTHON -ISc...` (isolated, no site): the
+        machine's own Python 3 (>= 3.9). An absolute path: `python3` on PATH may be a slow shim.
+        """
+    )
+
+
+class SmithCommandOnlyField(StringSequenceField):
+    alias = "only"
+    default = ()
+    help = help_text(
+        """
+        Files or directories of the `smith` package to pack (paths like `smith/runtime`); empty
+        packs all of it. Fewer modules, faster start.
+        """
+    )
+
+
+class SmithCommandPrecompileField(BoolField):
+    alias = "precompile"
+    default = True
+    help = help_text(
+        """
+        Pack `.pyc` files compiled by `python` (unchecked-hash, so deterministic) beside the
+        sources: no compilation at start. Another Python version falls back to the sources.
         """
     )
 
@@ -256,6 +278,8 @@ class SmithCommandTarget(Target):
         SmithCommandModuleField,
         SmithCommandPythonField,
         SmithCommandBundleField,
+        SmithCommandOnlyField,
+        SmithCommandPrecompileField,
         OutputPathField,
     )
     help = help_text(

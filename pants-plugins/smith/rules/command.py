@@ -9,7 +9,13 @@ from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
 from smith.rules.tool import SmithProcess, core_source_files
-from smith.target_types import SmithCommandBundleField, SmithCommandModuleField, SmithCommandPythonField
+from smith.target_types import (
+    SmithCommandBundleField,
+    SmithCommandModuleField,
+    SmithCommandOnlyField,
+    SmithCommandPrecompileField,
+    SmithCommandPythonField,
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,8 @@ class SmithCommandFieldSet(PackageFieldSet):
     module: SmithCommandModuleField
     python: SmithCommandPythonField
     bundle: SmithCommandBundleField
+    only: SmithCommandOnlyField
+    precompile: SmithCommandPrecompileField
     output_path: OutputPathField
 
 
@@ -34,7 +42,10 @@ async def package_command(field_set: SmithCommandFieldSet) -> BuiltPackage:
         SmithProcess.of(
             ["zipapp", "--output", out, "--main", field_set.module.value,
              "--python", field_set.python.value,
-             *(f"--bundle={b}" for b in field_set.bundle.value or ()), "src"],
+             *(f"--bundle={b}" for b in field_set.bundle.value or ()),
+             *(f"--only={o}" for o in field_set.only.value or ()),
+             *([f"--precompile={field_set.python.value}"] if field_set.precompile.value else []),
+             "src"],
             description=f"Packaging {field_set.address} ({field_set.module.value})",
             input_digest=sources,
             output_files=[out],
