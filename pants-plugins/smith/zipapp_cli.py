@@ -66,7 +66,9 @@ def _selected(files: List[Tuple[str, str]], only: Sequence[str]) -> List[Tuple[s
 
 def _compile(tree: str, python: str) -> None:
     proc = subprocess.run(
-        [python, "-I", "-m", "compileall", "-q", "-b", "--invalidation-mode", "unchecked-hash", tree],
+        # -s/-p: record archive-relative file names, not this (random) sandbox path.
+        [python, "-I", "-m", "compileall", "-q", "-b", "-s", tree, "-p", "/",
+         "--invalidation-mode", "unchecked-hash", tree],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
         env={"PATH": _PATH, "SOURCE_DATE_EPOCH": "0"},
     )
