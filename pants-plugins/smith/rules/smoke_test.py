@@ -14,14 +14,13 @@ from pants.engine.fs import (
     Digest,
     DigestEntries,
     DigestSubset,
-    FileContent,
     MergeDigests,
     PathGlobs,
     RemovePrefix,
 )
-from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope, ProcessResult
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.backend.python.util_rules.pex import VenvPexProcess
-from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import (
     FieldSetsPerTarget,
     FieldSetsPerTargetRequest,
@@ -36,7 +35,9 @@ from pants.option.subsystem import Subsystem
 from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
-from smith.rules.tool import _PATH, _SOURCES_DIR, SmithCore, SmithProcess, core_source_files
+from smith.rules.command import SmithCommandFieldSet
+from smith.rules.tool import _PATH, _SOURCES_DIR, SmithCore
+from smith.target_types import SmithCommandTarget
 from smith.test_targets import (
     SmithTestArgsField,
     SmithTestCommandField,
@@ -99,6 +100,8 @@ class SmithTestSubsystem(Subsystem):
 # ----------------------------------------------------------------------------------------------
 
 RUNTIME_INPUT = "__smith_runtime/smith-runtime"
+# What //:smith-runtime packs (root BUILD file); the same list gives the same cached Process.
+RUNTIME_ONLY = ["smith/__init__.py", "smith/errors.py", "smith/runtime"]
 
 # Runs as the Process itself, then execs the launcher. smith-runtime re-runs itself as the
 # container's init under a mapped uid, which cannot reach the (0700) sandbox: so the zipapp is
@@ -132,26 +135,23 @@ class SmithRuntime:
     path: str  # --runtime of the launcher
 
 
+def runtime_target() -> SmithCommandTarget:
+    """A stand-in for the //:smith-runtime target of this repository's root BUILD file."""
+    return SmithCommandTarget(
+        {"module": "smith.runtime", "only": RUNTIME_ONLY, "output_path": "smith-runtime"},
+        Address("", target_name="smith-runtime"),
+    )
+
+
 @rule(desc="Packaging the smith runtime for containers", level=LogLevel.DEBUG)
 async def smith_runtime(subsystem: SmithTestSubsystem) -> SmithRuntime:
     if subsystem.runtime:
         return SmithRuntime(await Get(Digest, CreateDigest([])), "", subsystem.runtime)
-    sources = await Get(Digest, CreateDigest(FileContent("src/" + p, c) for p, c in core_source_files()))
-    # The same Process as //:smith-runtime (rules/command.py), so the two share one cache entry.
-    result = await Get(
-        ProcessResult,
-        SmithProcess,
-        SmithProcess.of(
-            ["zipapp", "--output", "smith-runtime", "--main", "smith.runtime",
-             "--python", "/usr/bin/python3 -IS", "src"],
-            description="Packaging smith-runtime (smith.runtime)",
-            input_digest=sources,
-            output_files=["smith-runtime"],
-        ),
-    )
-    entries = await Get(DigestEntries, Digest, result.output_digest)
+    # The very package of //:smith-runtime (rules/command.py): one recipe, one cache entry.
+    package = await Get(BuiltPackage, PackageFieldSet, SmithCommandFieldSet.create(runtime_target()))
+    entries = await Get(DigestEntries, Digest, package.digest)
     fingerprint = entries[0].file_digest.fingerprint
-    digest = await Get(Digest, AddPrefix(result.output_digest, RUNTIME_INPUT.rsplit("/", 1)[0]))
+    digest = await Get(Digest, AddPrefix(package.digest, RUNTIME_INPUT.rsplit("/", 1)[0]))
     store = subsystem.store.rstrip("/") or "/"
     return SmithRuntime(digest, RUNTIME_INPUT, f"{store}/runtime/smith-runtime-{fingerprint[:16]}")
 
