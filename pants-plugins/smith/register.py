@@ -3,7 +3,7 @@ from pants.engine.unions import UnionRule
 
 from smith import binary_targets, package_targets
 from smith import target_types as smith_target_types
-from smith.rules import binary, command, image, layer, packages, packages_lock, packages_outdated, tool
+from smith.rules import binary, command, image, layer, packages, packages_lock, packages_outdated, packages_sbom, tool
 from smith.rules.tree import SmithRootFieldSet
 from smith import registry_targets
 from smith.rules import publish, remote_image
@@ -39,6 +39,7 @@ def rules():
         UnionRule(SmithRootFieldSet, packages.SmithPackagesFieldSet),
         *packages_lock.rules(),
         *packages_outdated.rules(),
+        *packages_sbom.rules(),
         *registry_targets.image_plugin_fields(),
         *publish.rules(),
         *remote_image.rules(),

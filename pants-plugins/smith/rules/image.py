@@ -12,6 +12,7 @@ from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
 from smith.rules.layer import BuiltSmithLayer, SmithLayerFieldSet, parse_owner
+from smith.rules.packages_sbom import ImageSbomRequest, ImageSboms
 from smith.rules.tool import SmithProcess
 from smith.target_types import (
     SmithAnnotationsField,
@@ -148,6 +149,12 @@ async def build_image(
     for i, layer in enumerate(layers):
         inputs.append(await Get(Digest, AddPrefix(layer.digest, f"layers/{i}")))
         argv += ["--layer", f"layers/{i}"]
+    # Images built from smith_packages carry an SPDX SBOM per lockfile (rules/packages_sbom.py).
+    sboms = await Get(
+        ImageSboms, ImageSbomRequest(address, tuple(layer_targets), tuple(l.digest for l in layers))
+    )
+    inputs.append(sboms.digest)
+    argv += sboms.attach_args()
     for base in bases:
         inputs.append(await Get(Digest, AddPrefix(base.digest, "base")))
         argv += ["--base", f"base/{base.path}"]
