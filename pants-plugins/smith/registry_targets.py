@@ -42,8 +42,9 @@ class SmithImageRepositoryField(StringField):
     alias = "repository"
     help = help_text(
         """
-        Where `pants publish` pushes the image: `REGISTRY/PATH`, e.g. `registry.example.com:5000/team/hello`
-        (no tag here: see `image_tags`). Without it the image is not published.
+        Where `pants publish` pushes the image: `REGISTRY/PATH`, e.g.
+        `registry.example.com:5000/team/hello` (no tag here: see `image_tags`). Without it the
+        image is not published.
         """
     )
 
@@ -56,7 +57,8 @@ class SmithImageRepositoryField(StringField):
         if not path or "@" in value or not _HOST.match(registry) or not _REPOSITORY.match(path):
             raise InvalidFieldException(
                 f"The `repository` field of {address}: {value!r} is not `REGISTRY/PATH` "
-                "(e.g. `127.0.0.1:5000/hello`, lowercase path, no tag or digest; tags go in `image_tags`)."
+                "(e.g. `127.0.0.1:5000/hello`, lowercase path, no tag or digest; tags go in "
+                "`image_tags`)."
             )
         return value
 

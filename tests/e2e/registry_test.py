@@ -139,15 +139,26 @@ smith_remote_image(
     digest="{digest}",
 )
 
+# The same pull under another name: one Process serves both.
+smith_remote_image(
+    name="hello_remote_again",
+    registry="{registry.host}",
+    repository="hello",
+    digest="{digest}",
+)
+
 files(name="note", sources=["note.txt"])
 
 smith_layer(name="extra", dependencies=[":note"], prefix="/read")
 
 smith_image(name="derived", base=":hello_remote", layers=[":extra"])
 ''')
-    log = pants_with_credentials(repo, registry, "package", "remote:hello_remote", "remote:derived").stdout
+    targets = ["remote:hello_remote", "remote:hello_remote_again", "remote:derived"]
+    log = pants_with_credentials(repo, registry, "package", *targets).stdout
     pulls = [p for p in started_processes(log) if p.startswith("Pulling ")]
-    assert len(pulls) == 1, log[-3000:]  # one pull serves the package and the base
+    assert len(pulls) == 1, log[-3000:]  # one pull serves both packages and the base
+    dist = repo / "dist/remote"
+    assert tree_bytes(dist / "hello_remote_again") == tree_bytes(dist / "hello_remote")
 
     pulled, built = repo / "dist/remote/hello_remote", repo / "dist/examples.hello/hello"
     assert manifest_digest(pulled) == digest

@@ -1,14 +1,15 @@
 """smith_remote_image -> BuiltSmithImage: `smith pull` of a digest-pinned image, as a cached Process
 (also a package: `pants package` writes the pulled layout to dist/).
 
-The Process is keyed by registry, repository, digest and platform (plus the registry options): the
+The Process is keyed by registry, repository, digest and platform (plus the registry options), not
+by the target: it pulls into a fixed directory, moved to the target's output path afterwards. The
 pull verifies every blob against its digest, so a cached result is the same bytes a new pull gets.
 """
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
-from pants.engine.fs import EMPTY_DIGEST
+from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, RemovePrefix
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.unions import UnionRule
@@ -24,6 +25,9 @@ from smith.registry_targets import (
 )
 from smith.rules.image import BuiltSmithImage, SmithImageSourceFieldSet
 from smith.rules.tool import SmithProcess
+
+# Where every pull writes its layout: the same for all targets, so equal pulls share one cache entry.
+_PULLED = "pulled"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,6 @@ class SmithRemoteImageFieldSet(PackageFieldSet):
 async def pull_remote_image(
     field_set: SmithRemoteImageFieldSet, options: SmithRegistryOptions
 ) -> BuiltSmithImage:
-    layout = field_set.output_path.value_or_default(file_ending=None)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest, options.env_request())
     argv = [
         "pull",
@@ -53,20 +56,25 @@ async def pull_remote_image(
         "--platform",
         field_set.platform.value,
         field_set.reference,
-        layout,
+        _PULLED,
     ]
     result = await Get(
         ProcessResult,
         SmithProcess,
         SmithProcess.of(
             argv,
-            description=f"Pulling {field_set.reference} ({field_set.platform.value}) for {field_set.address}",
+            description=f"Pulling {field_set.reference} ({field_set.platform.value}) "
+            f"for {field_set.address}",
             input_digest=EMPTY_DIGEST,
-            output_directories=[layout],
+            output_directories=[_PULLED],
             env=env,
         ),
     )
-    return BuiltSmithImage(result.output_digest, layout, result.stdout.decode().strip())
+    layout = field_set.output_path.value_or_default(file_ending=None)
+    pulled = await Get(Digest, RemovePrefix(result.output_digest, _PULLED))
+    return BuiltSmithImage(
+        await Get(Digest, AddPrefix(pulled, layout)), layout, result.stdout.decode().strip()
+    )
 
 
 @rule(desc="Packaging a remote image", level=LogLevel.DEBUG)
