@@ -3,7 +3,8 @@
 The fat image is written as an OCI layout (smith layer/image) and as a docker archive (skopeo copy);
 `./pants package` of smith_minimize on both gives the same image digest, runc runs
 `redis-server --version` from it with a read-only root, and a hostile docker archive fails with a
-clear error, writing nothing outside the sandbox. Set SMITH_BENCH_OUT=FILE to record the sizes.
+clear error, writing nothing outside the sandbox; smith's README smith.yaml examples (the `cat`
+package build and `type: oci`) build and run. Set SMITH_BENCH_OUT=FILE to record the sizes.
 """
 import gzip
 import hashlib
@@ -215,3 +216,34 @@ def test_hostile_docker_archive_fails_clearly_and_writes_nothing_outside(repo):
     assert not os.path.exists(escape)
     assert not (repo / "dist/fat/hostile").exists()
     assert not [p for p in repo.rglob("smith-e2e-escape-*")]
+
+
+def run_image(layout: Path, bundle: Path, name: str, data: bytes) -> str:
+    """umoci-unpack an image, bind-mount a dir holding `data` at /read, run it read-only under runc."""
+    run("umoci", "unpack", "--image", "%s:latest" % layout, bundle)
+    read = bundle.parent / (name + "-read")
+    read.mkdir()
+    (read / "data").write_bytes(data)
+    config = json.loads((bundle / "config.json").read_text())
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/read"]
+    config["mounts"].append({"destination": "/read", "type": "bind", "source": str(read),
+                             "options": ["rbind", "ro"]})
+    config["process"]["terminal"] = False
+    config["root"]["readonly"] = True
+    (bundle / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(["runc", "run", "--bundle", str(bundle), "smith-e2e-%s-%d" % (name, os.getpid())],
+                          env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.debian_mirror
+def test_smith_readme_yaml_examples_build_and_run(repo, tmp_path):
+    """Oracle smith's README examples as smith.yaml files: the `cat` package build and `type: oci`."""
+    require_tools("umoci", "runc")
+    pants(repo, "package", "examples/smith-yaml/cat:smith-cat#image", "examples/smith-yaml/oci:sha256sum#image")
+    out = run_image(repo / "dist/examples.smith-yaml.cat/smith-cat", tmp_path / "cat", "cat", b"meow\n")
+    assert out == "meow\n"
+    out = run_image(repo / "dist/examples.smith-yaml.oci/sha256sum", tmp_path / "sha", "sha", b"abc")
+    assert out.startswith("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad ")
