@@ -4,6 +4,7 @@ import json
 from typing import List
 
 from smith.elf.nss import parse_user
+from smith.errors import SmithError
 from smith.oci import minimize
 from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
@@ -39,7 +40,7 @@ def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
     user = parse_user(args.user) if args.user else None
     if user is not None and not args.nss:
-        raise minimize.SmithError("--user only makes sense with --nss")
+        raise SmithError("--user only makes sense with --nss")
     env = minimize.env_dict(args.env, "--env")
     cfg = minimize.minimize(args.source, args.output, entrypoint=args.entrypoint, cmd=args.cmd,
                             paths=args.path, excludes=args.exclude, nss=args.nss, user=user,
