@@ -138,8 +138,8 @@ def host_mounts(tmp):
 
 
 SCRIPT = "; echo ==; ".join(
-    ["ls -l /proc/1/exe", "cat /proc/1/status", "timeout 2 strace -p 1 2>&1", "ps -e -o pid=,comm="
-    ]) + "; exit 7"
+    ["ls -l /proc/1/exe", "cat /proc/1/status", "timeout 2 strace -p 1 2>&1", "ps -e -o pid=,comm=",
+     "cat /proc/self/maps"]) + "; exit 7"
 
 
 @pytest.mark.parametrize("runtime", ["smith", "runc"])
@@ -164,7 +164,7 @@ def test_crashcart_debugs_a_running_redis(repo, rootfs, runtime, tmp_path):
             pinger.done.set()
             pinger.join()
         assert res.returncode == 7, res.stderr  # the command's own exit status
-        exe, status, strace, ps = res.stdout.split("==\n")
+        exe, status, strace, ps, maps = res.stdout.split("==\n")
         # ls inside names the container's own path of the very program the host sees as redis's.
         inside = exe.strip().split(" -> ")[1]
         assert inside.startswith("/usr/bin/redis-")
@@ -175,6 +175,11 @@ def test_crashcart_debugs_a_running_redis(repo, rootfs, runtime, tmp_path):
         procs = [line.split(None, 1) for line in ps.splitlines()]
         assert ["1", comm] in procs and ["1"] == [p for p, _ in procs if p == "1"]
         assert any(comm == "ps" for _, comm in procs)  # ps ran in the container's pid namespace
+        # The tools load the toolbox's loader and libc, never the container's own (redis has one).
+        files = {line.split()[5] for line in maps.splitlines() if len(line.split()) > 5}
+        libs = {f for f in files if ".so" in f}
+        assert "/dev/crashcart/lib/libc.so.6" in libs and "/dev/crashcart/lib/ld-linux-x86-64.so.2" in libs
+        assert all(f.startswith("/dev/crashcart/") for f in libs), libs
         # redis answered throughout (strace included) and still does; nothing of crashcart is left.
         assert len(pinger.answers) >= 5 and set(pinger.answers) == {"PONG"}, pinger.answers
         assert redis.state()["status"] == "running" and redis.state()["pid"] == pid
