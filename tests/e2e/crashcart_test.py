@@ -24,9 +24,9 @@ pytestmark = pytest.mark.debian_mirror
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
+def repo(scratch):
     require_tools("runc", "umoci", "redis-cli", "patchelf")
-    repo = copy_repo(tmp_path_factory.mktemp("crashcart-repo"))
+    repo = copy_repo(scratch / "crashcart")  # scratch (conftest.py) is removed after the session
     if not (repo / REDIS_LOCK).exists():  # until examples/redis commits its lockfile
         pants(repo, "generate-lockfiles", "--resolve=redis-pkgs")
     pants(repo, "package", "examples/toolbox:toolbox", "//:crashcart", "//:smith-runtime",
