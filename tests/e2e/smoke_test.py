@@ -6,15 +6,17 @@ The copy gets a second example beside examples/hello: a static busybox image who
 """
 import os
 import re
+import signal
 import shutil
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from e2e.repo import copy_repo, pants
-from smith.testutil.debian import require_tools
+from e2e.repo import copy_repo
+from smith.testutil.debian import PATH, require_tools
 
 GREETING = "Hello from a smith microcontainer!"
 
@@ -77,10 +79,26 @@ def store():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def stop_pantsd(copy: Path) -> None:
+    """End the pantsd of our copy (by its pid file), and only that one."""
+    for pid_file in copy.glob(".pids/**/pantsd/pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
+
+
 @pytest.fixture(scope="module")
 def repo(scratch, store):
     require_tools("busybox")
     copy = copy_repo(scratch / "smoke" / "smith")
+    yield copy
+    stop_pantsd(copy)
+
+
+@pytest.fixture(scope="module")
+def prepared(repo):
+    copy = repo
     with open(copy / "examples/hello/BUILD", "a") as f:
         f.write(WRONG_HELLO)
     bb = copy / "examples/bb"
@@ -92,9 +110,22 @@ def repo(scratch, store):
     return copy
 
 
+def smith_pants(repo, *args, check=True):
+    """`./pants ARGS` with one pantsd for this module's five runs (repo.pants() has none):
+    startup is most of a run's 15-60 s, a warm pantsd answers in a few seconds."""
+    proc = subprocess.run(
+        ["./pants", "--pantsd", *args], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={"PATH": PATH, "HOME": os.path.expanduser("~"), "LC_ALL": "C.UTF-8", "TZ": "UTC"},
+        text=True, timeout=900,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, proc.stdout[-6000:]))
+    return proc
+
+
 @pytest.fixture(scope="module")
-def first_run(repo, store):
-    log = pants(repo, f"--smith-test-store={store}", "test", "examples/hello:",
+def first_run(prepared, store):
+    log = smith_pants(prepared, f"--smith-test-store={store}", "test", "examples/hello:",
                 "examples/bb:", check=False)
     return log
 
@@ -119,7 +150,7 @@ def test_tests_pass_and_fail_with_the_containers_output(first_run, store):
 
 
 def test_results_are_cached_and_test_force_reruns(first_run, repo, store):
-    again = pants(repo, f"--smith-test-store={store}", "test", "examples/hello:hello-test",
+    again = smith_pants(repo, f"--smith-test-store={store}", "test", "examples/hello:hello-test",
                   "examples/hello:hello-wrong", check=False).stdout
     # A success is cached; a failure is not (ProcessCacheScope.SUCCESSFUL) and runs again.
     assert "(cached locally)" in result_line(again, "examples/hello:hello-test") or \
@@ -128,18 +159,18 @@ def test_results_are_cached_and_test_force_reruns(first_run, repo, store):
     assert "failed" in wrong and "cached" not in wrong
     assert GREETING in again
 
-    forced = pants(repo, f"--smith-test-store={store}", "test", "--test-force",
+    forced = smith_pants(repo, f"--smith-test-store={store}", "test", "--test-force",
                    "examples/hello:hello-test").stdout
     line = result_line(forced, "examples/hello:hello-test")
     assert "succeeded" in line and "cached" not in line and "memoized" not in line, forced[-3000:]
 
 
 def test_run_prints_the_greeting_and_returns_the_exit_code(first_run, repo, store):
-    hello = pants(repo, f"--smith-test-store={store}", "run", "examples/hello:hello")
+    hello = smith_pants(repo, f"--smith-test-store={store}", "run", "examples/hello:hello")
     assert GREETING + "\n" in hello.stdout
 
     # Args after `--` replace the image's Cmd; the container's exit code is Pants' exit code.
-    bb = pants(repo, f"--smith-test-store={store}", "run", "examples/bb:bb", "--",
+    bb = smith_pants(repo, f"--smith-test-store={store}", "run", "examples/bb:bb", "--",
                "sh", "-c", "echo replaced $GREETING; exit 7", check=False)
     assert bb.returncode == 7, bb.stdout[-3000:]
     assert "replaced from the image\n" in bb.stdout
