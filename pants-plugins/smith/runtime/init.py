@@ -140,6 +140,8 @@ def _setup(ctx: dict, chan) -> None:
     rootfs_dir = config["root"]["path"]
     userns = "user" in ctx["new_ns"] or "user" in ctx["join_fds"]
     os.setsid()
+    if "network" in ctx["new_ns"]:
+        _loopback_up()  # as runc does: a new network namespace gets `lo` up
     mounts = config.get("mounts") or []
     if "mount" in ctx["new_ns"]:
         rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"))
@@ -201,6 +203,17 @@ def _setup(ctx: dict, chan) -> None:
     if seccomp is not None and nnp:
         sc.load(seccomp)
     os.execve(exe, process["args"], env)
+
+
+def _loopback_up() -> None:
+    """Set IFF_UP on `lo` (SIOCGIFFLAGS / SIOCSIFFLAGS), so 127.0.0.1 works in the container."""
+    import fcntl
+    import socket
+    import struct
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, request)[:18])[1]
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 0x1))
 
 
 def _is_bind(m: dict) -> bool:

@@ -252,3 +252,10 @@ def test_linux_devices_like_runc(app, tmp_path):
     assert "crw-r----- 10 10 1, 3 /dev/mynull" in out and "crw------- 0 0 1, 5 /dev/sub/myzero" in out
     # root without CAP_DAC_OVERRIDE may not write a 0640 node owned by uid 10
     assert out.endswith("Permission denied\n1\n")
+
+
+def test_new_network_namespace_has_loopback_up_like_runc(app, tmp_path):
+    # runc's default bundle has a network namespace; /sys/class/net/lo/flags has IFF_UP (0x1).
+    out = same(app, tmp_path, "cat /sys/class/net/lo/flags; ls /sys/class/net")
+    flags, interfaces = out.split()[0], out.split()[1:]
+    assert int(flags, 16) & 0x1 and interfaces == ["lo"]
