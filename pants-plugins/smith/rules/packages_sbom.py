@@ -49,7 +49,7 @@ opened = [tarfile.open(p) for p in layers]
 top = {}
 for t in opened:
     for m in t.getmembers():
-        top[m.name.lstrip("./") or "."] = (t, m)
+        top[m.name[2:] if m.name.startswith("./") else m.name] = (t, m)
 with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as o:
     for name in sorted(top):
         t, m = top[name]
