@@ -3,6 +3,7 @@
 Every expensive smith step runs as `python -m smith COMMAND ...` inside this PEX in a Process,
 so Pants caches it locally and remotely by the digests of its inputs.
 """
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Tuple
@@ -12,7 +13,7 @@ from pants.backend.python.target_types import EntryPoint
 from pants.backend.python.util_rules import pex
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.process import ProcessCacheScope, ProcessResult
+from pants.engine.process import Process, ProcessCacheScope, ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
@@ -122,6 +123,8 @@ class SmithProcess:
         )
 
 
+_CACHE_HEAD_START_MS = 3000
+
 # Tools the core shells out to (gpgv, ...) live in the usual system directories.
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -142,7 +145,12 @@ async def run_smith(request: SmithProcess, core: SmithCore) -> ProcessResult:
         timeout_seconds=request.timeout_seconds,
         level=LogLevel.INFO,
     )
-    return await Get(ProcessResult, VenvPexProcess, process)
+    built = await Get(Process, VenvPexProcess, process)
+    # Pants races a local run against the remote cache lookup from the first millisecond; on a
+    # busy machine the local run of a quick step can win, and a warm cache is then not used.
+    # Give the cache a head start (only matters when remote_cache_read is on).
+    built = dataclasses.replace(built, remote_cache_speculation_delay_millis=_CACHE_HEAD_START_MS)
+    return await Get(ProcessResult, Process, built)
 
 
 def rules():
