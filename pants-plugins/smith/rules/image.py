@@ -158,10 +158,8 @@ async def build_image(
     for base in bases:
         inputs.append(await Get(Digest, AddPrefix(base.digest, "base")))
         argv += ["--base", f"base/{base.path}"]
-    output_files = []
-    if field_set.docker_archive.value:
-        output_files.append(f"{out}.docker.tar")
-        argv += ["--docker-archive", f"{out}.docker.tar"]
+    archive_argv, output_files = docker_archive_outputs(out, field_set.docker_archive.value)
+    argv += archive_argv
 
     result = await Get(
         ProcessResult,
@@ -177,13 +175,23 @@ async def build_image(
     return BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
 
 
+def docker_archive_outputs(out: str, wanted: bool) -> "tuple[list[str], list[str]]":
+    """`smith image` arguments and output files for the optional docker-archive beside a layout."""
+    return ([f"--docker-archive={out}.docker.tar"], [f"{out}.docker.tar"]) if wanted else ([], [])
+
+
+def image_package(image: BuiltSmithImage, docker_archive: bool) -> BuiltPackage:
+    """What `pants package` reports for a built image layout (and its docker-archive)."""
+    artifacts = [BuiltPackageArtifact(image.path, extra_log_lines=(f"manifest {image.manifest_digest}",))]
+    if docker_archive:
+        artifacts.append(BuiltPackageArtifact(f"{image.path}.docker.tar"))
+    return BuiltPackage(image.digest, tuple(artifacts))
+
+
 @rule(desc="Packaging a smith image", level=LogLevel.DEBUG)
 async def package_image(field_set: SmithImageFieldSet) -> BuiltPackage:
     image = await Get(BuiltSmithImage, SmithImageFieldSet, field_set)
-    artifacts = [BuiltPackageArtifact(image.path, extra_log_lines=(f"manifest {image.manifest_digest}",))]
-    if field_set.docker_archive.value:
-        artifacts.append(BuiltPackageArtifact(f"{image.path}.docker.tar"))
-    return BuiltPackage(image.digest, tuple(artifacts))
+    return image_package(image, field_set.docker_archive.value)
 
 
 def rules():

@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
+from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.core.target_types import FileSourceField, ResourceSourceField
 from pants.engine.fs import (
     AddPrefix,
@@ -51,7 +51,13 @@ from smith.minimize_targets import (
     SmithMinimizeUserField,
     SmithMinimizeWorkdirField,
 )
-from smith.rules.image import BuiltSmithImage, SmithImageSourceFieldSet, image_source_field_set
+from smith.rules.image import (
+    BuiltSmithImage,
+    SmithImageSourceFieldSet,
+    docker_archive_outputs,
+    image_package,
+    image_source_field_set,
+)
 from smith.rules.tool import SmithProcess
 from smith.rules.tree import SmithRootFieldSet, SmithTree, SmithTreeFieldSet
 
@@ -216,10 +222,8 @@ async def minimized_image(field_set: SmithMinimizeFieldSet) -> BuiltSmithImage:
     out = field_set.output_path.value_or_default(file_ending=None)
     argv = ["image", "--output", out, "--tag", field_set.tag.value, "--config", "config.json",
             "--layer", "layer", "--uid", str(uid), "--gid", str(gid)]
-    output_files = []
-    if field_set.docker_archive.value:
-        output_files.append(f"{out}.docker.tar")
-        argv += ["--docker-archive", f"{out}.docker.tar"]
+    archive_argv, output_files = docker_archive_outputs(out, field_set.docker_archive.value)
+    argv += archive_argv
     config = await Get(Digest, DigestSubset(minimized.digest, PathGlobs(["config.json"])))
     result = await Get(
         ProcessResult,
@@ -238,10 +242,7 @@ async def minimized_image(field_set: SmithMinimizeFieldSet) -> BuiltSmithImage:
 @rule(desc="Packaging a minimized image", level=LogLevel.DEBUG)
 async def package_minimized(field_set: SmithMinimizeFieldSet) -> BuiltPackage:
     image = await Get(BuiltSmithImage, SmithMinimizeFieldSet, field_set)
-    artifacts = [BuiltPackageArtifact(image.path, extra_log_lines=(f"manifest {image.manifest_digest}",))]
-    if field_set.docker_archive.value:
-        artifacts.append(BuiltPackageArtifact(f"{image.path}.docker.tar"))
-    return BuiltPackage(image.digest, tuple(artifacts))
+    return image_package(image, field_set.docker_archive.value)
 
 
 def rules():
