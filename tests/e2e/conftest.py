@@ -18,3 +18,7 @@ def scratch():
 @pytest.fixture(scope="session")
 def repo_a(scratch):
     return copy_repo(scratch / "a" / "smith")
+
+
+# The same markers as the unit tests (debian_mirror, ...).
+from smith.conftest import pytest_configure  # noqa: E402,F401
