@@ -1,18 +1,34 @@
 """Pants entry point of the smith backend: its target types and rules (one line per concern)."""
 from pants.engine.unions import UnionRule
 
-from smith import binary_targets, package_targets
+from smith import (
+    binary_targets,
+    minimize_targets,
+    package_targets,
+    registry_targets,
+    test_targets,
+    toolbox_targets,
+)
 from smith import target_types as smith_target_types
-from smith.rules import binary, command, image, layer, packages, packages_lock, packages_outdated, packages_sbom, tool
+from smith.rules import (
+    binary,
+    command,
+    image,
+    layer,
+    minimize,
+    packages,
+    packages_lock,
+    packages_outdated,
+    packages_sbom,
+    publish,
+    remote_image,
+    run,
+    smith_yaml,
+    smoke_test,
+    tool,
+    toolbox,
+)
 from smith.rules.tree import SmithRootFieldSet
-from smith import registry_targets
-from smith.rules import publish, remote_image
-from smith import minimize_targets
-from smith.rules import minimize, smith_yaml
-from smith import test_targets
-from smith.rules import run, smoke_test
-from smith import toolbox_targets
-from smith.rules import toolbox
 
 
 def target_types():
