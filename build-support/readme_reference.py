@@ -37,7 +37,8 @@ def render(help_all: dict) -> str:
     for name in sorted(g for g, info in goals.items() if info.get("provider") == "smith"):
         out += [f"- `./pants {name}`: {_one_line(goals[name]['description'])}"]
     scopes = help_all["scope_to_help_info"]
-    for scope in sorted(s for s, info in scopes.items() if info.get("provider") == "smith"):
+    # Only smith's own scopes: help-all credits the global scope to the last backend loaded.
+    for scope in sorted(s for s, info in scopes.items() if s.startswith("smith") and info.get("provider") == "smith"):
         # [smith-tool]'s advanced options are Pants' generic Python-tool ones: left to `./pants help`.
         advanced = [] if scope == "smith-tool" else scopes[scope].get("advanced", [])
         options = scopes[scope].get("basic", []) + advanced
