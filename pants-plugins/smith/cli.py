@@ -14,6 +14,7 @@ COMMANDS = {
     "image": ("smith.oci.image_cli", "assemble layers + config into an OCI image layout"),
     "unpack": ("smith.oci.unpack_cli", "safely unpack an OCI layout / docker archive into a tree"),
     "merge": ("smith.oci.merge_cli", "merge tree tars into one deterministic tree tar"),
+    "merge-packages": ("smith.packages.merge_cli", "merge package trees, naming packages that conflict"),
     "minimize": ("smith.oci.minimize_cli", "cut an existing image down to one program"),
     "launch": ("smith.launch.cli", "run, test or prune images in containers (layer store, user ns)"),
     "closure": ("smith.elf.cli", "print the ELF closure of a program inside a root"),

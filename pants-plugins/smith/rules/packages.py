@@ -270,27 +270,11 @@ async def fetch_and_extract(pin: Pin) -> PackageTree:
     return PackageTree(pin.name, result.output_digest, "tree.tar")
 
 
-# The core has `smith.oci.merge_cli` but no `merge` command in cli.py yet: run the same code
-# through the core PEX's interpreter, after the package-aware overlap check.
-_MERGE = """
-import sys
-from smith.errors import SmithError
-from smith.oci.merge_cli import merge_tree_tars
-from smith.packages.tree import check_overlaps
-out, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-try:
-    check_overlaps(dict(pairs))
-    merge_tree_tars([p for _, p in pairs], out)
-except SmithError as e:
-    sys.exit("smith merge: error: %s" % e)
-"""
-
-
 async def merge(field_set: SmithPackagesFieldSet, trees: Tuple[PackageTree, ...]) -> SmithTree:
     if len(trees) == 1:
         return SmithTree(trees[0].digest, trees[0].path)
     placed = await MultiGet(Get(Digest, AddPrefix(t.digest, f"in/{t.name}")) for t in trees)
-    argv = ["-c", _MERGE, "tree.tar", *(f"{t.name}=in/{t.name}/{t.path}" for t in trees)]
+    argv = ["merge-packages", "--output", "tree.tar", *(f"{t.name}=in/{t.name}/{t.path}" for t in trees)]
     result = await Get(
         ProcessResult,
         SmithProcess,
@@ -299,7 +283,6 @@ async def merge(field_set: SmithPackagesFieldSet, trees: Tuple[PackageTree, ...]
             description=f"Merging {len(trees)} package trees of {field_set.address}",
             input_digest=await Get(Digest, MergeDigests(placed)),
             output_files=["tree.tar"],
-            env={"PEX_INTERPRETER": "1"},
         ),
     )
     return SmithTree(result.output_digest, "tree.tar")
