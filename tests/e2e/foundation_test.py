@@ -8,7 +8,6 @@ import os
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,9 +20,10 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from e2e.repo import copy_repo
+from e2e.repo import copy_repo, stop_pantsd
+from e2e.repo import pants as repo_pants
 from smith.packages import fixture_repos
-from smith.testutil.debian import PATH, require_tools, tool_env
+from smith.testutil.debian import require_tools, tool_env
 
 # ----------------------------------------------------------------------------------------------
 # runc helpers
@@ -113,25 +113,8 @@ def wait_until(check, what: str, log: Path, timeout: float = 30):
 
 
 def pants(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`./pants --pantsd ARGS`: one pantsd serves this module's runs (a cold start is most of a
-    run on a loaded machine); stdout+stderr captured together."""
-    proc = subprocess.run(
-        ["./pants", "--pantsd", *args], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={"PATH": PATH, "HOME": os.path.expanduser("~"), "LC_ALL": "C.UTF-8", "TZ": "UTC"},
-        text=True, timeout=900,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, proc.stdout[-6000:]))
-    return proc
-
-
-def stop_pantsd(copy: Path) -> None:
-    """End the pantsd of our copy (by its pid file), and only that one."""
-    for pid_file in copy.glob(".pids/**/pantsd/pid"):
-        try:
-            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError):
-            pass
+    """One pantsd serves this module's runs."""
+    return repo_pants(repo, *args, check=check, pantsd=True, timeout=900)
 
 
 @pytest.fixture(scope="module")

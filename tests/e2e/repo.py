@@ -2,6 +2,7 @@
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -35,19 +36,33 @@ def copy_repo(dest: Path) -> Path:
 
 
 def pants(repo: Path, *args: str, env: Optional[Dict[str, str]] = None, umask: Optional[int] = None,
-          check: bool = True, merge_stderr: bool = True) -> subprocess.CompletedProcess:
-    """Run `./pants --no-pantsd ARGS` in `repo`; stdout+stderr are captured together unless asked."""
+          check: bool = True, merge_stderr: bool = True, pantsd: bool = False,
+          timeout: Optional[float] = None) -> subprocess.CompletedProcess:
+    """Run `./pants --no-pantsd ARGS` in `repo`; stdout+stderr are captured together unless asked.
+
+    pantsd=True: one pantsd serves a test module's runs (a cold start is most of a run on a loaded
+    machine); the module stops it with stop_pantsd()."""
     run_env = {"PATH": PATH, "HOME": os.path.expanduser("~"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
     run_env.update(env or {})
     preexec = (lambda: os.umask(umask)) if umask is not None else None
     proc = subprocess.run(
-        ["./pants", "--no-pantsd", *args], cwd=repo, env=run_env, preexec_fn=preexec,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True,
+        ["./pants", "--pantsd" if pantsd else "--no-pantsd", *args], cwd=repo, env=run_env,
+        preexec_fn=preexec, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE, text=True, timeout=timeout,
     )
     if check and proc.returncode != 0:
         output = proc.stdout if merge_stderr else proc.stderr
         raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, output[-6000:]))
     return proc
+
+
+def stop_pantsd(copy: Path) -> None:
+    """End the pantsd of our copy (by its pid file), and only that one."""
+    for pid_file in copy.glob(".pids/**/pantsd/pid"):
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        except (ValueError, ProcessLookupError):
+            pass
 
 
 def started_processes(log: str) -> List[str]:

@@ -6,17 +6,14 @@ The copy gets a second example beside examples/hello: a static busybox image who
 """
 import os
 import re
-import signal
 import shutil
 import stat
-import subprocess
 import tempfile
-from pathlib import Path
 
 import pytest
 
-from e2e.repo import copy_repo
-from smith.testutil.debian import PATH, require_tools
+from e2e.repo import copy_repo, pants, stop_pantsd
+from smith.testutil.debian import require_tools
 
 GREETING = "Hello from a smith microcontainer!"
 
@@ -79,15 +76,6 @@ def store():
         shutil.rmtree(d, ignore_errors=True)
 
 
-def stop_pantsd(copy: Path) -> None:
-    """End the pantsd of our copy (by its pid file), and only that one."""
-    for pid_file in copy.glob(".pids/**/pantsd/pid"):
-        try:
-            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-        except (ValueError, ProcessLookupError):
-            pass
-
-
 @pytest.fixture(scope="module")
 def repo(scratch, store):
     require_tools("busybox")
@@ -111,16 +99,9 @@ def prepared(repo):
 
 
 def smith_pants(repo, *args, check=True):
-    """`./pants ARGS` with one pantsd for this module's five runs (repo.pants() has none):
-    startup is most of a run's 15-60 s, a warm pantsd answers in a few seconds."""
-    proc = subprocess.run(
-        ["./pants", "--pantsd", *args], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={"PATH": PATH, "HOME": os.path.expanduser("~"), "LC_ALL": "C.UTF-8", "TZ": "UTC"},
-        text=True, timeout=900,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError("./pants %s failed (%d):\n%s" % (" ".join(args), proc.returncode, proc.stdout[-6000:]))
-    return proc
+    """`./pants ARGS` with one pantsd for this module's five runs: startup is most of a run's
+    15-60 s, a warm pantsd answers in a few seconds."""
+    return pants(repo, *args, check=check, pantsd=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
