@@ -206,14 +206,21 @@ def _setup(ctx: dict, chan) -> None:
 
 
 def _loopback_up() -> None:
-    """Set IFF_UP on `lo` (SIOCGIFFLAGS / SIOCSIFFLAGS), so 127.0.0.1 works in the container."""
+    """Set IFF_UP on `lo` (SIOCGIFFLAGS / SIOCSIFFLAGS), so 127.0.0.1 works in the container.
+
+    Through the C modules: `import socket` pulls in enum, selectors and collections, which
+    cost ~6 ms on every container start (measured: python3 -I -S -c 'import socket, struct'
+    13.1 ms against 6.4 ms for `pass`), more than the rest of the setup together."""
+    import _socket
+    import _struct
     import fcntl
-    import socket
-    import struct
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, request)[:18])[1]
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 0x1))
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = _struct.pack("16sH", b"lo", 0)
+        flags = _struct.unpack("16sH", fcntl.ioctl(s.fileno(), 0x8913, request)[:18])[1]
+        fcntl.ioctl(s.fileno(), 0x8914, _struct.pack("16sH", b"lo", flags | 0x1))
+    finally:
+        s.close()
 
 
 def _is_bind(m: dict) -> bool:
