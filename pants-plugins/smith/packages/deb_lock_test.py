@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.request
 
 import pytest
 
@@ -56,17 +55,22 @@ def test_lock_extract_and_run(tmp_path, repo):
     assert pkgs["hello"]["depends"] == ["greeting-en", "hello-data", "libgreet1"]
     assert data["request"] == {"packages": ["hello"], "exclude": []}
     assert data["repository"]["url"] == url
-    # Extract every locked package exactly as a build would: download, check, extract.
+    # Extract every locked package exactly as a build does: download, check, extract (one step).
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
+    downloads = tmp_path / "downloads"
     for p in data["packages"]:
-        blob = urllib.request.urlopen(p["url"]).read()
-        assert hashlib.sha256(blob).hexdigest() == p["sha256"] and len(blob) == p["size"]
-        deb = tmp_path / (p["name"] + ".deb")
-        deb.write_bytes(blob)
         tree = tmp_path / (p["name"] + ".tar")
         assert extract_cli.main(["--output", str(tree), "--sha256", p["sha256"], "--size",
-                                 str(p["size"]), "--name", p["name"], str(deb)]) == 0
+                                 str(p["size"]), "--name", p["name"], "--url", p["url"],
+                                 "--cache-dir", str(downloads)]) == 0
+        # The download is kept under its sha256 and gives the same tree as the file itself.
+        cached = downloads / p["sha256"]
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == p["sha256"]
+        from_file = tmp_path / (p["name"] + ".from-file.tar")
+        assert extract_cli.main(["--output", str(from_file), "--sha256", p["sha256"], "--name",
+                                 p["name"], str(cached)]) == 0
+        assert from_file.read_bytes() == tree.read_bytes()
         with tarfile.open(tree) as t:
             members = t.getmembers()
             assert [m.name for m in members] == sorted(m.name for m in members)
@@ -200,3 +204,13 @@ def test_extract_rejects_bad_files(tmp_path, repo):
         extract_cli.main(["--output", str(out), "--sha256",
                           hashlib.sha256(truncated.read_bytes()).hexdigest(), str(truncated)])
     assert sorted(os.listdir(tmp_path)) == ["truncated.deb"]   # nothing half-written
+    # Downloading: a wrong pin names the URL, and nothing is cached or written.
+    url = repo[1] + "/pool/main/hello_2.0-1_amd64.deb"
+    cache = tmp_path / "downloads"
+    with pytest.raises(SmithError, match="hello_2.0-1_amd64.deb has sha256 .* but 0{64} was expected"):
+        extract_cli.main(["--output", str(out), "--sha256", "0" * 64, "--url", url, "--cache-dir", str(cache)])
+    with pytest.raises(SmithError, match="fetching .*/gone.deb failed: HTTP 404"):
+        extract_cli.main(["--output", str(out), "--sha256", good, "--url", repo[1] + "/gone.deb"])
+    assert sorted(os.listdir(tmp_path)) == ["truncated.deb"]
+    with pytest.raises(SystemExit):  # a file and --url at once is a usage error
+        extract_cli.main(["--output", str(out), "--sha256", good, "--url", url, deb])

@@ -1,6 +1,11 @@
 """`smith extract`: check a .deb/.rpm against its sha256 and write its files as a tree tar.
 
 usage: smith extract --output TREE.tar --sha256 HEX [--size N] [--name NAME] PACKAGE_FILE
+       smith extract --output TREE.tar --sha256 HEX [--size N] [--name NAME] --url URL [--cache-dir DIR]
+
+With --url the package is downloaded here (through DIR, a directory of files named by their
+sha256, when given), so one cacheable step both fetches and extracts: a machine with a warm
+remote cache never downloads the package at all.
 
 The kind (deb or rpm) is read from the file's magic bytes. The sha256 (and size) are
 checked before anything is read from the package; --name, if given, must equal the
@@ -14,17 +19,24 @@ from typing import List
 
 from smith.errors import SmithError
 from smith.packages import ar, debfile, rpmfile, tree
-from smith.packages.fetch import check_digest
+from smith.packages.fetch import check_digest, fetch_verified
 
 
-def extract(package_file: str, sha256: str, size, name, output: str) -> int:
-    what = os.path.basename(package_file)
+def read_package(package_file: str, sha256: str, size) -> bytes:
     try:
         with open(package_file, "rb") as f:
             data = f.read()
     except OSError as e:
         raise SmithError("cannot read package file %s: %s" % (package_file, e.strerror))
     check_digest(data, "sha256", sha256, size, "package file %s" % package_file)
+    return data
+
+
+def extract(package_file: str, sha256: str, size, name, output: str, data: bytes = None) -> int:
+    """Write the tree of PACKAGE_FILE (or of DATA, already checked, named PACKAGE_FILE)."""
+    what = os.path.basename(package_file)
+    if data is None:
+        data = read_package(package_file, sha256, size)
     if data.startswith(ar.MAGIC):
         reader = debfile
     elif data.startswith(rpmfile.LEAD_MAGIC):
@@ -47,7 +59,15 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--sha256", required=True, help="expected sha256 of the package file")
     parser.add_argument("--size", type=int, help="expected size in bytes")
     parser.add_argument("--name", help="expected package name")
-    parser.add_argument("package", help="the .deb or .rpm file")
+    parser.add_argument("--url", help="download the package from URL instead of reading a file")
+    parser.add_argument("--cache-dir", help="with --url: files named by sha256 to reuse and fill")
+    parser.add_argument("package", nargs="?", help="the .deb or .rpm file")
     args = parser.parse_args(argv)
-    extract(args.package, args.sha256, args.size, args.name, args.output)
+    if (args.url is None) == (args.package is None):
+        parser.error("give either a PACKAGE_FILE or --url URL")
+    if args.url:
+        data = fetch_verified(args.url, args.sha256, args.size, args.cache_dir)
+        extract(args.url.rsplit("/", 1)[-1], args.sha256, args.size, args.name, args.output, data)
+    else:
+        extract(args.package, args.sha256, args.size, args.name, args.output)
     return 0

@@ -1,7 +1,10 @@
 """smith_packages -> one merged package tree, read ONLY from the lockfile.
 
-lockfile -> DownloadFile(url, sha256+size) per package -> `smith extract` (one cached Process
-per package) -> one merged tree tar (overlaps between packages are an error naming both).
+lockfile -> `smith extract --url` per package (one cached Process that downloads, checks the
+sha256 and size, and extracts; the download goes through the `smith_downloads` named cache) ->
+one merged tree tar (overlaps between packages are an error naming both). Downloading inside
+the Process, not with Pants' DownloadFile, means a machine with a warm remote cache fetches
+no package at all: the Process key is the pin itself.
 The repository itself is only read by `generate-lockfiles` (rules/packages_lock.py) and
 `smith-outdated` (rules/packages_outdated.py).
 """
@@ -18,14 +21,11 @@ from pants.engine.fs import (
     CreateDigest,
     Digest,
     DigestContents,
-    DownloadFile,
     FileContent,
-    FileDigest,
     MergeDigests,
     PathGlobs,
-    Snapshot,
 )
-from pants.engine.process import ProcessResult
+from pants.engine.process import ProcessExecutionFailure, ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Targets
 from pants.engine.unions import UnionRule
@@ -242,32 +242,44 @@ def pins_of(field_set: SmithPackagesFieldSet, lock: Dict[str, Any]) -> Tuple[Pin
         ) from None
 
 
+# Downloaded packages, named by sha256, shared by every extract on this machine (not part of keys).
+DOWNLOAD_CACHE = "smith_downloads"
+_DOWNLOAD_CACHE_DIR = ".cache/smith_downloads"
+
+
 @rule(desc="Fetching and extracting a locked package", level=LogLevel.DEBUG)
 async def fetch_and_extract(pin: Pin) -> PackageTree:
+    argv = ["extract", "--output", "tree.tar", "--sha256", pin.sha256, "--size", str(pin.size),
+            "--name", pin.name, "--url", pin.url, "--cache-dir", _DOWNLOAD_CACHE_DIR]
     try:
-        package_file = await Get(Digest, DownloadFile(pin.url, FileDigest(pin.sha256, pin.size)))
-    except EngineError as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        result = await Get(
+            ProcessResult,
+            SmithProcess,
+            SmithProcess.of(
+                argv,
+                description=f"Fetching and extracting {pin.name} {pin.version} ({pin.architecture})",
+                input_digest=EMPTY_DIGEST,
+                output_files=["tree.tar"],
+                append_only_caches={DOWNLOAD_CACHE: _DOWNLOAD_CACHE_DIR},
+            ),
+        )
+    except (EngineError, ProcessExecutionFailure) as e:
         raise SmithPackagesError(
             f"{pin.owner}: cannot fetch {pin.name} {pin.version} pinned in {pin.lockfile} from "
-            f"{pin.url} (sha256 {pin.sha256}, {pin.size} bytes): {reason}. The pinned file may be "
-            f"gone from the repository or changed: run `./pants smith-outdated {pin.owner}` to see "
-            f"what changed, then {regenerate_hint(pin.resolve)}."
+            f"{pin.url} (sha256 {pin.sha256}, {pin.size} bytes): {_smith_error(e)}. The pinned file "
+            f"may be gone from the repository or changed: run `./pants smith-outdated {pin.owner}` to "
+            f"see what changed, then {regenerate_hint(pin.resolve)}."
         ) from None
-    snapshot = await Get(Snapshot, Digest, await Get(Digest, AddPrefix(package_file, "pkg")))
-    argv = ["extract", "--output", "tree.tar", "--sha256", pin.sha256, "--size", str(pin.size),
-            "--name", pin.name, snapshot.files[0]]
-    result = await Get(
-        ProcessResult,
-        SmithProcess,
-        SmithProcess.of(
-            argv,
-            description=f"Extracting {pin.name} {pin.version} ({pin.architecture})",
-            input_digest=snapshot.digest,
-            output_files=["tree.tar"],
-        ),
-    )
     return PackageTree(pin.name, result.output_digest, "tree.tar")
+
+
+def _smith_error(e: Exception) -> str:
+    """The `smith extract: error: ...` line of a failed Process (else the last line)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("smith extract: error:"):
+            return line[len("smith extract: error:"):].strip()
+    return lines[-1] if lines else type(e).__name__
 
 
 async def merge(field_set: SmithPackagesFieldSet, trees: Tuple[PackageTree, ...]) -> SmithTree:

@@ -103,6 +103,7 @@ class SmithProcess:
     env: FrozenDict = FrozenDict()
     cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL
     timeout_seconds: Optional[int] = None
+    append_only_caches: FrozenDict = FrozenDict()  # named cache -> path in the sandbox
 
     @classmethod
     def of(
@@ -115,6 +116,7 @@ class SmithProcess:
         env: Optional[Mapping[str, str]] = None,
         cache_scope: ProcessCacheScope = ProcessCacheScope.SUCCESSFUL,
         timeout_seconds: Optional[int] = None,
+        append_only_caches: Optional[Mapping[str, str]] = None,
     ) -> "SmithProcess":
         return cls(
             tuple(argv),
@@ -125,6 +127,7 @@ class SmithProcess:
             FrozenDict(env or {}),
             cache_scope,
             timeout_seconds,
+            FrozenDict(append_only_caches or {}),
         )
 
 
@@ -148,6 +151,7 @@ async def run_smith(request: SmithProcess, core: SmithCore) -> ProcessResult:
                    "PEX_EXTRA_SYS_PATH": _SOURCES_DIR, **request.env},
         cache_scope=request.cache_scope,
         timeout_seconds=request.timeout_seconds,
+        append_only_caches=request.append_only_caches,
         level=LogLevel.INFO,
     )
     built = await Get(Process, VenvPexProcess, process)
