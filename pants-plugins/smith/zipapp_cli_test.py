@@ -5,6 +5,7 @@ import shutil
 import subprocess
 
 import smith
+from smith.runtime import ZIPAPP_ONLY
 from smith.zipapp_cli import write_zipapp
 
 SMITH = os.path.dirname(smith.__file__)
@@ -15,7 +16,7 @@ def _build(tmp_path, name):
     shutil.copytree(SMITH, src / "smith", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = str(tmp_path / name / "app")
     write_zipapp(str(src), "smith.runtime", out, "/usr/bin/python3",
-                 only=["smith/__init__.py", "smith/errors.py", "smith/runtime"],
+                 only=list(ZIPAPP_ONLY),
                  precompile="/usr/bin/python3")
     return out
 

@@ -11,6 +11,6 @@ Run time (`python3 -m smith.crashcart`, the dist/crashcart zipapp; stdlib + ctyp
                mount namespace; detach it again.
   enter.py     run the command in the target's namespaces and cgroups as its root, forward
                signals, return its exit status.
-  syscalls.py  the Linux calls Python 3.9's os module lacks.
+  syscalls.py  the Linux calls only crashcart needs; the shared ones are in smith/linux.py.
 Tests: testing.py (helpers), *_test.py.
 """

@@ -19,6 +19,7 @@ import os
 import traceback
 from typing import Callable, Tuple
 
+from smith import linux
 from smith.crashcart import shadow_dev, syscalls
 from smith.errors import SmithError
 
@@ -92,7 +93,7 @@ class MountNs:
 
     def enter(self) -> None:
         try:
-            syscalls.setns(self.ns, syscalls.CLONE_NEWNS)
+            linux.setns(self.ns, linux.CLONE_NEWNS)
         except OSError as e:
             raise SmithError("cannot enter the mount namespace of %s: %s"
                              % (self.what, e.strerror))
@@ -138,9 +139,9 @@ def _through_writable_clone(fn: Callable[[int], None]) -> None:
     """Run fn(dir_fd) on a private, writable copy of the /dev mount: a read-only bind of a
     tmpfs (e.g. runtime-spec readonlyPaths) still has a writable file system under it, and
     the copy changes none of the container's mounts. It is gone when its fd is closed."""
-    fd = syscalls.open_tree_clone("/dev", recursive=False)
+    fd = linux.open_tree_clone("/dev", recursive=False)
     try:
-        syscalls.set_mount_attrs(fd, 0, syscalls.MOUNT_ATTR_RDONLY)
+        linux.mount_setattr(fd, 0, linux.MOUNT_ATTR_RDONLY)
         fn(fd)
     finally:
         os.close(fd)
@@ -199,7 +200,7 @@ def _remove_mount_point(dev: shadow_dev.DevMount) -> None:
 
 def attach(pid: int, what: str, toolbox: str) -> None:
     try:
-        tree = syscalls.open_tree_clone(toolbox)
+        tree = linux.open_tree_clone(toolbox)
     except OSError as e:
         raise SmithError("cannot clone the toolbox mount %s: %s (needs Linux >= 5.2 and root)"
                          % (toolbox, e.strerror))
@@ -217,7 +218,7 @@ def attach(pid: int, what: str, toolbox: str) -> None:
             container.enter()
             _make_mount_point(what, dev, uid, gid, private_ns, container)
             try:
-                syscalls.move_mount(tree, MOUNT_POINT)
+                linux.move_mount(tree, MOUNT_POINT)
             except OSError as e:
                 raise SmithError("cannot mount the toolbox at %s in %s: %s"
                                  % (MOUNT_POINT, what, e))
@@ -241,7 +242,7 @@ def detach(pid: int, what: str) -> None:
         # Under our overlay, unmounting /dev itself takes the toolbox along.
         target = "/dev" if shadow_dev.is_shadowed(dev) else MOUNT_POINT
         try:
-            syscalls.umount_detach(target)
+            linux.umount(target, detach=True)
         except OSError as e:
             raise SmithError("cannot unmount %s in %s: %s" % (target, what, e.strerror))
         if target == MOUNT_POINT:

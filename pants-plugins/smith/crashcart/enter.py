@@ -12,14 +12,14 @@ import sys
 import traceback
 from typing import Dict, List, Optional, Tuple
 
-from smith.crashcart import syscalls
+from smith import linux
 from smith.errors import SmithError
 
 # The user namespace first: once in it we hold the capabilities the others' owners require.
-NAMESPACES = (("user", syscalls.CLONE_NEWUSER), ("mnt", syscalls.CLONE_NEWNS),
-              ("pid", syscalls.CLONE_NEWPID), ("net", syscalls.CLONE_NEWNET),
-              ("ipc", syscalls.CLONE_NEWIPC), ("uts", syscalls.CLONE_NEWUTS),
-              ("cgroup", syscalls.CLONE_NEWCGROUP))
+NAMESPACES = (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS),
+              ("pid", linux.CLONE_NEWPID), ("net", linux.CLONE_NEWNET),
+              ("ipc", linux.CLONE_NEWIPC), ("uts", linux.CLONE_NEWUTS),
+              ("cgroup", linux.CLONE_NEWCGROUP))
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
              signal.SIGINT, signal.SIGQUIT)
 TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)  # a terminal sends these to the command itself
@@ -102,7 +102,7 @@ def _relay(cgroup_files, namespaces, root: int, argv: List[str], env: Dict[str, 
     _join_cgroups(cgroup_files)
     for name, fd, flag in namespaces:
         try:
-            syscalls.setns(fd, flag)
+            linux.setns(fd, flag)
         except OSError as e:
             raise SmithError("cannot join the %s namespace: %s" % (name, e.strerror))
         os.close(fd)

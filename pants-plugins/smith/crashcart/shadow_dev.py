@@ -11,11 +11,11 @@ their original mount ids: its mountinfo is exactly as before.
 import os
 from typing import Callable, List, NamedTuple
 
-from smith.crashcart import syscalls
+from smith import linux
 
 SOURCE = "crashcart-dev"  # the overlay's source name: how detach recognises it
-FLAGS = {"ro": syscalls.MOUNT_ATTR_RDONLY, "nosuid": syscalls.MOUNT_ATTR_NOSUID,
-         "nodev": syscalls.MOUNT_ATTR_NODEV, "noexec": syscalls.MOUNT_ATTR_NOEXEC}
+FLAGS = {"ro": linux.MOUNT_ATTR_RDONLY, "nosuid": linux.MOUNT_ATTR_NOSUID,
+         "nodev": linux.MOUNT_ATTR_NODEV, "noexec": linux.MOUNT_ATTR_NOEXEC}
 
 
 class DevMount(NamedTuple):
@@ -50,35 +50,35 @@ def is_shadowed(dev: DevMount) -> bool:
 def shadow(dev: DevMount, private_ns: int, enter_container: Callable[[], None]) -> None:
     """Called in the container's mount namespace (entered with enter_container()); returns
     there with /dev/crashcart made."""
-    lower = syscalls.open_tree_clone("/dev", recursive=False)
-    kids = [(mp, syscalls.open_tree_clone(mp, recursive=True)) for mp in dev.children]
+    lower = linux.open_tree_clone("/dev", recursive=False)
+    kids = [(mp, linux.open_tree_clone(mp, recursive=True)) for mp in dev.children]
     try:
-        syscalls.setns(private_ns, syscalls.CLONE_NEWNS)
+        linux.setns(private_ns, linux.CLONE_NEWNS)
         os.chdir("/")
         # Any directory will do as a base here: this namespace is ours alone.
-        syscalls.mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m,mode=700")
+        linux.mount("tmpfs", "/tmp", "tmpfs", 0, "size=1m,mode=700")
         for d in ("lower", "upper", "work", "merged"):
             os.mkdir("/tmp/" + d, 0o700)
-        syscalls.move_mount(lower, "/tmp/lower")
+        linux.move_mount(lower, "/tmp/lower")
         st = os.stat("/tmp/lower")  # the overlay's root looks like its upper dir: copy /dev's
         os.chown("/tmp/upper", st.st_uid, st.st_gid)
         os.chmod("/tmp/upper", st.st_mode & 0o7777)
-        syscalls.mount(SOURCE, "/tmp/merged", "overlay", 0,
+        linux.mount(SOURCE, "/tmp/merged", "overlay", 0,
                        "lowerdir=/tmp/lower,upperdir=/tmp/upper,workdir=/tmp/work")
         os.mkdir("/tmp/merged/crashcart", 0o755)
         os.chown("/tmp/merged/crashcart", st.st_uid, st.st_gid)
-        overlay = syscalls.open_tree_clone("/tmp/merged", recursive=False)
+        overlay = linux.open_tree_clone("/tmp/merged", recursive=False)
         try:
             flags = 0
             for opt in dev.options:
                 flags |= FLAGS.get(opt, 0)
-            syscalls.set_mount_attrs(overlay, flags)
+            linux.mount_setattr(overlay, flags)
             enter_container()
-            syscalls.move_mount(overlay, "/dev")
+            linux.move_mount(overlay, "/dev")
         finally:
             os.close(overlay)
         for mp, fd in kids:
-            syscalls.move_mount(fd, mp)
+            linux.move_mount(fd, mp)
     finally:
         os.close(lower)
         for _, fd in kids:

@@ -9,6 +9,7 @@ import os
 from typing import NamedTuple, Optional
 
 from smith.errors import SmithError
+from smith.linux import start_time
 
 SMITH_ROOT = "/run/smith-runtime"
 RUNC_ROOT = "/run/runc"
@@ -17,19 +18,6 @@ RUNC_ROOT = "/run/runc"
 class Target(NamedTuple):
     pid: int
     what: str  # for messages: 'container "web" (runc)' or 'process 123'
-
-
-def start_time(pid: int) -> Optional[str]:
-    """Start time of a live, non-zombie process; None when it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return fields[19].decode()
 
 
 def _read_state(root: str, cid: str) -> Optional[dict]:

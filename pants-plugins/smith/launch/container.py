@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Dict, List, NamedTuple, Optional
 
+from smith import linux
 from smith.errors import SmithError
 from smith.launch import bundle, kernel, rootfs
 from smith.launch.id_pool import IdPool, IdRange
@@ -132,7 +133,7 @@ def runtime_id(store: str, container: str) -> str:
 def remove_container_dir(cdir: str) -> None:
     """Unmount whatever is under `cdir`, then delete it (never through a mount)."""
     for point in kernel.mounts_under(cdir):
-        kernel.umount(point, detach=True)
+        linux.umount(point, detach=True)
     if kernel.mounts_under(cdir):
         raise SmithError("%s still has mounts after unmounting; not removing it" % cdir)
     shutil.rmtree(cdir, ignore_errors=True)

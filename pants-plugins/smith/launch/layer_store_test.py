@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
+from smith import linux
 from smith.errors import SmithError
-from smith.launch import kernel
 from smith.oci.image_source import open_image
 from smith.launch.layer_store import LayerStore
 from smith.launch.testing import busybox_image, new_store, remove_store
@@ -67,14 +67,14 @@ def test_whiteouts_become_overlay_whiteouts(store, tmp_path):
     # And a real overlay of the stored layers shows the image as the spec defines it.
     merged = tmp_path / "merged"
     merged.mkdir()
-    kernel.mount("overlay", str(merged), "overlay", kernel.MS_RDONLY,
+    linux.mount("overlay", str(merged), "overlay", linux.MS_RDONLY,
                  "lowerdir=" + ":".join(reversed(dirs)))
     try:
         assert sorted(os.listdir(merged / "etc")) == ["keep", "new"]
         assert sorted(os.listdir(merged / "opq")) == ["b"]
         assert (merged / "bin" / "busybox").is_file()
     finally:
-        kernel.umount(str(merged))
+        linux.umount(str(merged))
 
 
 def test_corrupt_blob_is_refused_and_leaves_nothing(store, tmp_path):

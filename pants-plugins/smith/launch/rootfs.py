@@ -17,6 +17,7 @@ import os
 import stat
 from typing import List
 
+from smith import linux
 from smith.launch import kernel
 
 # Directories a microcontainer needs as mount points (runc cannot create them on a read-only root).
@@ -69,12 +70,12 @@ def mount_root(container_dir: str, layer_dirs: List[str], userns_fd: int,
         old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.chdir(container_dir)
-            kernel.mount("overlay", "root", "overlay", 0 if writable else kernel.MS_RDONLY, options)
+            linux.mount("overlay", "root", "overlay", 0 if writable else linux.MS_RDONLY, options)
         finally:
             os.fchdir(old)
             os.close(old)
     finally:
         for v in views:
-            kernel.umount(v, detach=True)
+            linux.umount(v, detach=True)
             os.rmdir(v)
     return root

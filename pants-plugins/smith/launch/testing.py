@@ -11,6 +11,7 @@ import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import smith
+from smith import linux
 from smith.launch import kernel
 from smith.testutil.debian import require_tools, tool_env
 
@@ -119,5 +120,5 @@ def leftovers(store: str) -> List[str]:
 
 def remove_store(store: str) -> None:
     for m in kernel.mounts_under(store):
-        kernel.umount(m, detach=True)
+        linux.umount(m, detach=True)
     shutil.rmtree(store, ignore_errors=True)

@@ -37,6 +37,7 @@ from pants.util.strutil import help_text
 
 from smith.rules.command import SmithCommandFieldSet
 from smith.rules.tool import _PATH, _SOURCES_DIR, SmithCore
+from smith.runtime import ZIPAPP_ONLY
 from smith.target_types import SmithCommandTarget
 from smith.test_targets import (
     SmithTestArgsField,
@@ -101,7 +102,7 @@ class SmithTestSubsystem(Subsystem):
 
 RUNTIME_INPUT = "__smith_runtime/smith-runtime"
 # What //:smith-runtime packs (root BUILD file); the same list gives the same cached Process.
-RUNTIME_ONLY = ["smith/__init__.py", "smith/errors.py", "smith/runtime"]
+RUNTIME_ONLY = list(ZIPAPP_ONLY)
 
 # Runs as the Process itself, then execs the launcher. smith-runtime re-runs itself as the
 # container's init under a mapped uid, which cannot reach the (0700) sandbox: so the zipapp is

@@ -2,8 +2,8 @@
 
 `python3 -I -S -m smith.runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...`
 with runc's commands: create, start, run, state, kill, delete, exec, list, ps, features.
-Nothing here imports third-party code or other smith subpackages (only smith.errors), so the
-package runs as a zipapp on the machine's /usr/bin/python3. Everything on the start path is
+Nothing here imports third-party code or other smith subpackages (only smith.errors and
+smith.linux's start_time), so the package runs as a zipapp on the machine's /usr/bin/python3. Everything on the start path is
 imported lazily and kept lean (no argparse, json, ctypes, signal, subprocess, typing).
 
 Layout: main.py (global options, dispatch) -> commands/<name>.py (one per command) ->
@@ -12,3 +12,7 @@ namespaces, rootfs.py, identity.py, console.py, seccomp.py) with cgroups.py, hoo
 spec.py (config.json checks), state.py (state dir + flock), libc.py (syscalls).
 testbundle.py holds the test/bench helpers (zipapp build, busybox bundle).
 """
+
+# What the runtime's zipapp holds, as `only` paths of the smith package: the root BUILD file's
+# //:smith-runtime says the same (BUILD files cannot import it); tests and rules use this one.
+ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/runtime")

@@ -10,6 +10,7 @@ import os
 import time
 
 from smith.errors import SmithError
+from smith.linux import start_time
 from smith.runtime import cgroups, fastjson, spec, state
 from smith.runtime.channel import Channel
 from smith.runtime.state import FIFO, STATE
@@ -103,7 +104,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 pids.append(init_pid)
                 os.waitpid(pid1, 0)
                 pids.remove(pid1)
-        pid_start = state.start_time(init_pid)  # init waits for "S": it cannot have exited
+        pid_start = start_time(init_pid)  # init waits for "S": it cannot have exited
         if "oomScoreAdj" in process:
             _oom_score_adj(init_pid, process["oomScoreAdj"])
         _send(chan, "S %d" % init_pid)
@@ -222,7 +223,7 @@ def _kill_wait(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:  # not our child (init after stage1 exited): poll until it is gone
         for _ in range(2000):
-            if state.start_time(pid) is None:
+            if start_time(pid) is None:
                 return
             time.sleep(0.001)
 

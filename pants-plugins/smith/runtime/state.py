@@ -9,6 +9,7 @@ import os
 import time
 
 from smith.errors import SmithError
+from smith.linux import start_time
 from smith.runtime import fastjson
 
 DEFAULT_ROOT = "/run/smith-runtime"
@@ -25,19 +26,6 @@ def check_id(cid: str) -> None:
 def container_dir(root: str, cid: str) -> str:
     check_id(cid)
     return os.path.join(root, cid)
-
-
-def start_time(pid: int) -> str:
-    """Start time of a live (non-zombie) process, None if it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return fields[19].decode()
 
 
 class Container:

@@ -22,15 +22,18 @@ MAIN = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.p
 
 
 def _runtime_files():
-    yield "smith/__init__.py", os.path.join(SMITH_DIR, "__init__.py")
-    yield "smith/errors.py", os.path.join(SMITH_DIR, "errors.py")
-    rt = os.path.join(SMITH_DIR, "runtime")
-    for dirpath, dirnames, filenames in os.walk(rt):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for f in sorted(filenames):
-            if f.endswith(".py") and not f.endswith("_test.py") and f != "testbundle.py":
-                full = os.path.join(dirpath, f)
-                yield "smith/" + os.path.relpath(full, SMITH_DIR), full
+    from smith.runtime import ZIPAPP_ONLY
+    for only in ZIPAPP_ONLY:
+        full = os.path.join(os.path.dirname(SMITH_DIR), only)
+        if only.endswith(".py"):
+            yield only, full
+            continue
+        for dirpath, dirnames, filenames in os.walk(full):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for f in sorted(filenames):
+                if f.endswith(".py") and not f.endswith("_test.py") and f != "testbundle.py":
+                    path = os.path.join(dirpath, f)
+                    yield "smith/" + os.path.relpath(path, SMITH_DIR), path
 
 
 # `python3 -IS app.zip` runs __main__.py through runpy, which imports importlib.util,
