@@ -1,10 +1,10 @@
 """`smith sbom`: write an SPDX 2.3 JSON SBOM for an image built from locked packages.
 
-usage: smith sbom --output SBOM.json --lock LOCK.json --image-tree TREE.tar
+usage: smith sbom --output SBOM.json --lock LOCK.json --layer LAYER.tar[.gz]...
                   [--package NAME=PKG_TREE.tar]... [--name IMAGE_NAME]
 
---image-tree is the image's file tree (a tar; its regular files are listed with SHA1 and
-SHA256). Each --package gives the tree tar `smith extract` wrote for a locked package; a file
+The --layer tars (bottom first) are stacked as a runtime would, whiteouts included; the
+regular files of the result are listed with SHA1 and SHA256. Each --package gives the tree tar `smith extract` wrote for a locked package; a file
 of the image with the same path and content is attributed to that package. Every locked
 package is listed (name, version, architecture, sha256, URL, purl). `created` comes from
 SOURCE_DATE_EPOCH (default 0), so the output is reproducible. Written atomically.
@@ -23,7 +23,8 @@ def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="smith sbom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True)
     parser.add_argument("--lock", required=True)
-    parser.add_argument("--image-tree", required=True)
+    parser.add_argument("--layer", action="append", required=True, metavar="LAYER.tar",
+                        help="a layer of the image, bottom first (repeat)")
     parser.add_argument("--package", action="append", default=[], metavar="NAME=TREE.tar")
     parser.add_argument("--name", default="image")
     args = parser.parse_args(argv)
@@ -36,6 +37,6 @@ def main(argv: List[str]) -> int:
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "0")
     if not epoch_text.isdigit():
         raise SmithError("SOURCE_DATE_EPOCH must be a number of seconds, not %r" % epoch_text)
-    doc = build(args.name, lockfile.read(args.lock), trees, args.image_tree, int(epoch_text))
+    doc = build(args.name, lockfile.read(args.lock), trees, args.layer, int(epoch_text))
     lockfile.write_text(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n")
     return 0

@@ -11,7 +11,8 @@ import urllib.request
 
 import pytest
 
-from smith.packages import extract_cli, fixture_repos, lock_cli, sbom_cli
+from smith.errors import SmithError
+from smith.packages import extract_cli, fixture_repos, lock_cli, sbom, sbom_cli
 
 SPDX_ID = re.compile(r"^SPDXRef-[A-Za-z0-9.-]+$")
 CHECKSUM_ALGORITHMS = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-384",
@@ -85,7 +86,7 @@ def built(tmp_path_factory):
 def test_sbom(built, monkeypatch):
     tmp, lock, trees, contents = built
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    args = ["--output", str(tmp / "sbom.json"), "--lock", str(tmp / "lock.json"), "--image-tree",
+    args = ["--output", str(tmp / "sbom.json"), "--lock", str(tmp / "lock.json"), "--layer",
             str(tmp / "image.tar"), "--name", "hello-image"]
     args += ["--package=%s=%s" % kv for kv in sorted(trees.items())]
     assert sbom_cli.main(args) == 0
@@ -123,3 +124,37 @@ def test_sbom(built, monkeypatch):
     contains = {r["spdxElementId"] for r in doc["relationships"] if r["relationshipType"] == "CONTAINS"
                 and r["relatedSpdxElement"].startswith("SPDXRef-File-")}
     assert all(p["filesAnalyzed"] == (p["SPDXID"] in contains) for p in doc["packages"])
+
+
+def _layer(path, entries):
+    """A gzip layer: (name, bytes) files, (name, None) directories, (name, "->target") hard links."""
+    with tarfile.open(path, "w:gz") as t:
+        for name, data in entries:
+            m = tarfile.TarInfo(name)
+            if data is None:
+                m.type = tarfile.DIRTYPE
+                t.addfile(m)
+            elif isinstance(data, str):
+                m.type, m.linkname = tarfile.LNKTYPE, data[2:]
+                t.addfile(m)
+            else:
+                m.size = len(data)
+                t.addfile(m, io.BytesIO(data))
+    return str(path)
+
+
+def test_layers_stack_with_whiteouts(tmp_path):
+    low = _layer(tmp_path / "0.tar.gz", [
+        ("./etc", None), ("./etc/gone", b"a"), ("./etc/kept", b"b"), ("./opaque", None),
+        ("./opaque/old", b"c"), ("./dir", None), ("./dir/x", b"d"), ("./over", b"e")])
+    high = _layer(tmp_path / "1.tar.gz", [
+        # the opaque marker after a new entry of the same directory: it still hides only lower files
+        ("./opaque/new", b"f"), ("./opaque/.wh..wh..opq", b""), ("./etc/.wh.gone", b""),
+        ("./dir", b"now a file"), ("./over", b"E"), ("./link", "->over")])
+    files = sbom.read_layers([low, high])
+    digest = lambda data: sbom._digests(data)["sha256"]  # noqa: E731
+    assert {k: v["sha256"] for k, v in files.items()} == {
+        "etc/kept": digest(b"b"), "opaque/new": digest(b"f"), "dir": digest(b"now a file"),
+        "over": digest(b"E"), "link": digest(b"E")}
+    with pytest.raises(SmithError, match="cannot read layer .*missing"):
+        sbom.read_layers([str(tmp_path / "missing.tar.gz")])

@@ -40,23 +40,6 @@ class ImageSboms:
         return tuple(a for f in self.files for a in ("--attach", f"{SPDX_MEDIA_TYPE}={f}"))
 
 
-# The image's file tree for `smith sbom`: its layers stacked (a later layer's entry wins), as
-# one uncompressed tar. Run through the core PEX's interpreter: no smith command does this.
-_STACK = """
-import sys, tarfile
-out, layers = sys.argv[1], sys.argv[2:]
-opened = [tarfile.open(p) for p in layers]
-top = {}
-for t in opened:
-    for m in t.getmembers():
-        top[m.name[2:] if m.name.startswith("./") else m.name] = (t, m)
-with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as o:
-    for name in sorted(top):
-        t, m = top[name]
-        o.addfile(m, t.extractfile(m) if m.isfile() else None)
-"""
-
-
 async def packages_of_layer(layer: Target) -> Tuple[Target, ...]:
     deps = await Get(Targets, DependenciesRequest(layer[SmithLayerDependenciesField]))
     found = [t for t in deps if isinstance(t, SmithPackagesTarget)]
@@ -82,23 +65,13 @@ async def image_sboms(request: ImageSbomRequest) -> ImageSboms:
     placed = await MultiGet(
         Get(Digest, AddPrefix(d, f"layers/{i}")) for i, d in enumerate(request.layer_digests)
     )
-    stacked = await Get(
-        ProcessResult,
-        SmithProcess,
-        SmithProcess.of(
-            ["-c", _STACK, "image-tree.tar",
-             *(f"layers/{i}/layer.tar.gz" for i in range(len(request.layer_digests)))],
-            description=f"Stacking the layers of {request.image} for its SBOM",
-            input_digest=await Get(Digest, MergeDigests(placed)),
-            output_files=["image-tree.tar"],
-            env={"PEX_INTERPRETER": "1"},
-        ),
-    )
+    layers = await Get(Digest, MergeDigests(placed))
+    layer_args = [f"--layer=layers/{i}/layer.tar.gz" for i in range(len(request.layer_digests))]
     outputs, files = [], []
     for fs, b in zip(field_sets, built):
-        inputs = [stacked.output_digest, await Get(Digest, AddPrefix(b.lock_digest, "lock"))]
+        inputs = [layers, await Get(Digest, AddPrefix(b.lock_digest, "lock"))]
         argv = ["sbom", "--output", f"sbom-{fs.resolve_name}.spdx.json", "--lock", f"lock/{b.lock_path}",
-                "--image-tree", "image-tree.tar", "--name", str(request.image)]
+                *layer_args, "--name", str(request.image)]
         for p in b.packages:
             inputs.append(await Get(Digest, AddPrefix(p.digest, f"pkg/{p.name}")))
             argv += ["--package", f"{p.name}=pkg/{p.name}/{p.path}"]
