@@ -24,8 +24,8 @@ import posixpath
 import shutil
 import stat
 import subprocess
-import tarfile
 import sys
+import tarfile
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
@@ -433,7 +433,6 @@ def main(argv: List[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
     try:
         sys.exit(main(sys.argv[1:]))
     except SmithError as e:
