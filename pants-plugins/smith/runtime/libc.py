@@ -8,6 +8,10 @@ import os
 
 import _ctypes
 
+from smith.linux import (  # noqa: F401 (the namespace flags, used as libc.CLONE_* by the runtime)
+    CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER,
+    CLONE_NEWUTS)
+
 
 class c_int(_ctypes._SimpleCData):
     _type_ = "i"
@@ -70,14 +74,6 @@ def _checked(fn, what):
     return call
 
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWTIME = 0x00000080
 
 MS_RDONLY = 1
 MS_NOSUID = 2
