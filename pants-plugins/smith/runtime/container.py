@@ -43,7 +43,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
     lock_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     pids = []  # processes to kill if anything fails
-    made = []  # cgroup directories to remove if anything fails
+    made = []  # cgroup directories to remove if anything fails (cgroups.create appends)
     opened = []
     try:
         state_fd = -1
@@ -53,8 +53,13 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
             state_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             opened.append(state_fd)
         dirs = cgroups.plan(cid, linux.get("cgroupsPath", ""))
-        made = cgroups.create(dirs)
-        cgroups.apply(dirs, linux.get("resources") or {})
+        two_stage = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
+        # Without a user namespace init is cloned straight into its v2 directory, and the v1
+        # hierarchies are made and limited while it starts setting its root up (on another CPU);
+        # it joins them on "G", and nothing of the container runs before "S".
+        cgroups.create(cgroups.split(dirs)[0] if not two_stage else dirs, made)
+        if two_stage:
+            cgroups.apply(dirs, linux.get("resources") or {})
         console_fd = -1
         if console_socket:
             from smith.runtime import console
@@ -79,7 +84,6 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                "console_fd": console_fd, "no_pivot": no_pivot, "cgroup_dirs": dirs,
                "hook_state": hook_state, "seccomp": seccomp_filter,
                "root_mapped": any(m["containerID"] == 0 for m in linux.get("uidMappings") or ())}
-        two_stage = "user" in new_ns or "user" in join_fds
         init_pid = 0
         if two_stage:
             pid1 = cgroups.spawn(dirs, ctx)
@@ -88,9 +92,15 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
                 init.stage1(ctx)
             pids.append(pid1)
         else:
+            ctx["cgroups_go"] = True
             init_pid = _fork_init(ctx, new_ns, join_fds)
             pids.append(init_pid)
         chan.as_parent()
+        if not two_stage:
+            v1 = cgroups.split(dirs)[1]
+            cgroups.create(v1, made)
+            cgroups.apply(dirs, linux.get("resources") or {})
+            _send(chan, "G")  # init joins them itself (fast: see cgroups.enter) and may bind them
         for fd in opened:
             os.close(fd)
         opened = []

@@ -61,7 +61,9 @@ def single(ctx: dict) -> None:
     chan = ctx["chan"].as_child()
     try:
         from smith.runtime import cgroups
-        cgroups.enter(ctx["cgroup_dirs"], ctx["v2_placed"])
+        # v1: joined on "G" (_setup), once the runtime has made them; v2: the clone did,
+        # unless clone3 could not.
+        cgroups.enter(cgroups.split(ctx["cgroup_dirs"])[0], ctx["v2_placed"])
         for fd in ctx["close_fds"]:
             os.close(fd)
         _join(ctx, skip=("pid",))
@@ -143,6 +145,10 @@ def _setup(ctx: dict, chan) -> None:
     if "network" in ctx["new_ns"]:
         _loopback_up()  # as runc does: a new network namespace gets `lo` up
     mounts = config.get("mounts") or []
+    if ctx.get("cgroups_go"):
+        chan.expect("G")  # the runtime has made our v1 cgroups: join them
+        from smith.runtime import cgroups
+        cgroups.enter(cgroups.split(ctx["cgroup_dirs"])[1], True)
     if "mount" in ctx["new_ns"]:
         rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"))
         rootfs.mount_all(rootfs_dir, ctx["bundle"], mounts, userns, ctx["cgroup_dirs"])
