@@ -27,7 +27,7 @@ from smith.registry_targets import (
     SmithImageTagsField,
     SmithRegistryOptions,
 )
-from smith.rules.tool import _PATH, _SOURCES_DIR, SmithCore
+from smith.rules.tool import SmithCore, core_env
 from smith.target_types import SmithImageOutputPathField, SmithTagField
 
 
@@ -101,7 +101,7 @@ async def publish_smith_image(
             argv=argv,
             description=f"Pushing {field_set.address} to {repository}",
             input_digest=inputs,
-            extra_env={"PATH": _PATH, "LC_ALL": "C.UTF-8", "PEX_EXTRA_SYS_PATH": _SOURCES_DIR, **env},
+            extra_env={**core_env(), **env},
         ),
     )
     return PublishProcesses(

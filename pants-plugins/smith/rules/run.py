@@ -17,10 +17,9 @@ from smith.rules.smoke_test import (
     SmithRuntime,
     SmithTestSubsystem,
     install_runtime_argv,
-    launcher_env,
     launcher_options,
 )
-from smith.rules.tool import _SOURCES_DIR, SmithTool, core_source_files
+from smith.rules.tool import SOURCES_DIR, SmithTool, core_env, core_source_files
 from smith.target_types import SmithImageLayersField
 
 
@@ -75,7 +74,7 @@ async def run_image(
         Digest,
         AddPrefix(
             await Get(Digest, CreateDigest(FileContent(p, c) for p, c in core_source_files())),
-            _SOURCES_DIR,
+            SOURCES_DIR,
         ),
     )
     digest = await Get(Digest, MergeDigests([venv_pex.digest, sources, layout.digest, runtime.digest]))
@@ -91,8 +90,8 @@ async def run_image(
         args=install_runtime_argv(source, runtime.path, launcher),
         extra_env={
             **pex_environment.environment_dict(python=python),
-            **launcher_env(),
-            "PEX_EXTRA_SYS_PATH": _in_chroot(_SOURCES_DIR),
+            **core_env(),
+            "PEX_EXTRA_SYS_PATH": _in_chroot(SOURCES_DIR),
         },
         append_only_caches={
             **pex_environment.append_only_caches,

@@ -36,7 +36,7 @@ from pants.util.logging import LogLevel
 from pants.util.strutil import help_text
 
 from smith.rules.command import SmithCommandFieldSet
-from smith.rules.tool import _PATH, _SOURCES_DIR, SmithCore
+from smith.rules.tool import SmithCore, core_env
 from smith.runtime import ZIPAPP_ONLY
 from smith.target_types import SmithCommandTarget
 from smith.test_targets import (
@@ -217,10 +217,6 @@ def container_command(command: Tuple[str, ...], args: Tuple[str, ...]) -> List[s
     return ["--", *args] if args else []
 
 
-def launcher_env() -> dict:
-    return {"PATH": _PATH, "LC_ALL": "C.UTF-8", "PEX_EXTRA_SYS_PATH": _SOURCES_DIR}
-
-
 # ----------------------------------------------------------------------------------------------
 # pants test
 # ----------------------------------------------------------------------------------------------
@@ -313,7 +309,7 @@ async def run_image_test(
             argv=argv,
             description=f"Running smith image test {address}",
             input_digest=inputs,
-            extra_env=launcher_env(),
+            extra_env=core_env(),
             # The container's own timeout, plus time to unpack new layers into the store.
             timeout_seconds=field_set.timeout.value + 120,
             cache_scope=(ProcessCacheScope.PER_SESSION if test_subsystem.force

@@ -70,7 +70,8 @@ class SmithCore:
     sources: Digest
 
 
-_SOURCES_DIR = "__smith_core"
+# Where the core sources sit beside the PEX in a sandbox (PEX_EXTRA_SYS_PATH points there).
+SOURCES_DIR = "__smith_core"
 
 
 @rule(desc="Building the smith core PEX", level=LogLevel.DEBUG)
@@ -88,7 +89,7 @@ async def smith_core(tool: SmithTool) -> SmithCore:
             main=tool.main,
         ),
     )
-    return SmithCore(venv_pex, await Get(Digest, AddPrefix(sources, _SOURCES_DIR)))
+    return SmithCore(venv_pex, await Get(Digest, AddPrefix(sources, SOURCES_DIR)))
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,12 @@ class SmithProcess:
 _CACHE_HEAD_START_MS = 3000
 
 # Tools the core shells out to (gpgv, ...) live in the usual system directories.
-_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def core_env() -> dict:
+    """The environment every Process running the core PEX gets (smith steps, pushes, tests)."""
+    return {"PATH": TOOL_PATH, "LC_ALL": "C.UTF-8", "PEX_EXTRA_SYS_PATH": SOURCES_DIR}
 
 
 @rule(level=LogLevel.DEBUG)
@@ -147,8 +153,7 @@ async def run_smith(request: SmithProcess, core: SmithCore) -> ProcessResult:
         input_digest=await Get(Digest, MergeDigests([request.input_digest, core.sources])),
         output_files=request.output_files,
         output_directories=request.output_directories,
-        extra_env={"PATH": _PATH, "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": "0",
-                   "PEX_EXTRA_SYS_PATH": _SOURCES_DIR, **request.env},
+        extra_env={**core_env(), "SOURCE_DATE_EPOCH": "0", **request.env},
         cache_scope=request.cache_scope,
         timeout_seconds=request.timeout_seconds,
         append_only_caches=request.append_only_caches,
