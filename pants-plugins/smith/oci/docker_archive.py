@@ -11,8 +11,7 @@ import json
 import os
 from typing import BinaryIO, List
 
-import zstandard
-
+from smith import zstd
 from smith.errors import SmithError
 from smith.oci import tar_format
 from smith.oci.atomic import atomic_file
@@ -24,14 +23,14 @@ def repo_tag(tag: str) -> str:
     return tag if ":" in last else "localhost/smith:" + tag
 
 
-def decompressed(raw: BinaryIO) -> BinaryIO:
+def decompressed(raw: BinaryIO, what: str = "a layer") -> BinaryIO:
     """Uncompressed view of a layer blob: gzip, zstd or plain tar, told apart by magic bytes."""
     magic = raw.read(4)
     raw.seek(0)
     if magic[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    if magic == zstd.MAGIC:
+        return zstd.stream_reader(raw, what)
     return raw
 
 
@@ -63,7 +62,7 @@ def _write(img: Image, tag: str, out: BinaryIO) -> None:
         out.write(b"\0" * tar_format.BLOCK)
         h = hashlib.sha256()
         size = 0
-        with img.store.open(lay.name) as raw, decompressed(raw) as plain:
+        with img.store.open(lay.name) as raw, decompressed(raw, lay.name) as plain:
             while True:
                 chunk = plain.read(1 << 20)
                 if not chunk:

@@ -24,8 +24,7 @@ import tarfile
 import zlib
 from typing import BinaryIO, Dict, List, Optional, Set
 
-import zstandard
-
+from smith import zstd
 from smith.errors import SmithError
 from smith.oci.atomic import atomic_dir, atomic_file
 from smith.oci.docker_archive import decompressed
@@ -36,7 +35,7 @@ OPAQUE = ".wh..wh..opq"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 # What a corrupt or hostile compressed stream or tar raises while being read.
-_STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile)
+_STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) + zstd.ERRORS
 
 
 class _Refused(Exception):
@@ -276,7 +275,7 @@ def apply_layer(raw: BinaryIO, dest: str, what: str, diff_id: Optional[str] = No
     handling whiteouts. Checks the uncompressed bytes against `diff_id` when given; returns
     the diff_id computed. The caller checks the blob digest first (see apply_layer_file)."""
     try:
-        plain = decompressed(raw)
+        plain = decompressed(raw, what)
     except OSError as e:
         raise SmithError("%s: cannot read the layer (%s)" % (what, e))
     reader = HashingReader(plain)

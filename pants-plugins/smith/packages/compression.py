@@ -4,8 +4,7 @@ import gzip
 import lzma
 import zlib
 
-import zstandard
-
+from smith import zstd
 from smith.errors import SmithError
 
 
@@ -15,11 +14,10 @@ def decompress(data: bytes, what: str) -> bytes:
             return gzip.decompress(data)
         if data[:6] == b"\xfd7zXZ\x00" or data[:3] == b"\x5d\x00\x00":
             return lzma.decompress(data)
-        if data[:4] == b"\x28\xb5\x2f\xfd":
-            # Streams written without the content size in the frame need the reader API.
-            return zstandard.ZstdDecompressor().stream_reader(data).read()
+        if data[:4] == zstd.MAGIC:
+            return zstd.decompress(data, what)
         if data[:3] == b"BZh":
             return bz2.decompress(data)
-    except (OSError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError, ValueError) as e:
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, ValueError) + zstd.ERRORS as e:
         raise SmithError("%s: cannot decompress (%s); the file is truncated or corrupt" % (what, e))
     return data
