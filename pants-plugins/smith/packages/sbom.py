@@ -1,20 +1,23 @@
 """An SPDX 2.3 JSON SBOM for an image built from locked packages.
 
 Packages come from the lockfile (name, version, architecture, sha256, download URL, purl);
-files come from the image's layers stacked as a runtime would (OCI whiteouts and opaque
-directories applied), each with SHA1 (required by SPDX) and SHA256, and is
+files come from the image's layers applied as a runtime would (smith.oci.unpack: whiteouts
+and opaque directories), each with SHA1 (required by SPDX) and SHA256, and is
 tied to its package of origin by a `CONTAINS` relationship when a package tree ships the
 same path with the same content. Deterministic: no random namespace, `created` is
 SOURCE_DATE_EPOCH (default 1970-01-01T00:00:00Z).
 """
 import hashlib
+import os
 import re
-import tarfile
+import stat
+import tempfile
 import time
 import urllib.parse
 from typing import Any, Dict, List, Optional
 
 from smith.errors import SmithError
+from smith.oci.unpack import apply_layer_file
 
 NAMESPACE = "https://smith.invalid/spdx/"
 
@@ -37,50 +40,24 @@ def _digests(data: bytes) -> Dict[str, str]:
     return {"sha1": hashlib.sha1(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _clean(name: str) -> str:
-    return (name[2:] if name.startswith("./") else name).strip("/")
-
-
-def _drop(files: Dict[str, Dict[str, str]], path: str, below_only: bool = False) -> None:
-    """Forget path (unless below_only) and everything under it."""
-    prefix = path + "/" if path else ""
-    for k in [k for k in files if k.startswith(prefix) or (k == path and not below_only)]:
-        del files[k]
-
-
 def read_layers(layers: List[str]) -> Dict[str, Dict[str, str]]:
-    """Regular files of the image the layer tars (bottom first, gzip or not) make: path ->
-    {"sha1", "sha256"}. A layer's whiteouts (`.wh.NAME`, `.wh..wh..opq`) remove only what the
-    layers below it hold; any entry replaces what was at its path below (a file over a
-    directory hides the directory's contents); hard links get their target's digests."""
-    files: Dict[str, Dict[str, str]] = {}
-    for layer in layers:
-        try:
-            with tarfile.open(layer) as t:
-                members = t.getmembers()
-                for m in members:  # whiteouts first: they only ever apply to lower layers
-                    parent, _, base = _clean(m.name).rpartition("/")
-                    if base == ".wh..wh..opq":
-                        _drop(files, parent, below_only=True)
-                    elif base.startswith(".wh."):
-                        _drop(files, (parent + "/" if parent else "") + base[len(".wh."):])
-                added: Dict[str, Dict[str, str]] = {}
-                for m in members:
-                    name = _clean(m.name)
-                    if not name or name.rpartition("/")[2].startswith(".wh."):
-                        continue
-                    if not m.isdir():
-                        _drop(files, name)
-                    if m.isfile():
-                        added[name] = _digests(t.extractfile(m).read())
-                    elif m.islnk() and _clean(m.linkname) in added:
-                        added[name] = dict(added[_clean(m.linkname)])
-                    elif m.islnk() and _clean(m.linkname) in files:
-                        added[name] = dict(files[_clean(m.linkname)])
-                files.update(added)
-        except (OSError, tarfile.TarError) as e:
-            raise SmithError("cannot read layer %s: %s" % (layer, e))
-    return files
+    """Regular files of the image the layer tars (bottom first, gzip, zstd or plain) make:
+    path -> {"sha1", "sha256"}. The layers are applied by the unpacker minimize uses, so
+    whiteouts, opaque directories and hard links mean what they mean to a runtime."""
+    with tempfile.TemporaryDirectory(prefix="smith-sbom-") as tmp:
+        for layer in layers:
+            try:
+                apply_layer_file(layer, tmp)
+            except OSError as e:
+                raise SmithError("cannot read layer %s: %s" % (layer, e.strerror))
+        files = {}
+        for d, _, names in os.walk(tmp):
+            for n in names:
+                path = os.path.join(d, n)
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    with open(path, "rb") as f:
+                        files[os.path.relpath(path, tmp)] = _digests(f.read())
+        return files
 
 
 def created(epoch: Optional[int]) -> str:
