@@ -32,22 +32,20 @@ def read_package(package_file: str, sha256: str, size) -> bytes:
     return data
 
 
-def extract(package_file: str, sha256: str, size, name, output: str, data: bytes = None) -> int:
-    """Write the tree of PACKAGE_FILE (or of DATA, already checked, named PACKAGE_FILE)."""
-    what = os.path.basename(package_file)
-    if data is None:
-        data = read_package(package_file, sha256, size)
+def extract(data: bytes, source: str, name, output: str) -> int:
+    """Write the tree of the package DATA (checked already) read from SOURCE (file or URL)."""
+    what = os.path.basename(source)
     if data.startswith(ar.MAGIC):
         reader = debfile
     elif data.startswith(rpmfile.LEAD_MAGIC):
         reader = rpmfile
     else:
-        raise SmithError("%s is neither a .deb nor an .rpm" % package_file)
+        raise SmithError("%s is neither a .deb nor an .rpm" % source)
     if name is not None:
         actual = reader.package_name(data, what)
         if actual != name:
             raise SmithError("%s holds package %r, not %r; the lockfile and the downloaded file "
-                             "disagree" % (package_file, actual, name))
+                             "disagree" % (source, actual, name))
     entries = tree.merge_usr(reader.entries(data, what), what)
     tree.write_tar(output, entries)
     return len(entries)
@@ -67,7 +65,7 @@ def main(argv: List[str]) -> int:
         parser.error("give either a PACKAGE_FILE or --url URL")
     if args.url:
         data = fetch_verified(args.url, args.sha256, args.size, args.cache_dir)
-        extract(args.url.rsplit("/", 1)[-1], args.sha256, args.size, args.name, args.output, data)
     else:
-        extract(args.package, args.sha256, args.size, args.name, args.output)
+        data = read_package(args.package, args.sha256, args.size)
+    extract(data, args.url or args.package, args.name, args.output)
     return 0
