@@ -13,7 +13,6 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
-from pants.base.exceptions import EngineError
 from pants.engine.addresses import Address, UnparsedAddressInputs
 from pants.engine.fs import (
     EMPTY_DIGEST,
@@ -263,7 +262,7 @@ async def fetch_and_extract(pin: Pin) -> PackageTree:
                 append_only_caches={DOWNLOAD_CACHE: _DOWNLOAD_CACHE_DIR},
             ),
         )
-    except (EngineError, ProcessExecutionFailure) as e:
+    except ProcessExecutionFailure as e:
         raise SmithPackagesError(
             f"{pin.owner}: cannot fetch {pin.name} {pin.version} pinned in {pin.lockfile} from "
             f"{pin.url} (sha256 {pin.sha256}, {pin.size} bytes): {_smith_error(e)}. The pinned file "
