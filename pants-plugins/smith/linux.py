@@ -109,12 +109,12 @@ def mount_setattr(tree_fd: int, attr_set: int, attr_clr: int = 0, userns_fd: int
                   recursive: bool = True) -> None:
     """Change the attributes of a detached tree (read-only, nosuid, id-mapped through userns_fd)."""
     import ctypes
-
-    class MountAttr(ctypes.Structure):
-        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
-
-    attr = MountAttr(attr_set, attr_clr, 0, userns_fd)
+    if "mount_attr" not in _loaded:
+        class MountAttr(ctypes.Structure):  # struct mount_attr
+            _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                        ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+        _loaded["mount_attr"] = MountAttr
+    attr = _loaded["mount_attr"](attr_set, attr_clr, 0, userns_fd)
     check(libc().syscall(SYS_MOUNT_SETATTR, tree_fd, b"", AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0),
                          ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
 

@@ -64,7 +64,7 @@ def shadow(dev: DevMount, private_ns: int, enter_container: Callable[[], None]) 
         os.chown("/tmp/upper", st.st_uid, st.st_gid)
         os.chmod("/tmp/upper", st.st_mode & 0o7777)
         linux.mount(SOURCE, "/tmp/merged", "overlay", 0,
-                       "lowerdir=/tmp/lower,upperdir=/tmp/upper,workdir=/tmp/work")
+                    "lowerdir=/tmp/lower,upperdir=/tmp/upper,workdir=/tmp/work")
         os.mkdir("/tmp/merged/crashcart", 0o755)
         os.chown("/tmp/merged/crashcart", st.st_uid, st.st_gid)
         overlay = linux.open_tree_clone("/tmp/merged", recursive=False)

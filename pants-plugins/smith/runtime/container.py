@@ -57,7 +57,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         # Without a user namespace init is cloned straight into its v2 directory, and the v1
         # hierarchies are made and limited while it starts setting its root up (on another CPU);
         # it joins them on "G", and nothing of the container runs before "S".
-        cgroups.create(cgroups.split(dirs)[0] if not two_stage else dirs, made)
+        v2_dirs, v1_dirs = cgroups.split(dirs)
+        cgroups.create(v2_dirs if not two_stage else dirs, made)
         if two_stage:
             cgroups.apply(dirs, linux.get("resources") or {})
         console_fd = -1
@@ -97,8 +98,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
             pids.append(init_pid)
         chan.as_parent()
         if not two_stage:
-            v1 = cgroups.split(dirs)[1]
-            cgroups.create(v1, made)
+            cgroups.create(v1_dirs, made)
             cgroups.apply(dirs, linux.get("resources") or {})
             _send(chan, "G")  # init joins them itself (fast: see cgroups.enter) and may bind them
         for fd in opened:
