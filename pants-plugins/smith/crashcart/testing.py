@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from typing import Dict, List
 
 import smith
@@ -167,16 +166,9 @@ START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/c
 
 
 def build_zipapp(dest: str) -> str:
-    with open(os.path.join(HERE, "__main__.py")) as f:
-        main = f.read()
-    with open(dest + ".tmp", "wb") as f:
-        f.write(b"#!/usr/bin/python3 -IS\n")
-        with zipfile.ZipFile(f, "w") as z:
-            z.writestr("__main__.py", main)
-            for arc in START_PATH:
-                z.write(os.path.join(SMITH_PARENT, arc), arc)
-    os.chmod(dest + ".tmp", 0o755)
-    os.rename(dest + ".tmp", dest)
+    """crashcart's zipapp as //:crashcart builds it (smith.zipapp_cli), holding only START_PATH."""
+    from smith.zipapp_cli import write_zipapp
+    write_zipapp(SMITH_PARENT, "smith.crashcart", dest, "/usr/bin/python3", only=START_PATH)
     return dest
 
 

@@ -12,13 +12,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import zipfile
 
 SMITH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = "/tmp/smith-test-cache"
 PYTHON = "/usr/bin/python3"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAIN = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")).read()
 
 
 def _runtime_files():
@@ -36,46 +34,16 @@ def _runtime_files():
                     yield "smith/" + os.path.relpath(path, SMITH_DIR), path
 
 
-# `python3 -IS app.zip` runs __main__.py through runpy, which imports importlib.util,
-# contextlib, collections, functools...: ~4 ms of CPU per start. With -c the interpreter puts the
-# archive on sys.path itself and imports our entry point directly. No spaces, so that
-# `#!/usr/bin/env -S python3 ...` splits it the same way. The file stays a valid zipapp.
-BOOT = ("-IS", "-c__import__('sys').path[0]=__import__('os').path.abspath(__import__('sys').argv.pop(1));"
-        "__import__('smith.runtime.__main__')")
-
-
-def shebang(python: str = PYTHON) -> str:
-    """The first line of the zipapp; python=None gives the `/usr/bin/env -S python3` form
-    (env -S strips single quotes unless they are inside double quotes). Prefer the direct
-    /usr/bin/python3: python3 on PATH may be a pyenv shim costing ~130 ms per start."""
-    if python is None:
-        return '#!/usr/bin/env -S python3 %sc"%s"\n' % (BOOT[0], BOOT[1][2:])
-    return "#!%s %sc%s\n" % (python, BOOT[0], BOOT[1][2:])
-
-
 def build_zipapp(dest: str, python: str = PYTHON) -> str:
-    """Write an executable zipapp of the runtime to dest (atomically) and return dest."""
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dest))) as tmp:
-        tree = os.path.join(tmp, "tree")
-        for arc, src in _runtime_files():
-            os.makedirs(os.path.dirname(os.path.join(tree, arc)), exist_ok=True)
-            shutil.copyfile(src, os.path.join(tree, arc))
-        with open(os.path.join(tree, "__main__.py"), "w") as f:
-            f.write(MAIN)
-        # Legacy-location, unchecked-hash .pyc: zipimport uses them without reading the source.
-        subprocess.run([python, "-I", "-m", "compileall", "-q", "-b", "--invalidation-mode",
-                        "unchecked-hash", tree], check=True, env={"PATH": PATH})
-        out = os.path.join(tmp, "app")
-        with open(out, "wb") as f:
-            f.write(shebang(python).encode())
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
-                for dirpath, dirnames, filenames in os.walk(tree):
-                    dirnames.sort()
-                    for name in sorted(filenames):
-                        full = os.path.join(dirpath, name)
-                        z.write(full, os.path.relpath(full, tree))
-        os.chmod(out, 0o755)
-        os.rename(out, dest)
+    """Write the runtime's zipapp to dest as //:smith-runtime does (smith.zipapp_cli: boot line,
+    precompiled .pyc, stored entries), from the runtime sources of this checkout."""
+    from smith.runtime import ZIPAPP_ONLY
+    from smith.zipapp_cli import write_zipapp
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(dest))) as src:
+        for arc, path in _runtime_files():
+            os.makedirs(os.path.dirname(os.path.join(src, arc)), exist_ok=True)
+            shutil.copyfile(path, os.path.join(src, arc))
+        write_zipapp(src, "smith.runtime", dest, python, only=ZIPAPP_ONLY, precompile=python)
     return dest
 
 
@@ -152,7 +120,8 @@ def bundle(directory: str, args=None, config: dict = None, edit=None) -> str:
 
 def cached_zipapp() -> str:
     """build_zipapp() once per version of the runtime's sources (cache key: their sha256)."""
-    h = hashlib.sha256(shebang().encode())
+    from smith.zipapp_cli import boot_line
+    h = hashlib.sha256(boot_line(PYTHON, "smith.runtime").encode())
     for arc, src in _runtime_files():
         with open(src, "rb") as f:
             h.update(arc.encode() + b"\0" + f.read() + b"\0")
