@@ -9,7 +9,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 from smith.elf.elfinfo import DEFAULT_CACHE, ElfCache, ElfInfo
 from smith.elf.loader import Process
 from smith.elf.rootfs import Resolved, RootFS, glob_in_root
-from smith.elf.searchpath import SearchConfig
+from smith.elf.searchpath import SearchConfig, platforms_of
 from smith.errors import SmithError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -19,7 +19,7 @@ NSS_MODULES = ("libnss_files.so.2", "libnss_dns.so.2")
 
 class ClosureResult(NamedTuple):
     paths: List[str]  # sorted entries (files and symlinks) inside the root
-    processes: List[Process]  # one per ELF executable that runs (scripts run their interpreter)
+    processes: List[Process]  # per ELF executable that runs (scripts run their interpreter), one per $PLATFORM
     warnings: List[str]
 
 
@@ -29,7 +29,7 @@ class Closure:
         self.fs = RootFS(root)
         self.env = dict(env or {})
         self.elf_cache = elf_cache or DEFAULT_CACHE
-        self.configs: Dict[Tuple[str, str], SearchConfig] = {}
+        self.configs: Dict[Tuple[str, str, Optional[str]], SearchConfig] = {}
         self.paths: Set[str] = set()
         self.processes: List[Process] = []
         self.warnings: List[str] = []
@@ -76,11 +76,18 @@ class Closure:
             raise SmithError("%s %s is neither an ELF executable nor a #! script" % (why, path))
         if not info.dynamic or (info.interp is None and not info.needed):
             return  # static or static-pie: needs only itself
-        proc = Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs)
-        for name in proc.load_all(self._preloads()):
-            self._warn("preload %s is not in the root %s; ld.so will ignore it" % (name, self.fs.root))
-        self._keep_process(proc)
-        self.processes.append(proc)
+        preloads = self._preloads()
+        for proc in self._processes(path, found, info):
+            for name in proc.load_all(preloads):
+                self._warn("preload %s is not in the root %s; ld.so will ignore it" % (name, self.fs.root))
+            self._keep_process(proc)
+            self.processes.append(proc)
+
+    def _processes(self, path: str, found: Resolved, info: ElfInfo) -> List[Process]:
+        """One process per $PLATFORM the program's architecture allows: the image runs on CPUs
+        the build cannot know, so it holds what ld.so loads on each of them."""
+        return [Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs, platform)
+                for platform in platforms_of(info.machine)]
 
     def _preloads(self) -> List[str]:
         """LD_PRELOAD (image env) then the root's /etc/ld.so.preload, split as ld.so splits them."""
@@ -196,9 +203,9 @@ class Closure:
                 raise SmithError("extra library %s is %s/%s but no program given is of that kind"
                                  % (path, info.elfclass, info.machine))
             # No dynamic program (e.g. static): trace the library on its own search path.
-            proc = Process(self.fs, self.elf_cache, self.env, path, found, info, self.configs)
-            proc.load_all()
-            self._keep_process(proc)
+            for proc in self._processes(path, found, info):
+                proc.load_all()
+                self._keep_process(proc)
             return
         for proc in procs:
             before = len(proc.objects)

@@ -11,6 +11,7 @@ from smith.elf.closure import compute_closure
 from smith.elf.elfinfo import ElfCache
 from smith.errors import SmithError
 from smith.testutil.debian import require_tools, tool_env
+from smith.testutil.ldso import host_platform
 
 LD_SO = "/lib64/ld-linux-x86-64.so.2"
 
@@ -95,7 +96,8 @@ def _mine(path: str, cache: ElfCache) -> Tuple[Optional[Set[str]], str]:
         return None, str(e)
     if not result.processes:
         return None, "static"
-    objs = result.processes[0].objects[1:]
+    here = host_platform()  # ld.so --list answers for this CPU's $PLATFORM only
+    objs = [o for proc in result.processes if proc.platform == here for o in proc.objects[1:]]
     return {os.path.realpath(o.path) for o in objs}, ""
 
 

@@ -10,14 +10,21 @@ already loaded (same inode) under another name is the same object. A name is sea
   4. the root's ld.so.conf dirs (what ldconfig would put in ld.so.cache) and
   5. the default dirs — both skipped for objects linked with -z nodeflib.
 Candidates of another ELF class, byte order or machine are skipped, as ld.so does.
+
+A Process models one CPU kind: `platform` is its $PLATFORM (see searchpath.py). Variants of a
+library in glibc-hwcaps / legacy hwcap subdirectories of the dirs searched up to the one that
+holds it are mapped as extra objects, with their own dependencies: some CPU may load them.
 """
 import os
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from smith.elf.elfinfo import ElfCache, ElfInfo
 from smith.elf.rootfs import Resolved, RootFS
-from smith.elf.searchpath import SearchConfig
+from smith.elf.searchpath import SearchConfig, platforms_of
 from smith.errors import SmithError
+
+
+Variant = Tuple[str, Resolved, ElfInfo]
 
 
 class LoadedObject:
@@ -41,14 +48,17 @@ class Process:
 
     def __init__(self, fs: RootFS, elf_cache: ElfCache, env: Dict[str, str],
                  main_path: str, main_found: Resolved, main_info: ElfInfo,
-                 configs: Dict[Tuple[str, str], SearchConfig]) -> None:
+                 configs: Dict[Tuple[str, str, Optional[str]], SearchConfig],
+                 platform: Optional[str] = None) -> None:
         self.fs = fs
         self.elf_cache = elf_cache
         self.kind = main_info.kind
-        key = (main_info.machine, main_info.elfclass)
+        key = (main_info.machine, main_info.elfclass, platform)
         if key not in configs:
-            configs[key] = SearchConfig(fs, main_info.machine, main_info.elfclass)
+            configs[key] = SearchConfig(fs, main_info.machine, main_info.elfclass, platform)
         self.config = configs[key]
+        self.platform = self.config.platform
+        self.config_baseline = platforms_of(main_info.machine)[0]
         # The kernel gives the executable's $ORIGIN from /proc/self/exe: fully resolved.
         self.main = LoadedObject(main_path, main_found, main_info, None,
                                  os.path.dirname(main_found.path))
@@ -128,8 +138,9 @@ class Process:
         """Load `name` for `loader`; returns the new object, or None when already loaded."""
         if self._loaded_name(name) is not None:
             return None
-        hit = self.search(name, loader)
-        path, found, info, via_conf = hit
+        path, found, info, via_conf, variants = self.search(name, loader)
+        for vpath, vfound, vinfo in variants:
+            self._map_variant(vpath, vfound, vinfo, loader)
         same = self._by_inode.get((found.st.st_dev, found.st.st_ino))
         if same is not None:
             same.names.add(name)
@@ -139,6 +150,17 @@ class Process:
         self.objects.append(obj)
         self._remember(obj)
         return obj
+
+    def _map_variant(self, path: str, found: Resolved, info: ElfInfo, loader: LoadedObject) -> None:
+        """A CPU-specific copy of a library: kept with its own dependencies, but it does not
+        answer for the name (the baseline file does), so its DT_SONAME is not recorded."""
+        if (found.st.st_dev, found.st.st_ino) in self._by_inode:
+            return
+        obj = LoadedObject(path, found, info, loader, os.path.dirname(path))
+        obj.names.clear()
+        self.objects.append(obj)
+        self._remember(obj)
+        self.load_deps(obj)
 
     def search_dirs(self, loader: LoadedObject) -> List[Tuple[str, str]]:
         """(dir, where-from) pairs in ld.so's order for DT_NEEDED entries of `loader`."""
@@ -170,28 +192,46 @@ class Process:
                 dirs.append((d, "default"))
         return dirs
 
-    def search(self, name: str, loader: LoadedObject) -> Tuple[str, Resolved, ElfInfo, bool]:
+    def search(self, name: str, loader: LoadedObject) -> Tuple[str, Resolved, ElfInfo, bool, List[Variant]]:
+        """The file ld.so opens for `name` (path, entry, ELF info, found only via ld.so.conf) and
+        the hwcap variants met before it that some CPU would open instead."""
         if "/" in name:  # a path: opened as is, no search
             cand = self._candidate(name, loader)
             if cand is None:
                 raise SmithError("library %s needed by %s is missing from the root %s"
                                  % (name, loader.path, self.fs.root))
-            return (name if name.startswith("/") else "/" + name, cand[0], cand[1], False)
+            return (name if name.startswith("/") else "/" + name, cand[0], cand[1], False, [])
         tried: List[str] = []
+        variants: List[Variant] = []
         default = set(self.config.default_dirs)
         for d, label in self.search_dirs(loader):
-            path = (d.rstrip("/") or "") + "/" + name
+            base = d.rstrip("/") or ""
+            path = base + "/" + name
             if path in tried:
                 continue
             tried.append(path)
+            for sub in self.config.variant_subdirs:
+                vdir = self.fs.resolve(base + "/" + sub.split("/", 1)[0])
+                if vdir is None or not vdir.is_dir:
+                    continue
+                vpath = base + "/" + sub + "/" + name
+                vcand = self._candidate(vpath, loader)
+                if vcand is not None:
+                    variants.append((vpath, vcand[0], vcand[1]))
             cand = self._candidate(path, loader)
             if cand is not None:
                 via_conf = label == "ld.so.conf" and d not in default
-                return (path, cand[0], cand[1], via_conf)
+                return (path, cand[0], cand[1], via_conf, variants)
+        if variants:  # only CPU-specific copies: the first one stands for the name
+            vpath, vfound, vinfo = variants[0]
+            return (vpath, vfound, vinfo, False, variants[1:])
+        where = "" if self.platform in (None, self.config_baseline) else (
+            " on CPUs where ld.so expands $PLATFORM to %s" % self.platform)
         raise SmithError(
-            "library %s needed by %s was not found in the root %s; searched: %s. Add the package "
+            "library %s needed by %s was not found in the root %s%s; searched: %s. Add the package "
             "that ships it, or set RUNPATH / LD_LIBRARY_PATH (--env) to its directory"
-            % (name, loader.path, self.fs.root, ", ".join(os.path.dirname(t) for t in tried) or "(nothing)"))
+            % (name, loader.path, self.fs.root, where,
+               ", ".join(os.path.dirname(t) for t in tried) or "(nothing)"))
 
     def _candidate(self, path: str, loader: LoadedObject) -> Optional[Tuple[Resolved, ElfInfo]]:
         found = self.fs.resolve(path)

@@ -14,8 +14,10 @@ import smith
 from smith.elf.closure import compute_closure
 from smith.errors import SmithError
 from smith.testutil.debian import install_packages, require_tools, tool_env
+from smith.testutil.ldso import host_platform
 
 TRIPLET = "x86_64-linux-gnu"
+PLATFORMS = ("x86_64", "haswell", "xeon_phi")  # what glibc 2.36 may expand $PLATFORM to on x86-64
 HOST_LIBDIR = "/usr/lib/" + TRIPLET
 
 SOURCES = {
@@ -114,13 +116,31 @@ def tree(tmp_path_factory) -> str:
         f.write("#!/usr/bin/env hello\n")
     os.chmod(r + "/opt/app/bin/greet.sh", 0o755)
     os.chmod(r + "/opt/app/bin/greet-env", 0o755)
-    # DT_RPATH with $PLATFORM/$LIB, inherited by libplat for its own DT_NEEDED (libchain).
-    pdir = r + "/opt/x86_64/lib/" + TRIPLET
-    _gcc(pdir + "/libchain.so.1", [s("chain.c")], "-shared", "-fPIC", "-Wl,-soname,libchain.so.1")
-    _gcc(pdir + "/libplat.so.1", [s("plat.c")], "-shared", "-fPIC", "-Wl,-soname,libplat.so.1",
-         "-L" + pdir, "-l:libchain.so.1")
+    # DT_RPATH with $PLATFORM/$LIB, inherited by libplat for its own DT_NEEDED (libchain): one
+    # copy per value ld.so may give $PLATFORM on x86-64 CPUs (haswell on most Intel hosts).
+    for platform in PLATFORMS:
+        pdir = r + "/opt/%s/lib/%s" % (platform, TRIPLET)
+        _gcc(pdir + "/libchain.so.1", [s("chain.c")], "-shared", "-fPIC", "-Wl,-soname,libchain.so.1")
+        _gcc(pdir + "/libplat.so.1", [s("plat.c")], "-shared", "-fPIC", "-Wl,-soname,libplat.so.1",
+             "-L" + pdir, "-l:libchain.so.1")
     _gcc(r + "/opt/plat/bin/plat", [s("platmain.c")], "-L" + pdir, "-l:libplat.so.1",
          "-Wl,-rpath-link," + pdir, "-Wl,--disable-new-dtags", "-Wl,-rpath,/opt/$PLATFORM/$LIB")
+    # Only the baseline platform's dir: the program cannot run on a haswell or xeon_phi CPU.
+    odir = r + "/opt/only/x86_64/lib"
+    _gcc(odir + "/libonly.so.1", [s("chain.c")], "-shared", "-fPIC", "-Wl,-soname,libonly.so.1")
+    _gcc(r + "/opt/only/bin/only", [s("static.c")], "-L" + odir, "-Wl,--no-as-needed", "-l:libonly.so.1",
+         "-Wl,--disable-new-dtags", "-Wl,-rpath,/opt/only/$PLATFORM/lib")
+    # A glibc-hwcaps variant next to a baseline library (x86-64-v3 CPUs load it), with a
+    # dependency of its own that the baseline copy does not have.
+    hdir = r + "/opt/hw/lib"
+    _gcc(hdir + "/libhw.so.1", [s("chain.c")], "-shared", "-fPIC", "-Wl,-soname,libhw.so.1")
+    _gcc(r + "/opt/hw/dep/libhwdep.so.1", [s("extra.c")], "-shared", "-fPIC", '-DWHO="v3"',
+         "-Wl,-soname,libhwdep.so.1")
+    _gcc(hdir + "/glibc-hwcaps/x86-64-v3/libhw.so.1", [s("chain.c")], "-shared", "-fPIC",
+         "-Wl,-soname,libhw.so.1", "-Wl,--no-as-needed", "-L" + r + "/opt/hw/dep", "-l:libhwdep.so.1",
+         "-Wl,--enable-new-dtags", "-Wl,-rpath,/opt/hw/dep")
+    _gcc(r + "/opt/hw/bin/hw", [s("static.c")], "-L" + hdir, "-Wl,--no-as-needed", "-l:libhw.so.1",
+         "-Wl,--enable-new-dtags", "-Wl,-rpath,/opt/hw/lib")
     # LD_LIBRARY_PATH comes before RUNPATH.
     _gcc(r + "/opt/lp/lib/liblp.so.1", [s("lp.c")], "-shared", "-fPIC", '-DWHO="runpath"', "-Wl,-soname,liblp.so.1")
     _gcc(r + "/opt/ldlp/liblp.so.1", [s("lp.c")], "-shared", "-fPIC", '-DWHO="ldlp"', "-Wl,-soname,liblp.so.1")
@@ -184,9 +204,14 @@ def _ld_so_loads(root: str, prog: str, env: Dict[str, str]) -> Set[str]:
     return set(_chroot_realpaths(root, paths).values())
 
 
-def _objects(root: str, prog: str, env: Dict[str, str]) -> Set[str]:
+def _objects(root: str, prog: str, env: Dict[str, str], platform: str = "") -> Set[str]:
+    """What the closure maps for `prog` on a CPU where ld.so expands $PLATFORM to `platform`
+    (default: this machine's, so it can be compared with the root's own ld.so)."""
+    platform = platform or host_platform()
     result = compute_closure(root, [prog], env=env)
-    return {o.found.path for o in result.processes[0].objects[1:]}
+    procs = [p for p in result.processes if p.platform == platform]
+    assert len(procs) == 1, [p.platform for p in result.processes]
+    return {o.found.path for o in procs[0].objects[1:]}
 
 
 @pytest.mark.parametrize("prog,env", [
@@ -209,7 +234,9 @@ def test_search_rules_pick_the_right_files(tree: str) -> None:
     lib = "/usr/lib/%s/" % TRIPLET
     assert hello == {lib + "ld-linux-x86-64.so.2", lib + "libc.so.6", "/opt/app/lib/libgreet.so.1.0",
                      "/opt/extra/lib/libextra.so.1"}  # not the decoy, not the bad copies
-    assert "/opt/x86_64/lib/%s/libchain.so.1" % TRIPLET in _objects(tree, "/opt/plat/bin/plat", {})
+    for platform in PLATFORMS:
+        assert "/opt/%s/lib/%s/libchain.so.1" % (platform, TRIPLET) in _objects(tree, "/opt/plat/bin/plat", {},
+                                                                                platform)
     assert "/opt/ldlp/liblp.so.1" in _objects(tree, "/opt/lp/bin/lp", {"LD_LIBRARY_PATH": "/opt/ldlp"})
     assert "/opt/lp/lib/liblp.so.1" in _objects(tree, "/opt/lp/bin/lp", {})
     dup = _objects(tree, "/opt/dup/bin/dup", {})
@@ -219,6 +246,24 @@ def test_search_rules_pick_the_right_files(tree: str) -> None:
               "/usr/lib64/ld-linux-x86-64.so.2", "/etc/ld.so.cache"):
         assert p in paths
     assert not any("bad" in p or p == "/opt/app/lib/libextra.so.1" for p in paths)
+
+
+def test_closure_holds_every_platform_expansion(tree: str) -> None:
+    """The build machine's CPU must not decide what the image holds: every $PLATFORM value of
+    the architecture gets its libraries, whatever `ld.so --help` says here."""
+    paths = set(compute_closure(tree, ["/opt/plat/bin/plat"]).paths)
+    for platform in PLATFORMS:
+        for lib in ("libplat.so.1", "libchain.so.1"):
+            assert "/opt/%s/lib/%s/%s" % (platform, TRIPLET, lib) in paths
+    with pytest.raises(SmithError, match=r"library libonly\.so\.1 needed by /opt/only/bin/only was not found "
+                                         r"in the root .* on CPUs where ld\.so expands \$PLATFORM to haswell"):
+        compute_closure(tree, ["/opt/only/bin/only"])
+
+
+def test_closure_keeps_glibc_hwcaps_variants_and_their_deps(tree: str) -> None:
+    paths = set(compute_closure(tree, ["/opt/hw/bin/hw"]).paths)
+    assert {"/opt/hw/lib/libhw.so.1", "/opt/hw/lib/glibc-hwcaps/x86-64-v3/libhw.so.1",
+            "/opt/hw/dep/libhwdep.so.1"} <= paths
 
 
 def test_extra_libs_are_traced_like_dlopen(tree: str) -> None:
