@@ -1,4 +1,15 @@
-"""linux.seccomp through libseccomp (loaded with ctypes): build the filter, then load it."""
+"""linux.seccomp through libseccomp (loaded with ctypes): build the filter, then load it.
+
+The rules follow runc 1.1 (libcontainer/seccomp/seccomp_linux.go), the reference where the
+runtime-spec is silent:
+- a rule whose action equals the default action is skipped (libseccomp refuses it);
+- a syscall name libseccomp cannot resolve on this machine's native arch is skipped;
+- a rule with several conditions on the same argument index is added as one rule per
+  condition (so the conditions are OR-ed: `personality` allowed for each listed value),
+  otherwise as one rule with all its conditions (AND-ed);
+- SCMP_ACT_ERRNO and SCMP_ACT_TRACE return EPERM unless errnoRet/defaultErrnoRet says otherwise.
+spec.check() validates the names and types first, so the errors here are libseccomp's.
+"""
 import os
 import struct
 
@@ -9,13 +20,28 @@ ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
     "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000,
     "SCMP_ACT_ALLOW": 0x7FFF0000, "SCMP_ACT_LOG": 0x7FFC0000,
+    "SCMP_ACT_ERRNO": 0x00050000, "SCMP_ACT_TRACE": 0x7FF00000,
     "SCMP_ACT_NOTIFY": 0x7FC00000,
 }
 OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
        "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-ARCHES = {"SCMP_ARCH_X86_64": 0xC000003E, "SCMP_ARCH_X86": 0x40000003, "SCMP_ARCH_X32": 0x4000003E,
-          "SCMP_ARCH_AARCH64": 0xC00000B7, "SCMP_ARCH_ARM": 0x40000028}
+# runc 1.1's architectures (and riscv64): the libseccomp name is the lower-case suffix.
+ARCHES = {"SCMP_ARCH_" + a.upper(): a for a in (
+    "x86", "x86_64", "x32", "arm", "aarch64", "mips", "mips64", "mips64n32", "mipsel", "mipsel64",
+    "mipsel64n32", "ppc", "ppc64", "ppc64le", "s390", "s390x", "riscv64")}
+# linux.seccomp.flags -> the libseccomp filter attribute that sets it (None: nothing to do,
+# init is single-threaded when it loads the filter, as runc says of TSYNC).
+FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": None, "SECCOMP_FILTER_FLAG_LOG": 6,  # SCMP_FLTATR_CTL_LOG
+         "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 7}  # SCMP_FLTATR_CTL_SSB
+# Known to the runtime-spec or the kernel but not supported here, with the reason.
+UNSUPPORTED_FLAGS = {
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": "it only applies to SCMP_ACT_NOTIFY, which this runtime does not support",
+    "SECCOMP_FILTER_FLAG_NEW_LISTENER": "it only applies to SCMP_ACT_NOTIFY, which this runtime does not support",
+    "SECCOMP_FILTER_FLAG_TSYNC_ESRCH": "it only applies to SCMP_ACT_NOTIFY, which this runtime does not support",
+}
+MAX_ERRNO = 4095
 SCMP_FLTATR_CTL_NNP = 3
+SCMP_FLTATR_CTL_OPTIMIZE = 8
 _lib = None
 
 
@@ -33,59 +59,88 @@ def _libseccomp():
                              "it (apt-get install libseccomp2)" % e) from None
         _lib = {n: libc.function(n, lib, returns_pointer=(n == "seccomp_init"))
                 for n in ("seccomp_init", "seccomp_rule_add_array", "seccomp_load", "seccomp_release",
-                          "seccomp_syscall_resolve_name", "seccomp_arch_add", "seccomp_attr_set")}
+                          "seccomp_syscall_resolve_name", "seccomp_arch_add", "seccomp_attr_set",
+                          "seccomp_arch_resolve_name")}
     return _lib
 
 
-def _action(name: str, errno_ret, field: str) -> int:
-    if name == "SCMP_ACT_ERRNO":
-        return 0x00050000 | ((errno_ret if errno_ret is not None else 1) & 0xFFFF)
-    if name == "SCMP_ACT_TRACE":
-        return 0x7FF00000 | ((errno_ret if errno_ret is not None else 1) & 0xFFFF)
-    if name not in ACTIONS:
-        raise SmithError("%s: unknown seccomp action %r (known: SCMP_ACT_ERRNO, SCMP_ACT_TRACE, %s)"
-                         % (field, name, ", ".join(sorted(ACTIONS))))
-    return ACTIONS[name]
+def action(name: str, errno_ret) -> int:
+    """The libseccomp action value; ERRNO and TRACE carry errno_ret (default EPERM) in their low
+    16 bits, truncated as runc does (int16)."""
+    value = ACTIONS[name]
+    if name in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        value |= (errno_ret if errno_ret is not None else 1) & 0xFFFF
+    return value
 
 
 def prepare() -> None:
     _libseccomp()
 
 
+def conditions(args: list) -> list:
+    """The rules to add for one syscall, each a list of (index, op, value, valueTwo): runc adds
+    one rule per condition when two of them test the same argument, else one rule with all."""
+    if not args:
+        return [[]]
+    conds = [(a["index"], OPS[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
+    indexes = [c[0] for c in conds]
+    if len(set(indexes)) != len(indexes):
+        return [[c] for c in conds]
+    return [conds]
+
+
 def build(cfg: dict):
-    """A libseccomp filter context for the config; every bad name is an error naming the field."""
+    """A libseccomp filter context for the (spec-checked) config; errors name the field."""
     lib = _libseccomp()
-    default = _action(cfg["defaultAction"], cfg.get("defaultErrnoRet"), "linux.seccomp.defaultAction")
+    default = action(cfg["defaultAction"], cfg.get("defaultErrnoRet"))
     ctx = lib["seccomp_init"](libc.c_ulong(default))
     if not ctx:
-        raise SmithError("linux.seccomp: seccomp_init failed for defaultAction %s" % cfg["defaultAction"])
+        raise SmithError("linux.seccomp.defaultAction: libseccomp refused %s%s" % (
+            cfg["defaultAction"], " with defaultErrnoRet %s" % cfg["defaultErrnoRet"]
+            if "defaultErrnoRet" in cfg else ""))
     ctx = libc.c_void_p(ctx)
+    try:
+        _fill(lib, ctx, cfg, default)
+    except BaseException:
+        lib["seccomp_release"](ctx)
+        raise
+    return ctx
+
+
+def _fill(lib: dict, ctx, cfg: dict, default: int) -> None:
     lib["seccomp_attr_set"](ctx, SCMP_FLTATR_CTL_NNP, 0)  # we set no_new_privs ourselves
     for i, arch in enumerate(cfg.get("architectures") or ()):
-        if arch not in ARCHES:
-            raise SmithError("linux.seccomp.architectures[%d]: unknown architecture %r" % (i, arch))
-        rc = lib["seccomp_arch_add"](ctx, libc.c_ulong(ARCHES[arch]))
+        token = lib["seccomp_arch_resolve_name"](ARCHES[arch].encode())
+        rc = lib["seccomp_arch_add"](ctx, libc.c_ulong(token & 0xFFFFFFFF)) if token else -22
         if rc < 0 and rc != -17:  # -EEXIST: the native arch is already there
-            raise SmithError("linux.seccomp.architectures[%d]: %s: %s" % (i, arch, os.strerror(-rc)))
-    for i, rule in enumerate(cfg.get("syscalls") or ()):
+            why = "libseccomp does not know it" if not token else (
+                "it cannot be mixed with this machine's architecture" if rc == -33 else os.strerror(-rc))
+            raise SmithError("linux.seccomp.architectures[%d]: cannot add %s: %s" % (i, arch, why))
+    for i, flag in enumerate(cfg.get("flags") or ()):
+        attr = FLAGS[flag]
+        if attr is not None:
+            rc = lib["seccomp_attr_set"](ctx, attr, 1)
+            if rc < 0:
+                raise SmithError("linux.seccomp.flags[%d]: %s is not supported by this kernel or "
+                                 "libseccomp: %s" % (i, flag, os.strerror(-rc)))
+    rules = cfg.get("syscalls") or ()
+    if sum(len(r["names"]) for r in rules) > 32:  # like runc: a binary tree for long rule sets
+        lib["seccomp_attr_set"](ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+    for i, rule in enumerate(rules):
         field = "linux.seccomp.syscalls[%d]" % i
-        action = _action(rule["action"], rule.get("errnoRet"), field + ".action")
-        args = b""
-        for j, a in enumerate(rule.get("args") or ()):
-            if a.get("op") not in OPS:
-                raise SmithError("%s.args[%d].op: unknown operator %r" % (field, j, a.get("op")))
-            args += struct.pack("IIQQ", a["index"], OPS[a["op"]], a.get("value", 0), a.get("valueTwo", 0))
-        count = len(rule.get("args") or ())
-        if action == default:
+        act = action(rule["action"], rule.get("errnoRet"))
+        if act == default:
             continue  # libseccomp refuses rules that repeat the default action; runc skips them
+        groups = [struct.pack("IIQQ" * len(c), *[x for cond in c for x in cond]) for c in conditions(rule.get("args"))]
         for name in rule["names"]:
             nr = lib["seccomp_syscall_resolve_name"](name.encode())
             if nr == -1:  # __NR_SCMP_ERROR (other negative numbers are valid pseudo-syscalls)
                 continue  # like runc: a syscall this kernel/arch does not know is skipped
-            rc = lib["seccomp_rule_add_array"](ctx, libc.c_ulong(action), nr, count, args or None)
-            if rc < 0 and rc != -17:
-                raise SmithError("%s: cannot add rule for %s: %s" % (field, name, os.strerror(-rc)))
-    return ctx
+            for packed in groups:
+                rc = lib["seccomp_rule_add_array"](ctx, libc.c_ulong(act), nr, len(packed) // 24, packed or None)
+                if rc < 0 and rc != -17:
+                    raise SmithError("%s: cannot add the rule for %s: libseccomp says %s"
+                                     % (field, name, os.strerror(-rc)))
 
 
 def load(ctx) -> None:

@@ -211,9 +211,62 @@ def _linux(c: _Checker, linux: dict) -> None:
     c.obj(linux.get("resources", {}), "linux.resources")
     if "seccomp" in linux:
         s = c.obj(linux["seccomp"], "linux.seccomp")
-        c.string(s.get("defaultAction", ...), "linux.seccomp.defaultAction")
-        for i, rule in enumerate(c.lst(s.get("syscalls", []), "linux.seccomp.syscalls")):
-            f = "linux.seccomp.syscalls[%d]" % i
-            c.obj(rule, f)
-            c.strings(rule.get("names", ...), f + ".names")
-            c.string(rule.get("action", ...), f + ".action")
+        if not s.get("defaultAction") and not s.get("syscalls"):
+            del linux["seccomp"]  # like runc: no default action and no rules is no seccomp
+        else:
+            _seccomp(c, s)
+
+
+def _seccomp(c: _Checker, s: dict) -> None:
+    """Types and names of linux.seccomp; what runc refuses is refused here, naming the field."""
+    from smith.runtime import seccomp
+    actions = ", ".join(sorted(seccomp.ACTIONS))
+
+    def errno_ret(v, f):
+        if (c.integer(v, f) & 0xFFFF) > seccomp.MAX_ERRNO or v < 0:
+            c.fail(f, "%d is not an errno number (0 to %d)" % (v, seccomp.MAX_ERRNO))
+
+    default = c.string(s.get("defaultAction", ...), "linux.seccomp.defaultAction")
+    if default not in seccomp.ACTIONS:
+        c.fail("linux.seccomp.defaultAction", "unknown seccomp action %r (known: %s)" % (default, actions))
+    if default == "SCMP_ACT_NOTIFY":  # runc: "SCMP_ACT_NOTIFY cannot be used as default action"
+        c.fail("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+    if "defaultErrnoRet" in s:
+        errno_ret(s["defaultErrnoRet"], "linux.seccomp.defaultErrnoRet")
+    for i, arch in enumerate(c.strings(s.get("architectures", []), "linux.seccomp.architectures")):
+        if arch not in seccomp.ARCHES:
+            c.fail("linux.seccomp.architectures[%d]" % i, "unknown architecture %r (known: %s)"
+                   % (arch, ", ".join(sorted(seccomp.ARCHES))))
+    for i, flag in enumerate(c.strings(s.get("flags", []), "linux.seccomp.flags")):
+        f = "linux.seccomp.flags[%d]" % i
+        if flag in seccomp.UNSUPPORTED_FLAGS:
+            c.fail(f, "%s is not supported: %s" % (flag, seccomp.UNSUPPORTED_FLAGS[flag]))
+        if flag not in seccomp.FLAGS:
+            c.fail(f, "unknown seccomp flag %r (supported: %s)" % (flag, ", ".join(sorted(seccomp.FLAGS))))
+    for k in ("listenerPath", "listenerMetadata"):
+        if k in s:
+            c.string(s[k], "linux.seccomp." + k)
+    for i, rule in enumerate(c.lst(s.get("syscalls", []), "linux.seccomp.syscalls")):
+        f = "linux.seccomp.syscalls[%d]" % i
+        c.obj(rule, f)
+        for j, name in enumerate(c.strings(rule.get("names", ...), f + ".names")):
+            if not name:  # runc: "empty string is not a valid syscall"
+                c.fail("%s.names[%d]" % (f, j), "an empty string is not a syscall name")
+        act = c.string(rule.get("action", ...), f + ".action")
+        if act not in seccomp.ACTIONS:
+            c.fail(f + ".action", "unknown seccomp action %r (known: %s)" % (act, actions))
+        if act == "SCMP_ACT_NOTIFY":
+            c.fail(f + ".action", "SCMP_ACT_NOTIFY (handing syscalls to a seccomp agent at "
+                   "linux.seccomp.listenerPath) is not supported by this runtime")
+        if "errnoRet" in rule:
+            errno_ret(rule["errnoRet"], f + ".errnoRet")
+        for j, a in enumerate(c.lst(rule.get("args", []), f + ".args")):
+            fa = "%s.args[%d]" % (f, j)
+            c.obj(a, fa)
+            if not 0 <= c.integer(a.get("index", ...), fa + ".index") <= 5:
+                c.fail(fa + ".index", "syscalls have 6 arguments (index 0 to 5), got %d" % a["index"])
+            if c.string(a.get("op", ...), fa + ".op") not in seccomp.OPS:
+                c.fail(fa + ".op", "unknown operator %r (known: %s)" % (a["op"], ", ".join(sorted(seccomp.OPS))))
+            for k in ("value", "valueTwo"):
+                if k in a and not 0 <= c.integer(a[k], "%s.%s" % (fa, k)) < 1 << 64:
+                    c.fail("%s.%s" % (fa, k), "must be an unsigned 64-bit integer")

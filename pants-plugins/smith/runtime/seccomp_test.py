@@ -1,0 +1,193 @@
+"""linux.seccomp with real profiles, run by smith-runtime and by runc on the same bundle.
+
+The profile below is the OCI runtime-tools default (generate/seccomp/seccomp_default.go, as
+`oci-runtime-tool generate` writes it for amd64 and runc spec's capabilities), with the
+`personality` values in one rule holding several conditions on argument 0, the form the issue
+saw refused. It is data here so the test needs no Go toolchain.
+"""
+import json
+import os
+
+import pytest
+
+from smith.runtime import testbundle as tb
+from smith.testutil.debian import require_tools
+
+ALLOWED = """accept accept4 access alarm bind brk capget capset chdir chmod chown chown32 clock_getres
+clock_gettime clock_nanosleep close connect copy_file_range creat dup dup2 dup3 epoll_create
+epoll_create1 epoll_ctl epoll_ctl_old epoll_pwait epoll_wait epoll_wait_old eventfd eventfd2 execve
+execveat exit exit_group faccessat fadvise64 fadvise64_64 fallocate fanotify_mark fchdir fchmod
+fchmodat fchown fchown32 fchownat fcntl fcntl64 fdatasync fgetxattr flistxattr flock fork
+fremovexattr fsetxattr fstat fstat64 fstatat64 fstatfs fstatfs64 fsync ftruncate ftruncate64 futex
+futimesat getcpu getcwd getdents getdents64 getegid getegid32 geteuid geteuid32 getgid getgid32
+getgroups getgroups32 getitimer getpeername getpgid getpgrp getpid getppid getpriority getrandom
+getresgid getresgid32 getresuid getresuid32 getrlimit get_robust_list getrusage getsid getsockname
+getsockopt get_thread_area gettid gettimeofday getuid getuid32 getxattr inotify_add_watch
+inotify_init inotify_init1 inotify_rm_watch io_cancel ioctl io_destroy io_getevents ioprio_get
+ioprio_set io_setup io_submit ipc kill lchown lchown32 lgetxattr link linkat listen listxattr
+llistxattr _llseek lremovexattr lseek lsetxattr lstat lstat64 madvise memfd_create mincore mkdir
+mkdirat mknod mknodat mlock mlock2 mlockall mmap mmap2 mprotect mq_getsetattr mq_notify mq_open
+mq_timedreceive mq_timedsend mq_unlink mremap msgctl msgget msgrcv msgsnd msync munlock munlockall
+munmap nanosleep newfstatat _newselect open openat pause pipe pipe2 poll ppoll prctl pread64 preadv
+prlimit64 pselect6 pwrite64 pwritev read readahead readlink readlinkat readv recv recvfrom recvmmsg
+recvmsg remap_file_pages removexattr rename renameat renameat2 restart_syscall rmdir rt_sigaction
+rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn rt_sigsuspend rt_sigtimedwait
+rt_tgsigqueueinfo sched_getaffinity sched_getattr sched_getparam sched_get_priority_max
+sched_get_priority_min sched_getscheduler sched_rr_get_interval sched_setaffinity sched_setattr
+sched_setparam sched_setscheduler sched_yield seccomp select semctl semget semop semtimedop send
+sendfile sendfile64 sendmmsg sendmsg sendto setfsgid setfsgid32 setfsuid setfsuid32 setgid setgid32
+setgroups setgroups32 setitimer setpgid setpriority setregid setregid32 setresgid setresgid32
+setresuid setresuid32 setreuid setreuid32 setrlimit set_robust_list setsid setsockopt set_thread_area
+set_tid_address setuid setuid32 setxattr shmat shmctl shmdt shmget shutdown sigaltstack signalfd
+signalfd4 sigreturn socket socketcall socketpair splice stat stat64 statfs statfs64 statx symlink
+symlinkat sync sync_file_range syncfs sysinfo syslog tee tgkill time timer_create timer_delete
+timerfd_create timerfd_gettime timerfd_settime timer_getoverrun timer_gettime timer_settime times
+tkill truncate truncate64 ugetrlimit umask uname unlink unlinkat utime utimensat utimes vfork
+vmsplice wait4 waitid waitpid write writev""".split()
+CLONE_NEW_FLAGS = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00020000
+
+RUNTIME_TOOLS_DEFAULT = {
+    "defaultAction": "SCMP_ACT_ERRNO",
+    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+    "syscalls": [
+        {"names": ALLOWED, "action": "SCMP_ACT_ALLOW", "args": []},
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [
+            {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 0xffffffff, "op": "SCMP_CMP_EQ"}]},
+        # no CAP_SYS_ADMIN: clone only without CLONE_NEW* flags
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [
+            {"index": 0, "value": CLONE_NEW_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "args": []},
+        {"names": ["modify_ldt"], "action": "SCMP_ACT_ALLOW", "args": []},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def app():
+    require_tools("runc", "busybox")
+    return tb.cached_zipapp()
+
+
+def run_both(app, tmp_path, script, seccomp, edit=None):
+    def configure(c):
+        c["linux"]["seccomp"] = seccomp
+        c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]})
+        if edit:
+            edit(c)
+    bundle = tb.bundle(str(tmp_path / "bundle"), args=["sh", "-c", script], edit=configure)
+    out = {}
+    for name, binary in (("smith", app), ("runc", "runc")):
+        root = str(tmp_path / ("root-" + name))
+        cid = "sc-%s-%d" % (name, os.getpid())
+        out[name] = tb.runtime(binary, root, "run", cid, cwd=bundle)
+        assert not tb.leftovers(cid), out[name].stderr
+        assert not os.path.isdir(root) or not os.listdir(root)
+    return out
+
+
+def same(app, tmp_path, script, seccomp, edit=None):
+    res = run_both(app, tmp_path, script, seccomp, edit)
+    assert res["runc"].returncode == 0, res["runc"].stderr
+    assert res["smith"].returncode == 0, res["smith"].stderr
+    assert res["smith"].stdout == res["runc"].stdout, (res["smith"].stdout, res["runc"].stdout)
+    return res["smith"].stdout
+
+
+def test_runtime_tools_default_profile_like_runc(app, tmp_path):
+    """The runtime-tools default profile: personality allowed for each listed value (several
+    conditions on argument 0), clone with CLONE_NEW* refused (MASKED_EQ), chroot refused
+    (the default action), the rest of a shell's work allowed."""
+    script = ("linux32 uname -m; linux64 uname -m; "
+              "unshare -u true 2>/dev/null; echo unshare=$?; "
+              "chroot / true 2>/dev/null; echo chroot=$?; "
+              "mkdir /tmp/d && echo ok > /tmp/d/f && cat /tmp/d/f; "
+              "grep Seccomp: /proc/self/status")
+    out = same(app, tmp_path, script, RUNTIME_TOOLS_DEFAULT)
+    assert out == "i686\nx86_64\nunshare=1\nchroot=1\nok\nSeccomp:\t2\n", out
+
+
+def test_several_conditions_on_one_argument_are_or_ed_like_runc(app, tmp_path):
+    """runc adds a rule with two conditions on argument 0 as two rules: personality(8) and
+    personality(0) are each refused, other values are not."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "args": [
+            {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}
+    out = same(app, tmp_path, "linux32 true 2>&1; linux64 true 2>&1; uname -m", profile)
+    assert out.count("Permission denied") == 2 and out.endswith("x86_64\n"), out
+
+
+def test_masked_eq_and_errno_values_like_runc(app, tmp_path):
+    """SCMP_CMP_MASKED_EQ tests (arg & value) == valueTwo: personality(PER_LINUX32 = 8) matches
+    0xff/8, personality(PER_LINUX = 0) does not. errnoRet is the error returned."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 122,  # EDQUOT
+         "args": [{"index": 0, "op": "SCMP_CMP_MASKED_EQ", "value": 0xff, "valueTwo": 8}]},
+        {"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28},  # ENOSPC
+        {"names": ["no_such_syscall", "socketcall"], "action": "SCMP_ACT_ERRNO"},  # unknown / other arch: skipped
+        {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},  # the default action: skipped
+    ]}
+    script = "linux32 true 2>&1; linux64 uname -m; hostname x 2>&1; echo done"
+    out = same(app, tmp_path, script, profile)
+    assert "Disk quota exceeded" in out and "x86_64" in out and "No space left on device" in out, out
+
+
+def test_default_errno_ret_like_runc(app, tmp_path):
+    """defaultErrnoRet is what every syscall without a rule returns."""
+    profile = dict(RUNTIME_TOOLS_DEFAULT, defaultErrnoRet=122)
+    out = same(app, tmp_path, "chroot / true 2>&1; echo rc=$?", profile)
+    assert "Disk quota exceeded" in out and out.endswith("rc=1\n"), out
+
+
+def test_flags_log_and_spec_allow(app, tmp_path):
+    """runc 1.1.5 refuses every flag ("seccomp flags are not yet supported by runc"); crun and
+    the runtime-spec accept these, and so does smith (libseccomp sets them on load)."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "flags": [
+        "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+    res = run_both(app, tmp_path, "mkdir /tmp/x 2>&1; grep Seccomp: /proc/self/status", profile)
+    assert res["runc"].returncode == 1 and "flags are not yet supported" in res["runc"].stderr
+    assert res["smith"].returncode == 0, res["smith"].stderr
+    assert "Operation not permitted" in res["smith"].stdout and "Seccomp:\t2" in res["smith"].stdout
+
+
+BAD = [
+    ("notify action", {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+                       "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]},
+     "linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY"),
+    ("notify default", {"defaultAction": "SCMP_ACT_NOTIFY"}, "linux.seccomp.defaultAction"),
+    ("unknown flag", {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_FAST"]},
+     "linux.seccomp.flags[0]: unknown seccomp flag"),
+    ("killable recv flag", {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]},
+     "linux.seccomp.flags[0]: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported"),
+    ("seventh argument", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "op": "SCMP_CMP_EQ", "value": 1}]}]},
+     "linux.seccomp.syscalls[0].args[0].index"),
+    ("negative value", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": -1}]}]},
+     "linux.seccomp.syscalls[0].args[0].value"),
+    ("args not objects", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [3]}]}, "linux.seccomp.syscalls[0].args[0]"),
+    ("empty name", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [""], "action": "SCMP_ACT_ERRNO"}]},
+     "linux.seccomp.syscalls[0].names[0]"),
+    ("errno too big", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}, "linux.seccomp.syscalls[0].errnoRet"),
+    ("mixed endianness", {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_MIPS"]},
+     "linux.seccomp.architectures[0]"),
+]
+
+
+@pytest.mark.parametrize("name,profile,message", BAD, ids=[b[0] for b in BAD])
+def test_refused_like_runc_with_the_field_named(app, tmp_path, name, profile, message):
+    res = run_both(app, tmp_path, "echo ran", profile)
+    assert res["runc"].returncode == 1, res["runc"].stdout  # runc refuses each of these too
+    assert res["smith"].returncode == 1 and res["smith"].stdout == ""
+    assert res["smith"].stderr.startswith("smith-runtime: error: ") and message in res["smith"].stderr, \
+        res["smith"].stderr
+    assert "Traceback" not in res["smith"].stderr
+
+
+def test_empty_seccomp_object_is_no_filter_like_runc(app, tmp_path):
+    out = same(app, tmp_path, "grep Seccomp: /proc/self/status", {"defaultAction": ""})
+    assert out == "Seccomp:\t0\n"
