@@ -1,8 +1,8 @@
 """Linux calls Python 3.9's os module lacks, shared by crashcart and the launcher (stdlib only).
 
-The new mount API (open_tree, mount_setattr, move_mount: detached copies of mounts that can be
-made read-only or id-mapped before anyone sees them), mount/umount2/unshare/setns, and a
-process' start time (to tell a pid from a reused one). ctypes is loaded on the first call, so
+openat2 (path resolution confined below a directory fd, for the unpacker), the new mount API
+(open_tree, mount_setattr, move_mount: detached copies of mounts that can be made read-only or
+id-mapped before anyone sees them), mount/umount2/unshare/setns, and a process' start time (to tell a pid from a reused one). ctypes is loaded on the first call, so
 importing this costs nothing on a start path that only needs start_time (the runtime's; no
 typing either, for the same reason). The syscall numbers
 of the new mount API are the same on every architecture (allocated after the tables were
@@ -13,6 +13,13 @@ import os
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
+SYS_OPENAT2 = 437
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -123,3 +130,17 @@ def move_mount(tree_fd: int, target: str) -> None:
     """Attach a detached tree at target."""
     check(libc().syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target),
                          MOVE_MOUNT_F_EMPTY_PATH), "move_mount %s" % target)
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open `path` relative to `dir_fd` with RESOLVE_* restrictions (an fd).
+    Raises OSError (ENOSYS on kernels before 5.6 or under a seccomp filter that lacks it)."""
+    import ctypes
+    if "open_how" not in _loaded:
+        class OpenHow(ctypes.Structure):  # struct open_how
+            _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                        ("resolve", ctypes.c_uint64)]
+        _loaded["open_how"] = OpenHow
+    how = _loaded["open_how"](flags, mode, resolve)
+    return check(libc().syscall(SYS_OPENAT2, ctypes.c_int(dir_fd), os.fsencode(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))), "openat2 %s" % path)

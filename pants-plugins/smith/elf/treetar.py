@@ -1,63 +1,33 @@
 """Tree tars in and out of `smith closure`: safe unpack of a root, deterministic write of a closure."""
 import io
 import os
-import shutil
 import stat
 import tarfile
 import tempfile
-from typing import Dict, List
+from typing import Dict, List, Optional
 
+from smith import safe_fs, untar
 from smith.errors import SmithError
+from smith.untar import Limits
 
 
-def unpack_root_tar(tar_path: str, parent_dir: str) -> str:
-    """Unpack an uncompressed tree tar into a new temp dir under `parent_dir`; returns that dir."""
+def unpack_root_tar(tar_path: str, parent_dir: str, limits: Optional[Limits] = None) -> str:
+    """Unpack an (untrusted) uncompressed tree tar into a new temp dir under `parent_dir` with
+    the one unpacker (smith.untar: fd-relative, never through a symlink; devices and fifos are
+    skipped, absolute symlink targets are kept: they resolve inside the root later); returns
+    that dir. On any failure the dir is removed and a SmithError names the tar and entry."""
     dest = os.path.realpath(tempfile.mkdtemp(prefix=".smith-closure-root-", dir=parent_dir))
     try:
-        with tarfile.open(tar_path, "r:") as tar:
-            for m in tar:
-                if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-                    continue  # devices and fifos are never part of a program's closure
-                _check_member(tar_path, m, dest)
-                # Symlink targets are kept as they are: absolute ones resolve inside the root later.
-                if _HAS_FILTERS:
-                    tar.extract(m, dest, numeric_owner=True, filter="tar")
-                else:
-                    tar.extract(m, dest, numeric_owner=True)
-    except (tarfile.TarError, OSError) as e:
-        remove_tree(dest)
-        raise SmithError("cannot unpack tree tar %s: %s" % (tar_path, e))
+        untar.extract_file(tar_path, dest, untar.NONE, limits=limits)
     except BaseException:
         remove_tree(dest)
         raise
     return dest
 
 
-# Extraction filters (PEP 706) exist from 3.9.17 on; older 3.9s get the same checks from us.
-_HAS_FILTERS = hasattr(tarfile, "tar_filter")
-
-
-def _check_member(tar_path: str, m: tarfile.TarInfo, dest: str) -> None:
-    """Refuse names that could write outside `dest`: absolute, `..`, or through a symlinked dir."""
-    if m.name.startswith("/") or ".." in m.name.split("/"):
-        raise SmithError("tree tar %s holds the unsafe name %r; tree tars name files relative "
-                         "to the root, without '..'" % (tar_path, m.name))
-    if m.islnk() and (m.linkname.startswith("/") or ".." in m.linkname.split("/")):
-        raise SmithError("tree tar %s: hard link %r points to the unsafe name %r" % (tar_path, m.name, m.linkname))
-    parent = os.path.realpath(os.path.join(dest, os.path.dirname(m.name)))
-    if parent != dest and not parent.startswith(dest + os.sep):
-        raise SmithError("tree tar %s: %r would be written through a symlink out of the root"
-                         % (tar_path, m.name))
-
-
 def remove_tree(path: str) -> None:
-    def onerror(func, p, exc):  # a read-only dir from the tar: make it writable and retry
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            func(p)
-        except OSError:
-            pass
-    shutil.rmtree(path, onerror=onerror)
+    """Remove a (possibly hostile, deep, partly read-only) tree: iteratively, fd-based."""
+    safe_fs.remove_tree(path)
 
 
 def _parents(path: str) -> List[str]:

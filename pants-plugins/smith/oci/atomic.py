@@ -1,9 +1,10 @@
 """Outputs appear whole or not at all: write under temporary names, rename at the end."""
 import contextlib
 import os
-import shutil
 import tempfile
 from typing import Dict, Iterator, List
+
+from smith.safe_fs import remove_tree
 
 
 @contextlib.contextmanager
@@ -51,9 +52,9 @@ def atomic_dir(path: str) -> Iterator[str]:
             old = tmp + ".old"
             os.rename(path, old)
             os.rename(tmp, path)
-            shutil.rmtree(old)
+            remove_tree(old)
         else:
             os.rename(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+        if os.path.lexists(tmp):
+            remove_tree(tmp)  # iterative and fd-based: the tree may be hostile and deep
