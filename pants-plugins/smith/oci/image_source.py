@@ -12,6 +12,7 @@ import tarfile
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 from smith.errors import SmithError
+from smith.safe_fs import Root, Unsafe
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -60,8 +61,12 @@ class Store:
 
     def open(self, name: str) -> BinaryIO:
         if self._tar is None:
-            try:
-                return open(self._dir_path(name), "rb")
+            self._dir_path(name)  # refuses "", "." and ".." parts
+            try:  # no symlink on the way, and a regular file (a fifo or /dev/zero never ends)
+                with Root(self.path) as root:
+                    return os.fdopen(root.open_file(_norm(name).split("/")), "rb")
+            except Unsafe as e:
+                raise SmithError("%s: %s; refusing to read it" % (self.path, e))
             except OSError as e:
                 raise SmithError("%s: cannot read %s (%s); the image is incomplete"
                                  % (self.path, name, e.strerror))
@@ -116,13 +121,17 @@ def verify_blob(store: Store, desc: Dict[str, Any], what: str) -> None:
     name = blob_name(digest, what)
     h = hashlib.sha256()
     size = 0
+    limit = desc.get("size") if isinstance(desc.get("size"), int) and desc["size"] >= 0 else None
     with store.open(name) as f:
-        while True:
-            chunk = f.read(_CHUNK)
+        while True:  # stop at size + 1 bytes: a blob longer than its descriptor is never read out
+            chunk = f.read(_CHUNK if limit is None else min(_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             h.update(chunk)
             size += len(chunk)
+    if limit is not None and size > limit:
+        raise SmithError("%s: blob %s is more than the %d bytes its descriptor says"
+                         % (what, digest, limit))
     if "sha256:" + h.hexdigest() != digest:
         raise SmithError("%s: blob %s has digest sha256:%s — its content does not match its "
                          "name; the image is corrupt or tampered with" % (what, digest, h.hexdigest()))

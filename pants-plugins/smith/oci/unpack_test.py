@@ -221,3 +221,56 @@ def test_apply_one_layer_file_checks_its_digest(tmp_path):
     path.write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     with pytest.raises(SmithError, match=r"not a readable tar|corrupt"):
         unpack.apply_layer_file(str(path), str(dest))
+
+
+def _layer_blob(layout):
+    manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    layers = json.loads((layout / "blobs" / "sha256" / manifest[7:]).read_text())["layers"]
+    return layout / "blobs" / "sha256" / layers[0]["digest"][7:]
+
+
+def test_a_layout_blob_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A blob that is a symlink to /dev/zero hung `smith unpack` (read to no end)."""
+    import signal
+    layout = write_layout(tmp_path / "img", [tar_bytes([("f", "file", b"x")])])
+    blob = _layer_blob(layout)
+    blob.unlink()
+    os.symlink("/dev/zero", str(blob))
+    old = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("smith unpack hangs on /dev/zero"))
+    signal.alarm(30)
+    try:
+        with pytest.raises(SmithError, match=r"img: /blobs/sha256/[0-9a-f]{64} is a symlink, not a "
+                                             r"regular file; refusing to read it"):
+            unpack.unpack_image(str(layout), str(tmp_path / "out"))
+        blob.unlink()
+        os.mkfifo(str(blob))
+        with pytest.raises(SmithError, match=r"is not a regular file"):
+            unpack.unpack_image(str(layout), str(tmp_path / "out"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_a_blob_longer_than_its_descriptor_is_read_only_to_size_plus_one(tmp_path, monkeypatch):
+    layout = write_layout(tmp_path / "img", [tar_bytes([("f", "file", b"x")])])
+    blob = _layer_blob(layout)
+    with open(str(blob), "ab") as f:
+        f.truncate(64 << 20)  # the server of the blob streams on and on
+    reads = []
+    real_open = unpack.verify_blob.__globals__["Store"].open
+
+    def counting_open(self, name):
+        f = real_open(self, name)
+        real_read = f.read
+        def read(n=-1):
+            data = real_read(n)
+            reads.append((name, len(data)))
+            return data
+        f.read = read  # type: ignore[assignment]
+        return f
+
+    monkeypatch.setattr(unpack.verify_blob.__globals__["Store"], "open", counting_open)
+    with pytest.raises(SmithError, match=r"is more than the \d+ bytes its descriptor says"):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"))
+    assert sum(n for name, n in reads if name == "blobs/sha256/" + blob.name) < 1 << 20
