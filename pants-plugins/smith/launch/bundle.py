@@ -13,7 +13,8 @@ class Options(NamedTuple):
     whole_command: bool = False     # args replace Entrypoint too
     env: List[str] = []             # extra K=V, override the image's
     read_dir: Optional[str] = None  # host path mounted at /read (read-only)
-    network: str = "none"           # "none": own net namespace with only lo; "host"
+    network: str = "none"           # "none": own net namespace with only lo; "host"; "join"
+    netns: Optional[str] = None     # network "join": the net namespace file to join (a sidecar)
     writable_root: bool = False
     tty: bool = False
     hostname: str = "smith"
@@ -105,7 +106,7 @@ def mounts(opts: Options, write_dir: str, uid: int, gid: int) -> List[Dict[str, 
     if opts.network == "none":
         out.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
                     "options": ["nosuid", "noexec", "nodev", "ro"]})
-    else:  # sysfs cannot be mounted from a user namespace that does not own the net namespace
+    else:  # host or joined: sysfs cannot be mounted from a user namespace that does not own the net namespace
         out.append({"destination": "/sys", "type": "bind", "source": "/sys",
                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
     out.append({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
@@ -128,6 +129,10 @@ def config(image_config: Dict[str, Any], opts: Options, uid: int, gid: int, writ
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user", "cgroup")]
     if opts.network == "none":
         namespaces.append({"type": "network"})
+    elif opts.network == "join":
+        if not opts.netns:
+            raise SmithError("network \"join\" needs the path of a network namespace to join")
+        namespaces.append({"type": "network", "path": opts.netns})
     env = environment(image_config, opts.env)
     if opts.tty and not any(e.startswith("TERM=") for e in env):
         env.append("TERM=xterm")

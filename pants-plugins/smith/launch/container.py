@@ -6,7 +6,12 @@ Container directory STORE/c/<host id base> (short: it is the overlay's chdir):
   write/        /write (owned by the image user as mapped), removed unless a --write dir is given
   read/         an idmapped view of the --read directory, when its filesystem allows one
   config.json   the bundle config
+  stdout.log    the output of a detached container (start_detached), and stderr.log
 The runtime's container id is smith-<store hash>-<host id base>.
+
+A detached container (service tests) is started with start_detached(), signalled with kill(),
+and stopped with teardown(keep_write=True) when the same container (same id range, same
+/write) starts again with setup() + start_detached(); cleanup() ends it for good.
 """
 import errno
 import hashlib
@@ -167,16 +172,20 @@ class Container:
         remove_container_dir(os.path.join(self.settings.store, "c", stale.container))
 
     def setup(self) -> str:
-        """Prepare the bundle; returns its directory."""
+        """Prepare the bundle; returns its directory. After teardown(keep_write=True) it
+        prepares the same container again: same id range, same directory and /write."""
         preflight(self.settings)
+        again = self.ids is not None
         with self.store.in_use():
             lowers = self._layers()
-            self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap,
-                                          layers=[layer.diff_id for layer in self.image.layers])
+            if not again:
+                self.ids = self.pool.allocate(lambda base: str(base), self.runtime, self._reap,
+                                              layers=[layer.diff_id for layer in self.image.layers])
         self.id = runtime_id(self.settings.store, self.ids.container)
         self.dir = os.path.join(self.settings.store, "c", self.ids.container)
-        remove_container_dir(self.dir)  # leftovers of a range freed without cleanup
-        os.mkdir(self.dir, 0o711)
+        if not again:
+            remove_container_dir(self.dir)  # leftovers of a range freed without cleanup
+            os.mkdir(self.dir, 0o711)
         userns = _user_namespace(self.ids)
         try:
             if not self.opts.writable_root:
@@ -264,6 +273,83 @@ class Container:
         if code < 0:  # the runtime itself died of a signal
             code = 128 - code
         return Result(code, out or b"", err or b"", timed_out)
+
+    # -- detached ------------------------------------------------------------------------
+    def log_path(self, stream: str) -> str:
+        return os.path.join(self.dir, stream + ".log")
+
+    def start_detached(self, timeout: float = 60) -> int:
+        """`RUNTIME run --detach`: the container's stdout/stderr go to stdout.log/stderr.log
+        (with the runtime's own messages); returns the pid of its init (`RUNTIME state`).
+        A caller that wants init's exit status makes itself a child subreaper first."""
+        with open(self.log_path("stdout"), "wb") as out, open(self.log_path("stderr"), "wb") as err:
+            try:
+                proc = subprocess.run([self.runtime, "run", "--detach", "--bundle", self.dir, self.id],
+                                      env=_runtime_env(), stdin=subprocess.DEVNULL, stdout=out,
+                                      stderr=err, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise SmithError("%s run --detach did not return within %s s" % (self.runtime, timeout))
+        if proc.returncode != 0:
+            raise SmithError("%s run --detach failed with exit code %d: %s" % (
+                self.runtime, proc.returncode, self.read_log("stderr")[-2000:].decode("utf-8", "replace")))
+        pid = self.state().get("pid")
+        if not isinstance(pid, int) or pid <= 0:
+            raise SmithError("%s state %s gave no pid of the container's init" % (self.runtime, self.id))
+        return pid
+
+    def state(self) -> Dict:
+        proc = subprocess.run([self.runtime, "state", self.id], env=_runtime_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise SmithError("%s state %s failed: %s" % (self.runtime, self.id,
+                                                        proc.stderr.decode("utf-8", "replace").strip()))
+        try:
+            found = json.loads(proc.stdout)
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise SmithError("%s state %s did not print a JSON object" % (self.runtime, self.id))
+        return found
+
+    def kill(self, sig: str) -> None:
+        """`RUNTIME kill ID SIG` (SIG a name such as TERM or a number)."""
+        proc = subprocess.run([self.runtime, "kill", self.id, sig], env=_runtime_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise SmithError("%s kill %s %s failed: %s" % (self.runtime, self.id, sig,
+                                                          proc.stderr.decode("utf-8", "replace").strip()))
+
+    def read_log(self, stream: str, limit: int = 1 << 20) -> bytes:
+        """The last `limit` bytes of a detached container's stdout or stderr (b"" if none)."""
+        try:
+            with open(self.log_path(stream), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read()
+        except (OSError, ValueError):
+            return b""
+
+    def teardown(self, keep_write: bool) -> None:
+        """Delete the runtime's container and its mounts; with keep_write the id range, the
+        directory and its write/ stay for the next setup() (a restart on the same /write)."""
+        if self.ids is None:
+            return
+        _quiet([self.runtime, "delete", "--force", self.id])
+        if not keep_write:
+            self.cleanup()
+            return
+        for point in kernel.mounts_under(self.dir):
+            linux.umount(point, detach=True)
+        if kernel.mounts_under(self.dir):
+            raise SmithError("%s still has mounts after unmounting" % self.dir)
+        for name in os.listdir(self.dir):
+            if name == "write":
+                continue
+            path = os.path.join(self.dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
 
     # -- cleanup -------------------------------------------------------------------------
     def cleanup(self) -> None:
