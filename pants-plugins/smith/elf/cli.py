@@ -17,6 +17,7 @@ from smith.elf.closure import compute_closure
 from smith.elf.nss import DEFAULT_USER, nss_files, parse_user
 from smith.elf.treetar import remove_tree, unpack_root_tar, write_tree_tar
 from smith.errors import SmithError
+from smith.untar import Limits
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="append", default=[], metavar="GLOB",
                    help="files or directories (globs inside the root) kept as they are, e.g. data files")
     p.add_argument("--output-tar", help="also write a deterministic tree tar of the closure here")
+    Limits.add_arguments(p)
     return p
 
 
@@ -67,7 +69,7 @@ def main(argv: List[str]) -> int:
     if args.root_tar:
         if not os.path.isfile(args.root_tar):
             raise SmithError("--root-tar %s does not exist" % args.root_tar)
-        unpacked = root = unpack_root_tar(args.root_tar, os.getcwd())
+        unpacked = root = unpack_root_tar(args.root_tar, os.getcwd(), Limits.from_args(args))
     try:
         result = compute_closure(root, args.paths, env=env, nss=args.nss, extra_libs=args.extra_lib, keep=args.keep)
         if args.output_tar:

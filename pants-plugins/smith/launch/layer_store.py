@@ -12,28 +12,24 @@ import contextlib
 import fcntl
 import os
 import shutil
-import stat
-import tarfile
 import tempfile
 from typing import Iterator, List, Set, Tuple
 
-from smith.errors import SmithError
-from smith.oci.docker_archive import decompressed
 from smith.oci.image_source import Layer, Store, verify_blob
+from smith.safe_fs import remove_tree
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def oci_apply_layer(source: Store, layer: Layer, dest: str) -> None:
-    """Apply one layer blob with the project's safe unpacker, after checking its digest
-    (docker archives record no blob digest: there the diff_id check is the one)."""
-    from smith.oci.unpack import apply_layer  # late: only needed when a layer is new
+    """Unpack one layer blob as an overlayfs lower dir with the project's one unpacker
+    (smith.untar, OVERLAY mode: owners from the tar set with fchown on each new fd, `.wh.NAME`
+    a 0/0 character device, `.wh..wh..opq` the trusted.overlay.opaque xattr), after checking
+    the blob's digest (docker archives record no blob digest: there the diff_id check is the one)."""
+    from smith import untar  # late: only needed when a layer is new
     what = "%s layer %s" % (source.path, layer.digest or layer.diff_id)
     if layer.digest is not None:
         verify_blob(source, layer.descriptor(), what)
     with source.open(layer.name) as raw:
-        apply_layer(raw, dest, what, layer.diff_id)
+        untar.apply_layer(raw, dest, what, layer.diff_id, untar.OVERLAY, owners=True)
 
 
 @contextlib.contextmanager
@@ -44,74 +40,6 @@ def flocked(path: str, shared: bool = False) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _members(source: Store, layer: Layer) -> Iterator[tarfile.TarInfo]:
-    """The tar headers of a layer blob (gzip, zstd or plain), nothing extracted."""
-    with source.open(layer.name) as raw:
-        with tarfile.open(fileobj=decompressed(raw), mode="r|") as tar:
-            yield from tar
-
-
-def _parent_fd(root: str, parts: List[str], create: bool) -> int:
-    """Open the parent directory of entry `parts` inside `root`, never following a symlink
-    (the unpacker already refused unsafe names); missing directories are made if `create`."""
-    if ".." in parts:
-        raise SmithError("layer entry %r: refusing a path outside the layer" % "/".join(parts))
-    fd = os.open(root, _DIR_FLAGS)
-    try:
-        for part in parts[:-1]:
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o755, dir_fd=fd)
-            nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def finish_for_overlay(root: str, source: Store, layer: Layer) -> None:
-    """Second pass over one unpacked layer: owners as in the tar (the unpacker leaves files
-    to the unpacking user), and OCI whiteouts as overlayfs whiteouts (a 0/0 character device
-    for `.wh.NAME`, the trusted.overlay.opaque xattr for `.wh..wh..opq`; the unpacker, applying
-    into an empty directory, had nothing to remove)."""
-    for m in _members(source, layer):
-        if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-            continue  # devices and fifos were skipped by the unpacker
-        parts = [p for p in m.name.split("/") if p not in ("", ".")]
-        if not parts:  # the layer's root directory: it becomes `/` when on top
-            os.chown(root, m.uid, m.gid)
-            continue
-        base = parts[-1]
-        try:  # a whiteout's parent may exist only in lower layers: make it here
-            fd = _parent_fd(root, parts, create=base.startswith(WHITEOUT))
-        except FileNotFoundError:
-            continue  # removed by a later entry of this layer
-        try:
-            if base == OPAQUE:
-                os.setxattr(fd, "trusted.overlay.opaque", b"y")
-            elif base.startswith(WHITEOUT):
-                target = base[len(WHITEOUT):]
-                if target in ("", ".", ".."):
-                    raise SmithError("layer %s: whiteout entry %r hides %r; refusing it, the image "
-                                     "is malicious or broken" % (layer.diff_id, m.name, target))
-                try:
-                    os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
-                except FileExistsError:  # this layer also re-creates it: a dir must hide lower content
-                    if stat.S_ISDIR(os.stat(target, dir_fd=fd, follow_symlinks=False).st_mode):
-                        sub = os.open(target, _DIR_FLAGS, dir_fd=fd)
-                        try:
-                            os.setxattr(sub, "trusted.overlay.opaque", b"y")
-                        finally:
-                            os.close(sub)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.chown(base, m.uid, m.gid, dir_fd=fd, follow_symlinks=False)
-        finally:
-            os.close(fd)
 
 
 class LayerStore:
@@ -136,15 +64,14 @@ class LayerStore:
             prefix = ".tmp-%s-" % os.path.basename(final)
             for name in os.listdir(parent):  # left by an unpacker that died holding this lock
                 if name.startswith(prefix):
-                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+                    remove_tree(os.path.join(parent, name))
             tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
             try:
                 os.chmod(tmp, 0o755)  # the layer root becomes `/` unless the tar says otherwise
                 oci_apply_layer(source, layer, tmp)
-                finish_for_overlay(tmp, source, layer)
                 os.rename(tmp, final)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
                 raise
         return final, True
 
@@ -173,7 +100,7 @@ class LayerStore:
                            for top, _, files in os.walk(path) for f in files)
                 trash = os.path.join(adir, ".tmp-%s-pruned" % name)
                 os.rename(path, trash)  # gone from the store at once; then deleted
-                shutil.rmtree(trash)
+                remove_tree(trash)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path + ".lock")
                 removed.append((diff_id, size))

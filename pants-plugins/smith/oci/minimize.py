@@ -20,6 +20,7 @@ from smith.elf.treetar import remove_tree, write_tree_tar
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
 from smith.oci.unpack import apply_image
+from smith.untar import Limits
 
 
 def env_dict(items: Sequence[str], what: str) -> Dict[str, str]:
@@ -124,7 +125,8 @@ def _program_path(fs: RootFS, program: str, env: Dict[str, str]) -> Optional[str
 def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = None,
              cmd: Optional[List[str]] = None, paths: Sequence[str] = (),
              excludes: Sequence[str] = (), nss: bool = False, user: Optional[User] = None,
-             env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None) -> Dict[str, Any]:
+             env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None,
+             limits: Optional[Limits] = None) -> Dict[str, Any]:
     """Write the minimized tree of SOURCE (PATH or PATH:TAG) to `output_tar`; returns the kept
     config. `workdir` is where the temp root goes (default: the cwd)."""
     parent = os.path.abspath(workdir or os.getcwd())
@@ -134,7 +136,7 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
         os.mkdir(root)
         img = open_image(source)
         try:
-            apply_image(img, root)
+            apply_image(img, root, limits)
             source_cfg = (img.config.get("config") or {})
         finally:
             img.store.close()

@@ -8,6 +8,7 @@ from smith.errors import SmithError
 from smith.oci import minimize
 from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
+from smith.untar import Limits
 
 
 def parser() -> ArgParser:
@@ -33,6 +34,7 @@ def parser() -> ArgParser:
                    help="set/override an Env entry (also used to find the program)")
     p.add_argument("source", help="OCI layout directory or tar (optionally PATH:TAG), or a "
                                   "docker-archive tar")
+    Limits.add_arguments(p)
     return p
 
 
@@ -44,7 +46,7 @@ def main(argv: List[str]) -> int:
     env = minimize.env_dict(args.env, "--env")
     cfg = minimize.minimize(args.source, args.output, entrypoint=args.entrypoint, cmd=args.cmd,
                             paths=args.path, excludes=args.exclude, nss=args.nss, user=user,
-                            env=env)
+                            env=env, limits=Limits.from_args(args))
     if args.config_out:
         with atomic_file(args.config_out) as f:
             f.write(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode("utf-8"))

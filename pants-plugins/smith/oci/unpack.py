@@ -35,7 +35,8 @@ def apply_layer(raw: BinaryIO, dest: str, what: str, diff_id: Optional[str] = No
 
 
 def apply_layer_file(blob: str, dest: str, digest: Optional[str] = None,
-                     diff_id: Optional[str] = None, limits: Optional[Limits] = None) -> str:
+                     diff_id: Optional[str] = None, limits: Optional[Limits] = None,
+                     budget: Optional[Budget] = None) -> str:
     """Apply the layer blob at path `blob` (a regular file) into `dest`, after checking its
     sha256 `digest`."""
     try:
@@ -48,7 +49,7 @@ def apply_layer_file(blob: str, dest: str, digest: Optional[str] = None,
         if digest is not None:
             untar.digest_file(fd, digest, None, "layer %s" % blob)
             f.seek(0)
-        return apply_layer(f, dest, "layer %s" % (digest or blob), diff_id, limits)
+        return apply_layer(f, dest, "layer %s" % (digest or blob), diff_id, limits, budget)
 
 
 def unpack_tree_tar(tar_path: str, dest: str, limits: Optional[Limits] = None) -> None:

@@ -3,6 +3,7 @@ from typing import List
 
 from smith.oci import unpack
 from smith.oci.layer_cli import ArgParser
+from smith.untar import Limits
 
 
 def parser() -> ArgParser:
@@ -12,10 +13,11 @@ def parser() -> ArgParser:
                    help="write Env/Entrypoint/Cmd/WorkingDir/ExposedPorts/Labels/User here")
     p.add_argument("source", help="OCI layout directory or tar (optionally PATH:TAG), or a "
                                   "docker-archive tar")
+    Limits.add_arguments(p)
     return p
 
 
 def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
-    unpack.unpack_image(args.source, args.output, args.config_out)
+    unpack.unpack_image(args.source, args.output, args.config_out, Limits.from_args(args))
     return 0

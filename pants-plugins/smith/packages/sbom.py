@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Optional
 
 from smith.errors import SmithError
 from smith.oci.unpack import apply_layer_file
+from smith.safe_fs import remove_tree
+from smith.untar import Budget, Limits
 
 NAMESPACE = "https://smith.invalid/spdx/"
 
@@ -40,24 +42,37 @@ def _digests(data: bytes) -> Dict[str, str]:
     return {"sha1": hashlib.sha1(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def read_layers(layers: List[str]) -> Dict[str, Dict[str, str]]:
+def read_layers(layers: List[str], limits: Optional[Limits] = None) -> Dict[str, Dict[str, str]]:
     """Regular files of the image the layer tars (bottom first, gzip, zstd or plain) make:
     path -> {"sha1", "sha256"}. The layers are applied by the unpacker minimize uses, so
-    whiteouts, opaque directories and hard links mean what they mean to a runtime."""
-    with tempfile.TemporaryDirectory(prefix="smith-sbom-") as tmp:
+    whiteouts, opaque directories and hard links mean what they mean to a runtime; the caps of
+    `limits` hold per layer and for all of them together."""
+    limits = limits or Limits.from_env()
+    budget = Budget(limits)
+    tmp = tempfile.mkdtemp(prefix="smith-sbom-")
+    try:
         for layer in layers:
-            try:
-                apply_layer_file(layer, tmp)
-            except OSError as e:
-                raise SmithError("cannot read layer %s: %s" % (layer, e.strerror))
+            apply_layer_file(layer, tmp, limits=limits, budget=budget)
         files = {}
-        for d, _, names in os.walk(tmp):
-            for n in names:
-                path = os.path.join(d, n)
-                if stat.S_ISREG(os.lstat(path).st_mode):
-                    with open(path, "rb") as f:
-                        files[os.path.relpath(path, tmp)] = _digests(f.read())
+        stack = [""]
+        while stack:  # iterative: a deep tree is no RecursionError
+            rel = stack.pop()
+            with os.scandir(os.path.join(tmp, rel) if rel else tmp) as it:
+                entries = list(it)
+            for e in entries:
+                path = rel + "/" + e.name if rel else e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif stat.S_ISREG(e.stat(follow_symlinks=False).st_mode):
+                    h1, h256 = hashlib.sha1(), hashlib.sha256()
+                    with open(e.path, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h1.update(chunk)
+                            h256.update(chunk)
+                    files[path] = {"sha1": h1.hexdigest(), "sha256": h256.hexdigest()}
         return files
+    finally:
+        remove_tree(tmp)
 
 
 def created(epoch: Optional[int]) -> str:
@@ -65,13 +80,13 @@ def created(epoch: Optional[int]) -> str:
 
 
 def build(name: str, lock: Dict[str, Any], package_trees: Dict[str, str], layers: List[str],
-          epoch: Optional[int] = None) -> Dict[str, Any]:
+          epoch: Optional[int] = None, limits: Optional[Limits] = None) -> Dict[str, Any]:
     locked = {p["name"]: p for p in lock["packages"]}
     for pkg in package_trees:
         if pkg not in locked:
             raise SmithError("--package %s: %s is not in the lockfile" % (pkg, pkg))
     kind = lock["repository"]["kind"]
-    image_files = read_layers(layers)
+    image_files = read_layers(layers, limits)
     image_digest = hashlib.sha256("".join(
         "%s %s\n" % (path, image_files[path]["sha256"]) for path in sorted(image_files)).encode()).hexdigest()
     image_id = "SPDXRef-Image"
@@ -97,7 +112,7 @@ def build(name: str, lock: Dict[str, Any], package_trees: Dict[str, str], layers
         relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": pid})
         if pkg_name in package_trees:
-            for path, sums in read_layers([package_trees[pkg_name]]).items():
+            for path, sums in read_layers([package_trees[pkg_name]], limits).items():
                 if image_files.get(path, {}).get("sha256") == sums["sha256"]:
                     origin.setdefault(path, pid)
     # A package that CONTAINS files has filesAnalyzed true and needs its verification code:

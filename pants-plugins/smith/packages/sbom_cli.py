@@ -17,6 +17,7 @@ from typing import Dict, List
 from smith.errors import SmithError
 from smith.packages import lockfile
 from smith.packages.sbom import build
+from smith.untar import Limits
 
 
 def main(argv: List[str]) -> int:
@@ -27,6 +28,7 @@ def main(argv: List[str]) -> int:
                         help="a layer of the image, bottom first (repeat)")
     parser.add_argument("--package", action="append", default=[], metavar="NAME=TREE.tar")
     parser.add_argument("--name", default="image")
+    Limits.add_arguments(parser)
     args = parser.parse_args(argv)
     trees: Dict[str, str] = {}
     for item in args.package:
@@ -37,6 +39,7 @@ def main(argv: List[str]) -> int:
     epoch_text = os.environ.get("SOURCE_DATE_EPOCH", "0")
     if not epoch_text.isdigit():
         raise SmithError("SOURCE_DATE_EPOCH must be a number of seconds, not %r" % epoch_text)
-    doc = build(args.name, lockfile.read(args.lock), trees, args.layer, int(epoch_text))
+    doc = build(args.name, lockfile.read(args.lock), trees, args.layer, int(epoch_text),
+                Limits.from_args(args))
     lockfile.write_text(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n")
     return 0
