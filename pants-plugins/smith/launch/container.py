@@ -280,11 +280,14 @@ class Container:
 
     def start_detached(self, timeout: float = 60) -> int:
         """`RUNTIME run --detach`: the container's stdout/stderr go to stdout.log/stderr.log
-        (with the runtime's own messages); returns the pid of its init (`RUNTIME state`).
+        (with the runtime's own messages); returns the pid of its init (from --pid-file, which
+        outlives a program that exits at once; else from `RUNTIME state`).
         A caller that wants init's exit status makes itself a child subreaper first."""
+        pid_file = os.path.join(self.dir, "init.pid")
         with open(self.log_path("stdout"), "wb") as out, open(self.log_path("stderr"), "wb") as err:
             try:
-                proc = subprocess.run([self.runtime, "run", "--detach", "--bundle", self.dir, self.id],
+                proc = subprocess.run([self.runtime, "run", "--detach", "--pid-file", pid_file,
+                                       "--bundle", self.dir, self.id],
                                       env=_runtime_env(), stdin=subprocess.DEVNULL, stdout=out,
                                       stderr=err, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -292,9 +295,14 @@ class Container:
         if proc.returncode != 0:
             raise SmithError("%s run --detach failed with exit code %d: %s" % (
                 self.runtime, proc.returncode, self.read_log("stderr")[-2000:].decode("utf-8", "replace")))
-        pid = self.state().get("pid")
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            pid = self.state().get("pid")
         if not isinstance(pid, int) or pid <= 0:
-            raise SmithError("%s state %s gave no pid of the container's init" % (self.runtime, self.id))
+            raise SmithError("%s gave no pid of the container's init (--pid-file, state %s)"
+                             % (self.runtime, self.id))
         return pid
 
     def state(self) -> Dict:

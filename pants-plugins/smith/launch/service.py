@@ -248,7 +248,13 @@ class Service:
         self.container.setup()
         self.exit = None
         self.pid = self.container.start_detached()
-        self.netns = Netns(self.pid)
+        try:
+            self.netns = Netns(self.pid)
+        except OSError as e:
+            if self.exited():
+                raise CheckFailed("the service exited with code %s right after it started" % self._code())
+            raise SmithError("cannot open the network namespace of the container's init %d: %s"
+                             % (self.pid, e))
 
     def output(self) -> Tuple[bytes, bytes]:
         return self.container.read_log("stdout"), self.container.read_log("stderr")
@@ -445,6 +451,8 @@ def run(spec: Spec, settings: Settings, out=None) -> int:
                 report.lines.append("  stop after restart: " + report.phase("stop", svc.stop))
         except CheckFailed as e:
             failure = e
+        except (SmithError, OSError) as e:
+            failure = CheckFailed("%s: %s" % ("error" if isinstance(e, SmithError) else type(e).__name__, e))
         except TestTimeout:
             failure = CheckFailed("the test did not finish within its timeout of %s s (in phase %s)"
                                   % (spec.timeout, report.phases[-1][0] if report.phases else "start"))
