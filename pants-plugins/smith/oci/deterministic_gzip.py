@@ -1,23 +1,64 @@
-"""A gzip writer whose output depends only on the input bytes (and the zlib build).
+"""A gzip writer whose output depends only on the input bytes (and the zlib build), compressed
+on every core.
 
 Fixed choices, so that a layer digest is reproducible: compression level 6 (gzip's and
 Docker's default: the usual speed/size trade-off), window 15, memLevel 8, default strategy,
 header mtime 0, no file name, XFL 0, OS 255 ("unknown"). It hashes what it writes, so the
 layer digest comes out of the same pass that compresses.
+
+Parallel the way pigz is: the input is cut into fixed blocks of BLOCK_SIZE bytes; each block is
+deflated on its own, primed with the 32 KiB of input before it as a preset dictionary, and ends
+with a sync flush (an empty stored block) so the next one starts on a byte boundary; the last
+ends the stream. The concatenation is one ordinary deflate stream that any gzip reader accepts,
+and since a block's bytes depend only on its input, its dictionary, the level and BLOCK_SIZE,
+the output is the same for any number of threads and any timing (zlib releases the GIL while it
+compresses, so threads really run in parallel). Images built before this writer (one
+unbroken deflate stream) had other layer digests for the same files.
 """
 import hashlib
+import os
 import struct
 import zlib
-from typing import BinaryIO
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, Deque, Optional
 
 LEVEL = 6
+BLOCK_SIZE = 128 << 10  # pigz's default block size: part of the output format, never tuned per run
+DICT_SIZE = 32 << 10  # deflate's window
 _HEADER = b"\x1f\x8b\x08\x00" + b"\0\0\0\0" + b"\x00\xff"
 
 
+def default_threads() -> int:
+    """Cores this process may use (SMITH_GZIP_THREADS overrides; the output does not change)."""
+    env = os.environ.get("SMITH_GZIP_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
+    if dictionary:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
 class GzipSink:
-    def __init__(self, out: BinaryIO, level: int = LEVEL) -> None:
+    """write() bytes, then close(); `sha256` and `size` describe the compressed output."""
+
+    def __init__(self, out: BinaryIO, level: int = LEVEL, threads: Optional[int] = None) -> None:
         self._out = out
-        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+        self._level = level
+        self._threads = threads or default_threads()
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pending: Deque[Future] = deque()
+        self._buf = bytearray()
+        self._dict = b""
         self._crc = 0
         self._isize = 0
         self.sha256 = hashlib.sha256()
@@ -33,8 +74,31 @@ class GzipSink:
     def write(self, data: bytes) -> None:
         self._crc = zlib.crc32(data, self._crc)
         self._isize += len(data)
-        self._emit(self._deflate.compress(data))
+        self._buf += data
+        while len(self._buf) > BLOCK_SIZE:  # keep one block back: the last one ends the stream
+            block = bytes(self._buf[:BLOCK_SIZE])
+            del self._buf[:BLOCK_SIZE]
+            self._submit(block, last=False)
+
+    def _submit(self, block: bytes, last: bool) -> None:
+        dictionary, self._dict = self._dict, block[-DICT_SIZE:]
+        if self._threads == 1:
+            self._emit(_deflate_block(block, dictionary, self._level, last))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="smith-gzip")
+        self._pending.append(self._pool.submit(_deflate_block, block, dictionary, self._level, last))
+        while len(self._pending) > 2 * self._threads:  # bounded memory: ~2 blocks per thread in flight
+            self._emit(self._pending.popleft().result())
 
     def close(self) -> None:
-        self._emit(self._deflate.flush())
+        try:
+            self._submit(bytes(self._buf), last=True)
+            self._buf = bytearray()
+            while self._pending:
+                self._emit(self._pending.popleft().result())
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         self._emit(struct.pack("<II", self._crc & 0xFFFFFFFF, self._isize & 0xFFFFFFFF))
