@@ -47,7 +47,7 @@ CASES = [
     ("bad seccomp action", lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_EXPLODE"}),
      "linux.seccomp.defaultAction"),
     ("missing executable", lambda c: c["process"].update(args=["no-such-program"]), "process.args[0]"),
-    ("bad cwd", lambda c: c["process"].update(cwd="/no/such/dir"), "process.cwd"),
+    ("cwd not a directory", lambda c: c["process"].update(cwd="/bin/busybox"), "process.cwd"),
     ("bad cgroup value", lambda c: c["linux"].update(resources={"cpu": {"cpus": "9999"}}), "linux.resources"),
 ]
 

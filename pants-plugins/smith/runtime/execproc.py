@@ -89,7 +89,7 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
 def _child(chan: Channel, fds: dict, dirs: dict, v2_placed: bool, config: dict, process: dict,
            console_fd: int, seccomp) -> None:
     try:
-        from smith.runtime import cgroups, identity, init, libc
+        from smith.runtime import cgroups, identity, init, libc, rootfs
         linux = config.get("linux") or {}
         if process.get("rlimits"):
             import resource  # noqa: F401  (before the mount namespace hides the stdlib)
@@ -112,10 +112,7 @@ def _child(chan: Channel, fds: dict, dirs: dict, v2_placed: bool, config: dict, 
         if seccomp is not None and not nnp:
             sc.load(seccomp)
         identity.finalize(process)
-        try:
-            os.chdir(process.get("cwd") or "/")
-        except OSError as e:
-            raise SmithError("process.cwd %s: %s" % (process.get("cwd"), e.strerror))
+        rootfs.enter_cwd(process.get("cwd") or "/")  # confined to the container's root
         if seccomp is not None and nnp:
             sc.load(seccomp)
         os.execve(exe, process["args"], env)

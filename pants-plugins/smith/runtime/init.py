@@ -149,14 +149,17 @@ def _setup(ctx: dict, chan) -> None:
         chan.expect("G")  # the runtime has made our v1 cgroups: join them
         from smith.runtime import cgroups
         cgroups.enter(cgroups.split(ctx["cgroup_dirs"])[1], True)
-    if "mount" in ctx["new_ns"]:
-        rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"))
-        rootfs.mount_all(rootfs_dir, ctx["bundle"], mounts, userns, ctx["cgroup_dirs"])
-        if any(m["destination"] == "/dev" and not _is_bind(m) for m in mounts):  # runc: a fresh /dev
-            rootfs.make_devices(rootfs_dir, linux.get("devices") or [], userns)
-            rootfs.dev_symlinks(rootfs_dir)
-        elif linux.get("devices"):
-            rootfs.make_devices(rootfs_dir, linux["devices"], userns)
+    # A mount namespace, new or joined by path, gets the rootfs set up in it; without one the
+    # mounts are made in the runtime's own namespace and the process chroots (both as runc).
+    own_ns = "mount" in ctx["new_ns"] or "mount" in ctx["join_fds"]
+    root_fd = rootfs.prepare_root(rootfs_dir, linux.get("rootfsPropagation"), own_ns)
+    rootfs.mount_all(root_fd, ctx["bundle"], mounts, userns, ctx["cgroup_dirs"])
+    if any(m["destination"] == "/dev" and not _is_bind(m) for m in mounts):  # runc: a fresh /dev
+        rootfs.make_devices(root_fd, linux.get("devices") or [], userns)
+        rootfs.dev_symlinks(root_fd)
+    elif linux.get("devices"):
+        rootfs.make_devices(root_fd, linux["devices"], userns)
+    rootfs.make_cwd(root_fd, process["cwd"])
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         _placed(ctx, chan)  # hooks get our pid in their state
     if hooks.get("prestart") or hooks.get("createRuntime"):
@@ -167,21 +170,28 @@ def _setup(ctx: dict, chan) -> None:
     seccomp = ctx["seccomp"]  # built by the runtime before it forked us
     if seccomp is not None:
         from smith.runtime import seccomp as sc
-    if ctx["no_pivot"]:
-        rootfs.move_root(rootfs_dir)
+    # sysctls, then readonly and masked paths (in runc's order: /proc/sys is written before it
+    # is made read-only), all through descriptors while the host's /proc/self/fd is reachable.
+    rootfs.write_sysctls(root_fd, linux.get("sysctl") or {})
+    for p in linux.get("readonlyPaths") or ():
+        rootfs.readonly_path(root_fd, p)
+    if linux.get("maskedPaths"):
+        null_fd = rootfs.dev_null(root_fd)
+        for p in linux["maskedPaths"]:
+            rootfs.mask_path(root_fd, p, null_fd)
+        os.close(null_fd)
+    if not own_ns:
+        rootfs.chroot(root_fd)
+    elif ctx["no_pivot"]:
+        rootfs.move_root(root_fd)
     else:
-        rootfs.pivot(rootfs_dir)
+        rootfs.pivot(root_fd)
+        rootfs.root_propagation(linux.get("rootfsPropagation"))
+    os.close(root_fd)
     if "hostname" in config:
         libc.sethostname(config["hostname"])
     if "domainname" in config:
         libc.setdomainname(config["domainname"])
-    for key, value in (linux.get("sysctl") or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
-    for p in linux.get("readonlyPaths") or ():
-        rootfs.readonly_path(p)
-    for p in linux.get("maskedPaths") or ():
-        rootfs.mask_path(p)
     if config["root"].get("readonly"):
         rootfs.readonly_root()
     _placed(ctx, chan)
@@ -194,10 +204,7 @@ def _setup(ctx: dict, chan) -> None:
     if seccomp is not None and not nnp:
         sc.load(seccomp)  # needs CAP_SYS_ADMIN, so before the caps are dropped
     identity.finalize(process)
-    try:
-        os.chdir(process["cwd"])
-    except OSError as e:
-        raise SmithError("process.cwd %s: cannot enter it in the container: %s" % (process["cwd"], e.strerror))
+    rootfs.enter_cwd(process["cwd"])
     chan.send("R")
     if ctx["state_fd"] >= 0:  # wait for `start` (run: start right away)
         fifo = os.open("exec.fifo", os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx["state_fd"])

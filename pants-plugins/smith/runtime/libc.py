@@ -151,6 +151,21 @@ def pivot_root(new_root, put_old):
         raise OSError(err, "pivot_root: %s" % os.strerror(err))
 
 
+SYS_OPENAT2 = 437  # the same on every architecture (allocated after the tables were unified)
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+def openat2(dirfd, path, flags, resolve):
+    """openat2(2) with mode 0: raises OSError (ENOSYS on kernels before 5.6)."""
+    how = flags.to_bytes(8, "little") + bytes(8) + resolve.to_bytes(8, "little")  # struct open_how
+    fd = _syscall(c_ulong(SYS_OPENAT2), c_int(dirfd), _b(path), how, c_ulong(len(how)))
+    if fd < 0:
+        err = _ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    return fd
+
+
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _prctl(option, c_ulong(arg2), c_ulong(arg3), c_ulong(arg4), c_ulong(arg5))
 

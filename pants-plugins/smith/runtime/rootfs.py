@@ -1,13 +1,23 @@
-"""Build the container's filesystem view inside its new mount namespace (runc's rootfs_linux.go).
+"""Build the container's filesystem view inside its mount namespace (runc's rootfs_linux.go).
 
 Order as in runc: root propagation, bind the rootfs onto itself, the config's mounts, device
-nodes, /dev symlinks, (hooks), pivot_root or MS_MOVE+chroot, then after the switch
-readonly/masked paths and the read-only root remount.
+nodes, /dev symlinks, process.cwd, (hooks), sysctls, readonly/masked paths, pivot_root (or
+MS_MOVE + chroot with --no-pivot, or chroot without a mount namespace), then the root's
+propagation and the read-only root remount.
+
+Every path inside the rootfs is resolved by inroot.resolve to a descriptor (symlinks and
+".." confined to the rootfs, magic links refused, missing parts made with *at calls), and
+every mount goes onto `/proc/self/fd/N` of that descriptor: a symlink swapped in by a racing
+process cannot redirect a mkdir or a mount outside the rootfs. Everything that needs the
+host's /proc/self/fd is done before the root switch, where it is reachable; afterwards
+only "/" itself is touched.
 """
 import os
 import stat
 
+from smith.errors import SmithError
 from smith.runtime import libc
+from smith.runtime.inroot import fdpath, is_dir, parent, resolve
 from smith.runtime.libc import (MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC,
                                 MS_REMOUNT, MS_SLAVE, mount)
 
@@ -62,47 +72,22 @@ def parse_options(options):
     return flags, prop, ",".join(data) or None
 
 
-def secure_join(root: str, path: str) -> str:
-    """root + path with every symlink resolved as if root were '/', so nothing escapes root."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved = []  # type: list
-    hops = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        full = root + "/" + "/".join(resolved + [p])
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            resolved.append(p)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > 40:
-                raise OSError(40, "too many symlinks under %s" % full)
-            target = os.readlink(full)
-            if target.startswith("/"):
-                resolved = []
-            parts = [x for x in target.split("/") if x and x != "."] + parts
-        else:
-            resolved.append(p)
-    return root + "/" + "/".join(resolved) if resolved else root
+def check_config(config: dict) -> None:
+    """What runc refuses about the root and the mount namespace, before anything is started."""
+    linux = config.get("linux") or {}
+    if os.path.realpath(config["root"]["path"]) == "/":
+        raise SmithError("root.path: the root filesystem is the host's / (after resolving symlinks); "
+                         "a container needs a root directory of its own")
+    if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+        for key in ("maskedPaths", "readonlyPaths"):
+            if linux.get(key):
+                raise SmithError("linux.%s: unable to restrict sys entries without a private MNT "
+                                 "namespace (as runc): add {\"type\": \"mount\"} to linux.namespaces "
+                                 "or drop linux.maskedPaths and linux.readonlyPaths" % key)
 
 
-def _mkdirs(path: str) -> None:
-    os.makedirs(path, 0o755, exist_ok=True)
-
-
-def _ensure_file(path: str) -> None:
-    _mkdirs(os.path.dirname(path))
-    if not os.path.exists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-
-
-def _remount(target: str, flags: int) -> None:
+def _remount(fd: int, flags: int) -> None:
+    target = fdpath(fd)
     try:
         mount(None, target, None, flags | MS_REMOUNT)
     except PermissionError:
@@ -110,129 +95,266 @@ def _remount(target: str, flags: int) -> None:
         mount(None, target, None, flags | MS_REMOUNT | (os.statvfs(target).f_flag & _ST_LOCKED))
 
 
-def prepare_root(rootfs: str, propagation: str) -> None:
-    mount(None, "/", None, PROPAGATION[propagation] if propagation else MS_SLAVE | MS_REC)
+def _parent_private(rootfs: str) -> None:
+    """Make the mount holding rootfs private (runc's rootfsParentMountPrivate): pivot_root
+    refuses a shared parent, and the bind of the rootfs must not propagate to the host.
+    MS_PRIVATE on a path that is no mount point is EINVAL: walk up to the first that is."""
+    path = rootfs
+    while True:
+        try:
+            mount(None, path, None, MS_PRIVATE)
+            return
+        except OSError as e:
+            if e.errno != 22 or path == "/":
+                raise
+        path = os.path.dirname(path)
+
+
+def prepare_root(rootfs: str, propagation: str, own_ns: bool) -> int:
+    """Bind the rootfs onto itself; returns an O_PATH descriptor of that mount's root.
+
+    own_ns False (no mount namespace in the config: the mounts are made in the runtime's
+    namespace, as runc does): the propagation of the host's mounts is left alone."""
+    if own_ns:
+        mount(None, "/", None, PROPAGATION[propagation] if propagation else MS_SLAVE | MS_REC)
+        if propagation and propagation not in ("rslave", "rprivate"):  # a shared mount may be left
+            _parent_private(rootfs)
     mount(rootfs, rootfs, "bind", MS_BIND | MS_REC)
+    return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def mount_all(rootfs: str, bundle: str, mounts, userns: bool, cgroup_paths: dict) -> None:
-    for m in mounts:
-        mount_one(rootfs, bundle, m, userns, cgroup_paths)
+def mount_all(root_fd: int, bundle: str, mounts, userns: bool, cgroup_paths: dict) -> None:
+    for i, m in enumerate(mounts):
+        try:
+            mount_one(root_fd, bundle, m, userns, cgroup_paths)
+        except SmithError as e:
+            raise SmithError("mounts[%d] %s: %s" % (i, m["destination"], e)) from None
+        except OSError as e:
+            kind = m.get("type") or "bind"
+            raise SmithError("mounts[%d] %s: cannot mount %s (type %s) there: %s" % (
+                i, m["destination"], m.get("source") or kind, kind,
+                os.strerror(e.errno) if e.errno else e)) from None
 
 
-def mount_one(rootfs: str, bundle: str, m: dict, userns: bool, cgroup_paths: dict) -> None:
+def _real_dir(root_fd: int, dest: str, kind: str) -> int:
+    """proc and sysfs only on an ordinary directory (runc's check; the CVE-2019-16884 and
+    CVE-2019-19921 class: a /proc that is a symlink would put procfs elsewhere)."""
+    fd = resolve(root_fd, dest, make="dir", follow=False)
+    if not is_dir(fd):
+        os.close(fd)
+        raise SmithError('filesystem "%s" must be mounted on ordinary directory; in the rootfs %s '
+                         'is not one (a symlink or a file)' % (kind, dest))
+    return fd
+
+
+def mount_one(root_fd: int, bundle: str, m: dict, userns: bool, cgroup_paths: dict) -> None:
     flags, prop, data = parse_options(m.get("options"))
     kind = m.get("type") or ("bind" if flags & MS_BIND else "")
-    dest = secure_join(rootfs, m["destination"])
+    dest = m["destination"]
     source = m.get("source") or kind or "none"
     if flags & MS_BIND or kind == "bind":
         flags |= MS_BIND
         if not source.startswith("/"):
             source = os.path.join(bundle, source)
-        if os.path.isdir(source):
-            _mkdirs(dest)
-        else:
-            _ensure_file(dest)
-        mount(source, dest, None, flags & (MS_BIND | MS_REC))
-        if flags & ~(MS_BIND | MS_REC):
-            _remount(dest, flags & ~MS_REC)
-    elif kind == "cgroup":
-        _mount_cgroups(dest, flags, cgroup_paths)
-    else:
-        _mkdirs(dest)
+        fd = resolve(root_fd, dest, make="dir" if os.path.isdir(source) else "file")
         try:
-            mount(source, dest, kind, flags, data)
+            mount(source, fdpath(fd), None, flags & (MS_BIND | MS_REC))
+        finally:
+            os.close(fd)
+        if flags & ~(MS_BIND | MS_REC):
+            _after(root_fd, dest, lambda fd: _remount(fd, flags & ~MS_REC))
+    elif kind == "cgroup":
+        _mount_cgroups(root_fd, dest, flags, cgroup_paths)
+    else:
+        fd = _real_dir(root_fd, dest, kind) if kind in ("proc", "sysfs") else resolve(root_fd, dest, make="dir")
+        try:
+            mount(source, fdpath(fd), kind, flags, data)
         except PermissionError:
             if kind in ("sysfs", "mqueue") and userns:
                 # Not allowed without owning the net/ipc namespace: bind the host's, like runc.
-                mount("/" + ("sys" if kind == "sysfs" else "dev/mqueue"), dest, None, MS_BIND | MS_REC)
-                _remount(dest, (flags | MS_BIND) & ~MS_REC)
+                mount("/" + ("sys" if kind == "sysfs" else "dev/mqueue"), fdpath(fd), None, MS_BIND | MS_REC)
+                _after(root_fd, dest, lambda new: _remount(new, (flags | MS_BIND) & ~MS_REC))
             else:
                 raise
+        finally:
+            os.close(fd)
     for p in (PROPAGATION[o] for o in (m.get("options") or ()) if o in PROPAGATION):
-        mount(None, dest, None, p)
+        _after(root_fd, dest, lambda fd: mount(None, fdpath(fd), None, p))
 
 
-def _mount_cgroups(dest: str, flags: int, cgroup_paths: dict) -> None:
+def _after(root_fd: int, dest: str, action) -> None:
+    """Act on the mount just made at dest: a descriptor opened before the mount names what is
+    under it, so resolve dest again (still confined to the rootfs)."""
+    fd = resolve(root_fd, dest)
+    try:
+        action(fd)
+    finally:
+        os.close(fd)
+
+
+def _mount_cgroups(root_fd: int, dest: str, flags: int, cgroup_paths: dict) -> None:
     """A cgroup mount shows the container's own cgroups, as runc does on v1/hybrid hosts: a
     (writable, like runc's) tmpfs with one bind of each hierarchy, read-only if asked."""
-    _mkdirs(dest)
-    v1 = [n for n in cgroup_paths if n]
-    if not v1:  # pure cgroup v2 host: the container's own cgroup directory
-        mount(cgroup_paths[""], dest, None, MS_BIND | MS_REC)
-        _remount(dest, MS_BIND | (flags & ~MS_REC))
-        return
-    mount("tmpfs", dest, "tmpfs", flags & ~MS_RDONLY, "mode=755")
-    for name, host_dir in sorted(cgroup_paths.items()):
-        if not name and v1:
-            continue  # like runc on a hybrid host: the container sees the v1 hierarchies only
-        name = name[5:] if name.startswith("name=") else (name or "unified")
-        target = dest + "/" + name
-        _mkdirs(target)
-        if os.path.isdir(host_dir):
-            mount(host_dir, target, None, MS_BIND | MS_REC)
-            _remount(target, MS_BIND | (flags & ~MS_REC))
-        if "," in name:  # cpu,cpuacct style: the single names are symlinks, as on the host
-            for single in name.split(","):
-                if not os.path.lexists(dest + "/" + single):
-                    os.symlink(name, dest + "/" + single)
+    fd = resolve(root_fd, dest, make="dir")
+    try:
+        v1 = [n for n in cgroup_paths if n]
+        if not v1:  # pure cgroup v2 host: the container's own cgroup directory
+            mount(cgroup_paths[""], fdpath(fd), None, MS_BIND | MS_REC)
+            _after(root_fd, dest, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
+            return
+        mount("tmpfs", fdpath(fd), "tmpfs", flags & ~MS_RDONLY, "mode=755")
+    finally:
+        os.close(fd)
+    tmpfs = resolve(root_fd, dest)  # the tmpfs just mounted: nothing but us has seen it
+    try:
+        for name, host_dir in sorted(cgroup_paths.items()):
+            if not name and v1:
+                continue  # like runc on a hybrid host: the container sees the v1 hierarchies only
+            name = name[5:] if name.startswith("name=") else (name or "unified")
+            target = resolve(tmpfs, name, make="dir")
+            try:
+                if os.path.isdir(host_dir):
+                    mount(host_dir, fdpath(target), None, MS_BIND | MS_REC)
+            finally:
+                os.close(target)
+            if os.path.isdir(host_dir):
+                _after(tmpfs, name, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
+            if "," in name:  # cpu,cpuacct style: the single names are symlinks, as on the host
+                for single in name.split(","):
+                    try:
+                        os.symlink(name, single, dir_fd=tmpfs)
+                    except FileExistsError:
+                        pass
+    finally:
+        os.close(tmpfs)
 
 
-def make_devices(rootfs: str, devices, userns: bool) -> None:
+def make_devices(root_fd: int, devices, userns: bool) -> None:
     old = os.umask(0)
     try:
         seen = set()
-        for d in devices:
+        for i, d in enumerate(devices):
             seen.add(d["path"])
-            _make_device(rootfs, d, userns)
+            try:
+                _make_device(root_fd, d, userns)
+            except OSError as e:
+                raise SmithError("linux.devices[%d] %s: cannot create it: %s" % (
+                    i, d["path"], os.strerror(e.errno) if e.errno else e)) from None
         for path, major, minor in DEFAULT_DEVICES:
             if path not in seen:
-                _make_device(rootfs, {"path": path, "type": "c", "major": major, "minor": minor,
-                                      "fileMode": 0o666, "uid": 0, "gid": 0}, userns)
+                _make_device(root_fd, {"path": path, "type": "c", "major": major, "minor": minor,
+                                       "fileMode": 0o666, "uid": 0, "gid": 0}, userns)
     finally:
         os.umask(old)
 
 
-def _make_device(rootfs: str, d: dict, userns: bool) -> None:
-    dest = secure_join(rootfs, d["path"])
+def _make_device(root_fd: int, d: dict, userns: bool) -> None:
     if not userns:
-        _mkdirs(os.path.dirname(dest))
-        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
-        mode = d.get("fileMode", 0o666) & 0o7777
-        if os.path.lexists(dest):
-            os.unlink(dest)
+        dir_fd, name = parent(root_fd, d["path"], make=True)
         try:
-            os.mknod(dest, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)))
-            os.chown(dest, d.get("uid", 0), d.get("gid", 0))
-            return
-        except PermissionError:
-            pass  # user namespace or a devices cgroup that forbids mknod: bind it, as runc does
-    _ensure_file(dest)
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            mode = d.get("fileMode", 0o666) & 0o7777
+            try:
+                os.unlink(name, dir_fd=dir_fd)  # never follows: removes a symlink, not its target
+            except FileNotFoundError:
+                pass
+            try:
+                os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dir_fd)
+                os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dir_fd, follow_symlinks=False)
+                return
+            except PermissionError:
+                pass  # user namespace or a devices cgroup that forbids mknod: bind it, as runc does
+        finally:
+            os.close(dir_fd)
+    fd = resolve(root_fd, d["path"], make="file", follow=False)
     try:
-        mount(d["path"], dest, None, MS_BIND)
-    except FileNotFoundError:
-        raise OSError(2, "linux.devices: %s cannot be created (no mknod permission) and does "
-                         "not exist on the host to bind-mount" % d["path"]) from None
+        if stat.S_ISLNK(os.fstat(fd).st_mode):
+            raise OSError(40, "%s in the rootfs is a symlink" % d["path"])
+        try:
+            mount(d["path"], fdpath(fd), None, MS_BIND)
+        except FileNotFoundError:
+            raise SmithError("linux.devices: %s cannot be created (no mknod permission) and does "
+                             "not exist on the host to bind-mount" % d["path"]) from None
+    finally:
+        os.close(fd)
 
 
-def dev_symlinks(rootfs: str) -> None:
+def dev_symlinks(root_fd: int) -> None:
     links = list(DEV_SYMLINKS)
     if os.path.exists("/proc/kcore"):
         links.append(("/proc/kcore", "/dev/core"))
-    for target, link in links:
-        dest = secure_join(rootfs, link)
-        if not os.path.lexists(dest):
-            os.symlink(target, dest)
-    ptmx = secure_join(rootfs, "/dev/ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
+    dev = resolve(root_fd, "/dev", make="dir")
+    try:
+        for target, link in links:
+            try:
+                os.symlink(target, link[5:], dir_fd=dev)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=dev)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+    finally:
+        os.close(dev)
 
 
-def pivot(rootfs: str) -> None:
+def make_cwd(root_fd: int, cwd: str) -> None:
+    """Create process.cwd in the rootfs if it is missing (as root, 0755), as runc does."""
+    try:
+        os.close(resolve(root_fd, cwd, make="dir"))
+    except OSError as e:
+        raise SmithError("process.cwd %s: cannot create it in the rootfs: %s" % (
+            cwd, os.strerror(e.errno) if e.errno else e)) from None
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir into process.cwd of the container (the root is the container's by now), without
+    following a magic link out of it (/proc/PID/cwd, /proc/self/root: the CVE-2024-21626 class)."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = resolve(root, cwd)
+    except OSError as e:
+        raise SmithError("process.cwd %s: cannot enter it in the container: %s" % (
+            cwd, os.strerror(e.errno) if e.errno else e)) from None
+    finally:
+        os.close(root)
+    try:
+        os.fchdir(fd)
+    except OSError as e:
+        raise SmithError("process.cwd %s: cannot enter it in the container: %s" % (cwd, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def write_sysctls(root_fd: int, sysctl: dict) -> None:
+    """Through the container's own procfs (values of net/ipc/uts keys are those of the writer's
+    namespaces, which are the container's)."""
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = libc.openat2(root_fd, path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                              libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno != 38:
+                raise SmithError("linux.sysctl %s: cannot open %s in the container: %s" % (
+                    key, path, os.strerror(e.errno))) from None
+            ro = resolve(root_fd, path)
+            try:
+                fd = os.open(fdpath(ro), os.O_WRONLY | os.O_CLOEXEC)
+            finally:
+                os.close(ro)
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise SmithError("linux.sysctl %s: cannot set it to %r: %s" % (key, value, e.strerror)) from None
+        finally:
+            os.close(fd)
+
+
+def pivot(root_fd: int) -> None:
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
-    os.fchdir(new_root)
+    os.fchdir(root_fd)
     libc.pivot_root(".", ".")
     # The old root is now stacked on "."; detach it without propagating the unmount to the host.
     os.fchdir(old_root)
@@ -240,34 +362,81 @@ def pivot(rootfs: str) -> None:
     libc.umount2(".", MNT_DETACH)
     os.chdir("/")
     os.close(old_root)
-    os.close(new_root)
 
 
-def move_root(rootfs: str) -> None:
+def move_root(root_fd: int) -> None:
     """--no-pivot: move the rootfs mount over / and chroot into it (for ramfs roots)."""
-    os.chdir(rootfs)
-    mount(rootfs, "/", None, MS_MOVE)
+    os.fchdir(root_fd)
+    mount(".", "/", None, MS_MOVE)
     os.chroot(".")
     os.chdir("/")
 
 
-def readonly_path(path: str) -> None:
+def chroot(root_fd: int) -> None:
+    """No mount namespace of its own: runc chroots (pivot_root would move the host's root)."""
+    os.fchdir(root_fd)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def root_propagation(propagation: str) -> None:
+    """Apply linux.rootfsPropagation to the container's "/" once it is the root (as runc does
+    since 1.2; before the switch it would change the host's mount or fail pivot_root)."""
+    flag = PROPAGATION.get(propagation or "", 0)
+    if flag and not flag & MS_PRIVATE:
+        mount(None, "/", None, flag)
+
+
+def readonly_path(root_fd: int, path: str) -> None:
     try:
-        mount(path, path, None, MS_BIND | MS_REC)
+        fd = resolve(root_fd, path)
     except FileNotFoundError:
         return
-    _remount(path, MS_BIND | MS_RDONLY)
-
-
-def mask_path(path: str) -> None:
     try:
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_RDONLY)
-        else:
-            mount("/dev/null", path, None, MS_BIND)
+        mount(fdpath(fd), fdpath(fd), None, MS_BIND | MS_REC)
+    finally:
+        os.close(fd)
+    _after(root_fd, path, lambda new: _remount(new, MS_BIND | MS_RDONLY))
+
+
+def dev_null(root_fd: int) -> int:
+    """A descriptor of the container's /dev/null if it really is the null device, else of the
+    host's: a /dev/null swapped for a symlink or another file must not be bound over the masked
+    paths (the CVE-2025-31133 class)."""
+    try:
+        fd = resolve(root_fd, "/dev/null", follow=False)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            return fd
+        os.close(fd)
+    fd = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)):
+        os.close(fd)
+        raise SmithError("/dev/null of the host is not the null device")
+    return fd
+
+
+def mask_path(root_fd: int, path: str, null_fd: int) -> None:
+    try:
+        fd = resolve(root_fd, path)
     except FileNotFoundError:
-        pass
+        return
+    try:
+        if is_dir(fd):
+            mount("tmpfs", fdpath(fd), "tmpfs", MS_RDONLY)
+        else:
+            mount(fdpath(null_fd), fdpath(fd), None, MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def readonly_root() -> None:
-    _remount("/", MS_BIND | MS_RDONLY)
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remount(fd, MS_BIND | MS_RDONLY)
+    finally:
+        os.close(fd)
