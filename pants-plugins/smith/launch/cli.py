@@ -1,5 +1,5 @@
-"""`python3 -m smith.launch run|test|service|prune ...`: run images in containers (see run_cli,
-smoketest_cli, service_cli), and drop unused layers from the store (prune_cli)."""
+"""`python3 -m smith.launch run|test|service|structure|prune ...`: run images in containers (see run_cli,
+smoketest_cli, service_cli, structure_cli), and drop unused layers from the store (prune_cli)."""
 import importlib
 import sys
 from typing import List, Optional
@@ -10,10 +10,12 @@ COMMANDS = {
     "run": "smith.launch.run_cli",
     "test": "smith.launch.smoketest_cli",
     "service": "smith.launch.service_cli",
+    "structure": "smith.launch.structure_cli",
     "prune": "smith.launch.prune_cli",
 }
 USAGE = ("usage: smith-launch {run|test} --layout IMAGE[:TAG] [OPTIONS] [-- ARGS...]\n"
          "       smith-launch service --spec FILE [--store DIR] [--runtime PATH]\n"
+         "       smith-launch structure --spec FILE\n"
          "       smith-launch prune [--store DIR]")
 
 
@@ -23,7 +25,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] in ("-h", "--help"):
             print(USAGE)
             return 0
-        print("smith-launch: error: expected a command: run, test, service or prune\n" + USAGE, file=sys.stderr)
+        print("smith-launch: error: expected a command: run, test, service, structure or prune\n" + USAGE, file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]])
     try:
