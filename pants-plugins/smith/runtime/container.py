@@ -28,6 +28,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
     state.check_id(cid)
     bundle = os.path.abspath(bundle)
     config = spec.load(bundle)
+    from smith.runtime import rootfs  # init needs it too: imported once, before the fork
+    rootfs.check_config(config)
     process = config["process"]
     if process.get("terminal") and not console_socket:
         raise SmithError("process.terminal is true but no --console-socket was given: pass "
@@ -40,7 +42,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
     except FileExistsError:
         raise SmithError('container "%s" already exists (state in %s); delete it or pick another id'
                          % (cid, cdir)) from None
-    lock_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    lock_fd = state.open_dir(root, cid)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     pids = []  # processes to kill if anything fails
     made = []  # cgroup directories to remove if anything fails (cgroups.create appends)
@@ -48,9 +50,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
     try:
         state_fd = -1
         if not start_now:
-            os.mkfifo(os.path.join(cdir, FIFO), 0o622)
-            os.chmod(os.path.join(cdir, FIFO), 0o622)  # mkfifo honours the umask
-            state_fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.mkfifo(FIFO, 0o622, dir_fd=lock_fd)
+            os.chmod(FIFO, 0o622, dir_fd=lock_fd)  # mkfifo honours the umask
+            state_fd = state.open_dir(root, cid)  # its own open file: the flock is lock_fd's
             opened.append(state_fd)
         dirs = cgroups.plan(cid, linux.get("cgroupsPath", ""))
         two_stage = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
@@ -154,7 +156,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         try:
             cgroups.remove(made)
         finally:
-            state.remove_dir(cdir)
+            state.remove_dir(root, cid)
         raise
     finally:
         os.close(lock_fd)
@@ -244,13 +246,12 @@ def start(root: str, cid: str) -> None:
         status = c.status()
         if status != "created":
             raise SmithError('cannot start container "%s": it is %s, not created' % (cid, status))
-        fifo_path = os.path.join(c.dir, FIFO)
-        fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(FIFO, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=c.fd)
         try:
             _await_fifo(c, fd)
         finally:
             os.close(fd)
-        os.unlink(fifo_path)
+        os.unlink(FIFO, dir_fd=c.fd)
         _poststart(c)
 
 
@@ -330,15 +331,16 @@ def destroy(c: "state.Container") -> None:
     try:
         cgroups.remove(c.state.get("cgroup_made") or [])
     finally:
-        state.remove_dir(c.dir)
+        state.remove_dir(c.root, c.id)
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
     try:
         c = state.Container(root, cid)
     except SmithError:
-        # Like runc: a directory without state.json is the debris of an aborted create.
-        state.remove_dir(state.container_dir(root, cid))
+        # Like runc: a directory without state.json is the debris of an aborted create (a
+        # symlink is refused; with --force it is removed itself, never followed).
+        state.remove_dir(root, cid, force)
         if force:
             return
         raise

@@ -17,15 +17,36 @@ STATE = "state.json"
 FIFO = "exec.fifo"
 
 
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+MAX_ID = 255  # one directory name
+
+
 def check_id(cid: str) -> None:
-    ok = cid and cid not in (".", "..") and all(c.isalnum() or c in "_+-." for c in cid)
+    ok = cid and cid not in (".", "..") and len(cid) <= MAX_ID and all(c in _ID_CHARS for c in cid)
     if not ok:
-        raise SmithError("invalid container id %r: use letters, digits, '_', '+', '-' and '.'" % cid)
+        raise SmithError("invalid container id %r: use 1 to %d ASCII letters, digits, '_', '+', '-' "
+                         "and '.'" % (cid[:80] + ("..." if len(cid) > 80 else ""), MAX_ID))
 
 
 def container_dir(root: str, cid: str) -> str:
     check_id(cid)
     return os.path.join(root, cid)
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir(root: str, cid: str) -> int:
+    """The state directory <root>/<id> as a descriptor; a symlink there is refused (never
+    followed: `delete` would empty whatever directory it points to)."""
+    check_id(cid)
+    try:
+        return os.open(os.path.join(root, cid), _DIR)
+    except OSError as e:
+        if e.errno in (40, 20):  # ELOOP, ENOTDIR: a symlink or a file
+            raise SmithError('container "%s": %s is not a state directory (a symlink or a file); '
+                             'refusing to use it' % (cid, os.path.join(root, cid))) from None
+        raise
 
 
 class Container:
@@ -34,20 +55,38 @@ class Container:
     def __init__(self, root: str, cid: str, lock: bool = True, record: dict = None):
         """record: the state.json content when the caller just wrote it (saves a re-read)."""
         self.id = cid
+        self.root = root
         self.dir = container_dir(root, cid)
         self.fd = -1
         try:
-            self.fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.fd = open_dir(root, cid)
             if lock:
                 fcntl.flock(self.fd, fcntl.LOCK_EX)
-            if record is not None and os.path.exists(os.path.join(self.dir, STATE)):
+            if record is not None and self.exists(STATE):
                 self.state = record
                 return
-            with open(os.path.join(self.dir, STATE), "rb") as f:
+            try:
+                fd = os.open(STATE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+            except OSError as e:
+                if e.errno != 40:
+                    raise
+                raise SmithError('container "%s": %s/%s is a symlink; refusing to read it'
+                                 % (cid, self.dir, STATE)) from None
+            with open(fd, "rb") as f:
                 self.state = fastjson.loads(f.read())
         except FileNotFoundError:
             self.close()
             raise SmithError('container "%s" does not exist (no state in %s)' % (cid, self.dir)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -71,7 +110,7 @@ class Container:
     def status(self) -> str:
         if not self.alive():
             return "stopped"
-        if os.path.exists(os.path.join(self.dir, FIFO)):
+        if self.exists(FIFO):
             return "created"
         return "running"
 
@@ -84,20 +123,32 @@ class Container:
         return st
 
 
-def remove_dir(path: str) -> None:
-    """Remove a state directory (flat: state.json, exec.fifo, temp files); shutil costs ~20 ms
-    of imports."""
+def remove_dir(root: str, cid: str, force: bool = False) -> None:
+    """Remove the state directory <root>/<id> (flat: state.json, exec.fifo, temp files) through
+    its descriptor; shutil costs ~20 ms of imports. A symlink there is refused, or with force
+    removed itself (as runc's delete --force does), never followed."""
     try:
-        names = os.listdir(path)
+        fd = open_dir(root, cid)
     except FileNotFoundError:
         return
-    for name in names:
+    except SmithError:
+        if not force:
+            raise
         try:
-            os.unlink(os.path.join(path, name))
+            os.unlink(os.path.join(root, cid))  # the symlink (or file) itself
         except FileNotFoundError:
             pass
+        return
     try:
-        os.rmdir(path)
+        for name in os.listdir(fd):
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(os.path.join(root, cid))
     except FileNotFoundError:
         pass
 
