@@ -13,6 +13,8 @@ import sys
 BEGIN = "<!-- BEGIN GENERATED REFERENCE (build-support/readme_reference.py) -->"
 END = "<!-- END GENERATED REFERENCE -->"
 COMMON = {"tags", "description"}
+# The backend package that registers smith (pants.toml backend_packages).
+PROVIDERS = {"smith.plugin"}
 
 
 def _one_line(text: str) -> str:
@@ -22,7 +24,7 @@ def _one_line(text: str) -> str:
 def render(help_all: dict) -> str:
     out = [BEGIN, "", "### Target types", ""]
     targets = help_all["name_to_target_type_info"]
-    for alias in sorted(a for a, t in targets.items() if t.get("provider") == "smith"):
+    for alias in sorted(a for a, t in targets.items() if t.get("provider") in PROVIDERS):
         t = targets[alias]
         out += [f"#### `{alias}`", "", _one_line(t["description"]), "",
                 "| field | type | default | what it does |", "|---|---|---|---|"]
@@ -34,11 +36,11 @@ def render(help_all: dict) -> str:
         out.append("")
     out += ["### Goals and options added by smith", ""]
     goals = help_all["name_to_goal_info"]
-    for name in sorted(g for g, info in goals.items() if info.get("provider") == "smith"):
+    for name in sorted(g for g, info in goals.items() if info.get("provider") in PROVIDERS):
         out += [f"- `./pants {name}`: {_one_line(goals[name]['description'])}"]
     scopes = help_all["scope_to_help_info"]
     # Only smith's own scopes: help-all credits the global scope to the last backend loaded.
-    for scope in sorted(s for s, info in scopes.items() if s.startswith("smith") and info.get("provider") == "smith"):
+    for scope in sorted(s for s, info in scopes.items() if s.startswith("smith") and info.get("provider") in PROVIDERS):
         # [smith-tool]'s advanced options are Pants' generic Python-tool ones: left to `./pants help`.
         advanced = [] if scope == "smith-tool" else scopes[scope].get("advanced", [])
         options = scopes[scope].get("basic", []) + advanced

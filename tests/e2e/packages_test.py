@@ -211,6 +211,9 @@ smith_repository(name="rpmrepo", kind="rpm", url="{rpm_url}", architectures=["x8
 # The fixture packages link against the host's libc, which they do not ship.
 files(name="libc", sources=["usr/lib/x86_64-linux-gnu/libc.so.6", "lib64/ld-linux-x86-64.so.2"])
 
+# Every lockfile of the directory is a smith_lockfile target the smith_packages depend on.
+smith_lockfiles(name="lockfiles")
+
 smith_packages(name="hello-deb", repository=":debrepo", packages=["hello"])
 smith_layer(name="deb-app", dependencies=[":hello-deb", ":libc"])
 smith_image(name="deb-image", layers=[":deb-app"], entrypoint=["/usr/bin/hello"])

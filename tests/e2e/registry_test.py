@@ -75,12 +75,12 @@ def repo(scratch, registry):
     text = build.read_text()
     assert text.count('name="hello",') == 1
     build.write_text(text.replace('name="hello",', f'''name="hello",
-    repository="{registry.host}/hello",
+    image_repository="{registry.host}/hello",
     image_tags=["v1", "latest"],''') + f'''
 smith_image(
     name="hello_skipped",
     layers=[":app"],
-    repository="{registry.host}/skipped",
+    image_repository="{registry.host}/skipped",
     skip_push=True,
 )
 ''')

@@ -14,3 +14,7 @@ Run time (`python3 -m smith.crashcart`, the dist/crashcart zipapp; stdlib + ctyp
   syscalls.py  the Linux calls only crashcart needs; the shared ones are in smith/linux.py.
 Tests: testing.py (helpers), *_test.py.
 """
+
+# What the crashcart zipapp (//:crashcart) holds, as `only` paths of the smith package: the
+# smith_command rule reads it, so the list lives next to the code it names.
+ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/crashcart")

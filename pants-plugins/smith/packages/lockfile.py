@@ -10,25 +10,44 @@ inputs give the same bytes.
   "packages": [{"name", "version", "architecture", "url", "sha256", "size",
                 "depends": [names in this lock]}, ...]   # sorted by name
 }
-A build compares "request" with its BUILD target to detect a stale lock.
+A build compares "request" and "repository" with its BUILD target to detect a stale lock.
+This module is the one reader of the format: `smith lock|outdated|sbom` and the Pants rules
+(smith/plugin/rules/util/packages.py) all go through `loads` / `read` and `pins`.
 """
 import json
 import os
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List, NamedTuple, Tuple
 
+from smith import safe_json
 from smith.errors import SmithError
-from smith.packages.repo_config import RepoConfig
-from smith.packages.solver import Solution
 
 VERSION = 1
+HINT = "regenerate it with smith lock"
 
 
-def make(repo: RepoConfig, packages: List[str], exclude: List[str], solution: Solution) -> Dict[str, Any]:
+class Pin(NamedTuple):
+    """One locked package file."""
+
+    name: str
+    version: str
+    architecture: str
+    url: str
+    sha256: str
+    size: int
+
+
+def request(packages: Iterable[str], exclude: Iterable[str]) -> Dict[str, Any]:
+    """The "request" a lockfile records (and a BUILD target must match)."""
+    return {"packages": list(packages), "exclude": sorted(set(exclude))}
+
+
+def make(repo, packages: List[str], exclude: List[str], solution) -> Dict[str, Any]:
+    """`repo`: a RepoConfig; `solution`: the solver's Solution."""
     return {
         "lockfile_version": VERSION,
         "repository": repo.to_json(),
-        "request": {"packages": list(packages), "exclude": sorted(set(exclude))},
+        "request": request(packages, exclude),
         "excluded": solution.excluded,
         "packages": [
             {"name": p.name, "version": p.version, "architecture": p.arch, "url": p.url,
@@ -61,18 +80,40 @@ def write_text(path: str, text: str) -> None:
         raise
 
 
-def read(path: str) -> Dict[str, Any]:
+def loads(data: bytes, what: str, hint: str = HINT) -> Dict[str, Any]:
+    """Parse and check a lockfile's bytes; `what` names it in errors, `hint` says how to fix it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lock = json.load(f)
+        lock = safe_json.loads(data, what)
+    except SmithError as e:
+        raise SmithError("%s; %s" % (e, hint)) from None
+    if lock.get("lockfile_version") != VERSION:
+        raise SmithError("%s is not a smith lockfile of version %d; %s" % (what, VERSION, hint))
+    for key, kind in (("repository", dict), ("request", dict), ("packages", list)):
+        if not isinstance(lock.get(key), kind):
+            raise SmithError("%s has no valid %r; %s" % (what, key, hint))
+    return lock
+
+
+def read(path: str, hint: str = HINT) -> Dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(safe_json.MAX_JSON_BYTES + 1)
     except OSError as e:
         raise SmithError("cannot read lockfile %s: %s" % (path, e.strerror))
-    except ValueError as e:
-        raise SmithError("lockfile %s is not valid JSON (%s); regenerate it with smith lock" % (path, e))
-    if not isinstance(lock, dict) or lock.get("lockfile_version") != VERSION:
-        raise SmithError("%s is not a smith lockfile of version %d; regenerate it with smith lock"
-                         % (path, VERSION))
-    for key in ("repository", "request", "packages"):
-        if key not in lock:
-            raise SmithError("lockfile %s has no %r; regenerate it with smith lock" % (path, key))
-    return lock
+    return loads(data, "lockfile %s" % path, hint)
+
+
+def pins(lock: Dict[str, Any], what: str, hint: str = HINT) -> Tuple[Pin, ...]:
+    """The locked packages of a lockfile from `loads`/`read`, each entry checked."""
+    found = []
+    for i, entry in enumerate(lock["packages"]):
+        where = "%s: package entry %d" % (what, i)
+        if not isinstance(entry, dict):
+            raise SmithError("%s is not an object; %s" % (where, hint))
+        try:
+            pin = Pin(*(safe_json.field(entry, k, str, where) for k in ("name", "version", "architecture", "url", "sha256")),
+                      safe_json.field(entry, "size", int, where))
+        except SmithError as e:
+            raise SmithError("%s; %s" % (e, hint)) from None
+        found.append(pin)
+    return tuple(found)

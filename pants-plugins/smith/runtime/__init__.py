@@ -13,6 +13,6 @@ spec.py (config.json checks), state.py (state dir + flock), libc.py (syscalls).
 testbundle.py holds the test/bench helpers (zipapp build, busybox bundle).
 """
 
-# What the runtime's zipapp holds, as `only` paths of the smith package: the root BUILD file's
-# //:smith-runtime says the same (BUILD files cannot import it); tests and rules use this one.
+# What the runtime's zipapp holds, as `only` paths of the smith package: //:smith-runtime, the
+# runtime the Pants rules install for tests and runs, and the tests all pack this list.
 ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/runtime")

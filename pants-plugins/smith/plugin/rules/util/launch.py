@@ -1,0 +1,120 @@
+"""What `pants test` and `pants run` of images share: the image to run, smith's runtime (the very
+package of //:smith-runtime) and how the launcher is started."""
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from pants.core.goals.package import BuiltPackage, PackageFieldSet
+from pants.engine.addresses import Address
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestEntries
+from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.engine.unions import UnionMembership
+from pants.util.logging import LogLevel
+
+from smith.plugin.rules.util.command import SmithCommandFieldSet
+from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageSourceFieldSet, image_source_field_set
+from smith.plugin.subsystems import SmithTestSubsystem
+from smith.plugin.target_types.command import SmithCommandTarget
+
+# ----------------------------------------------------------------------------------------------
+# What tests and runs share: the image layout, the runtime and how the runtime is installed
+# ----------------------------------------------------------------------------------------------
+
+RUNTIME_INPUT = "__smith_runtime/smith-runtime"
+
+# Runs as the Process itself, then execs the launcher. smith-runtime re-runs itself as the
+# container's init under a mapped uid, which cannot reach the (0700) sandbox: so the zipapp is
+# copied (once per content) next to the store, where every parent is o+x. Not being root is
+# reported here in words, before a `mkdir` fails with a bare "Permission denied".
+_INSTALL_RUNTIME = r"""
+if [ "$(id -u)" != 0 ]; then
+  echo "smith: running an image needs root (overlayfs mounts, a user namespace per container); run pants as root, e.g. with sudo" >&2
+  exit 1
+fi
+source=$1 target=$2; shift 2
+if [ -n "$source" ] && [ ! -f "$target" ]; then
+  mkdir -p "$(dirname "$target")" && chmod 0711 "$(dirname "$target")"
+  cp "$source" "$target.tmp.$$" && chmod 0755 "$target.tmp.$$" && mv -f "$target.tmp.$$" "$target" || exit 1
+fi
+exec "$@"
+"""
+
+
+def install_runtime_argv(source: str, target: str, argv: Tuple[str, ...]) -> Tuple[str, ...]:
+    """`argv` run after the runtime zipapp `source` is installed at `target` ("" source: none)."""
+    return ("/bin/sh", "-c", _INSTALL_RUNTIME, "smith-install-runtime", source, target, *argv)
+
+
+@dataclass(frozen=True)
+class SmithRuntime:
+    """The runtime the launcher runs: the zipapp (when it is smith's own) and where it goes."""
+
+    digest: Digest  # RUNTIME_INPUT, or empty for a machine runtime
+    source: str  # path of the zipapp in the sandbox, "" for a machine runtime
+    path: str  # --runtime of the launcher
+
+
+def runtime_target() -> SmithCommandTarget:
+    """A stand-in for the //:smith-runtime target of this repository's root BUILD file."""
+    # No `only`: the command rule packs smith.runtime.ZIPAPP_ONLY, as for //:smith-runtime.
+    return SmithCommandTarget(
+        {"module": "smith.runtime", "output_path": "smith-runtime"},
+        Address("", target_name="smith-runtime"),
+    )
+
+
+@rule(desc="Packaging the smith runtime for containers", level=LogLevel.DEBUG)
+async def smith_runtime(subsystem: SmithTestSubsystem) -> SmithRuntime:
+    if subsystem.runtime:
+        return SmithRuntime(await Get(Digest, CreateDigest([])), "", subsystem.runtime)
+    # The very package of //:smith-runtime (rules/command.py): one recipe, one cache entry.
+    package = await Get(BuiltPackage, PackageFieldSet, SmithCommandFieldSet.create(runtime_target()))
+    entries = await Get(DigestEntries, Digest, package.digest)
+    fingerprint = entries[0].file_digest.fingerprint
+    digest = await Get(Digest, AddPrefix(package.digest, RUNTIME_INPUT.rsplit("/", 1)[0]))
+    store = subsystem.store.rstrip("/") or "/"
+    return SmithRuntime(digest, RUNTIME_INPUT, f"{store}/runtime/smith-runtime-{fingerprint[:16]}")
+
+
+class SmithImageTargetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ImageToRunRequest:
+    """The image built from the target at `address` (a test's `image`, the target of `pants run`)."""
+
+    address: Address
+    description_of_origin: str
+
+
+@rule(desc="Building a smith image to run", level=LogLevel.DEBUG)
+async def image_to_run(request: ImageToRunRequest, union_membership: UnionMembership) -> BuiltSmithImage:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, request.description_of_origin)
+    )
+    field_set = image_source_field_set(wrapped.target, union_membership, request.description_of_origin)
+    return await Get(BuiltSmithImage, SmithImageSourceFieldSet, field_set)
+
+
+def launcher_options(
+    store: str, runtime: str, env: Optional[dict], network: str, timeout: Optional[int]
+) -> List[str]:
+    """Options of `smith launch run|test` that tests and runs share."""
+    argv = ["--store", store, "--runtime", runtime, "--network", network]
+    for key, value in sorted((env or {}).items()):
+        argv += ["--env", f"{key}={value}"]
+    if timeout is not None:
+        argv += ["--timeout", str(timeout)]
+    return argv
+
+
+def container_command(command: Tuple[str, ...], args: Tuple[str, ...]) -> List[str]:
+    """`command` replaces Entrypoint + Cmd; `args` alone replace Cmd (as the launcher's -- does)."""
+    if command:
+        return ["--whole-command", "--", *command, *args]
+    return ["--", *args] if args else []
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,135 @@
+"""smith_layer -> one deterministic layer (layer.tar.gz + layer.json), built by `smith layer`."""
+from dataclasses import dataclass
+from typing import Tuple
+
+from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
+from pants.core.target_types import FileSourceField, ResourceSourceField
+from pants.engine.fs import AddPrefix, Digest, MergeDigests, RemovePrefix
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    DependenciesRequest,
+    FieldSet,
+    FieldSetsPerTarget,
+    FieldSetsPerTargetRequest,
+    HydratedSources,
+    HydrateSourcesRequest,
+    SourcesField,
+    Targets,
+)
+from pants.util.logging import LogLevel
+
+from smith.plugin.rules.util.process import SmithProcess
+from smith.plugin.rules.util.tree import SmithPackagesOrigin, SmithTree, SmithTreeFieldSet, merge_origins
+from pants.engine.process import ProcessResult
+from smith.plugin.target_types.image import (
+    SmithKeepSpecialField,
+    SmithLayerDependenciesField,
+    SmithLayerExcludesField,
+    SmithLayerPrefixField,
+    SmithOwnerField,
+)
+
+
+@dataclass(frozen=True)
+class SmithLayerFieldSet(FieldSet):
+    required_fields = (SmithLayerDependenciesField, SmithLayerPrefixField)
+
+    dependencies: SmithLayerDependenciesField
+    prefix: SmithLayerPrefixField
+    excludes: SmithLayerExcludesField
+    owner: SmithOwnerField
+    keep_special: SmithKeepSpecialField
+
+
+@dataclass(frozen=True)
+class BuiltSmithLayer:
+    digest: Digest  # `layer.tar.gz` and `layer.json` at its root
+    origins: Tuple[SmithPackagesOrigin, ...] = ()  # the smith_packages its trees came from
+
+
+def parse_owner(value: str, what: str) -> "tuple[int, int]":
+    try:
+        uid, gid = value.split(":")
+        return int(uid), int(gid)
+    except ValueError:
+        raise ValueError(f"{what}: expected numeric `UID:GID` like `10:10`, got {value!r}")
+
+
+def _is_file_like(tgt) -> bool:
+    return tgt.has_field(FileSourceField) or tgt.has_field(ResourceSourceField)
+
+
+@rule(desc="Building a smith layer", level=LogLevel.DEBUG)
+async def build_layer(field_set: SmithLayerFieldSet) -> BuiltSmithLayer:
+    address = field_set.address
+    targets = await Get(Targets, DependenciesRequest(field_set.dependencies))
+    tree_sets, package_sets = await MultiGet(
+        Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(SmithTreeFieldSet, targets)),
+        Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(PackageFieldSet, targets)),
+    )
+    tree_addresses = {fs.address for fs in tree_sets.field_sets}
+    file_targets = [t for t in targets if _is_file_like(t)]
+    package_field_sets = [fs for fs in package_sets.field_sets if fs.address not in tree_addresses]
+
+    hydrated = await MultiGet(
+        Get(
+            HydratedSources,
+            HydrateSourcesRequest(
+                t[SourcesField],
+                for_sources_types=(FileSourceField, ResourceSourceField),
+                enable_codegen=True,
+            ),
+        )
+        for t in file_targets
+    )
+    # Each file lands at its path relative to the directory of the target that owns it.
+    relocated = await MultiGet(
+        Get(Digest, RemovePrefix(h.snapshot.digest, t.address.spec_path))
+        if t.address.spec_path
+        else Get(Digest, MergeDigests([h.snapshot.digest]))
+        for t, h in zip(file_targets, hydrated)
+    )
+    trees = await MultiGet(Get(SmithTree, SmithTreeFieldSet, fs) for fs in tree_sets.field_sets)
+    packages = await MultiGet(
+        Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in package_field_sets
+    )
+
+    files_digest = await Get(Digest, MergeDigests([*relocated, *(p.digest for p in packages)]))
+    tree_digests = await MultiGet(
+        Get(Digest, AddPrefix(t.digest, f"in/trees/{i}")) for i, t in enumerate(trees)
+    )
+    in_files = await Get(Digest, AddPrefix(files_digest, "in/files"))
+    input_digest = await Get(Digest, MergeDigests([in_files, *tree_digests]))
+
+    try:
+        uid, gid = parse_owner(field_set.owner.value, f"{address}: field `owner`")
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    argv = ["layer", "--output", "out", "--uid", str(uid), "--gid", str(gid)]
+    if field_set.keep_special.value:
+        argv.append("--keep-special")
+    for glob in field_set.excludes.value or ():
+        argv += ["--exclude", glob]
+    if file_targets or packages:
+        argv += ["--dir", f"{field_set.prefix.value}=in/files"]
+    for i, tree in enumerate(trees):
+        argv += ["--tar", f"in/trees/{i}/{tree.path}"]
+
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Building layer {address}",
+            input_digest=input_digest,
+            output_directories=["out"],
+        ),
+    )
+    return BuiltSmithLayer(
+        await Get(Digest, RemovePrefix(result.output_digest, "out")),
+        merge_origins(*(t.origins for t in trees)),
+    )
+
+
+def rules():
+    return collect_rules()

@@ -1,0 +1,169 @@
+"""smith_minimize: an existing image cut down to one program (its ELF closure plus `paths`)."""
+from pants.core.goals.package import OutputPathField
+from typing import Optional, Tuple
+
+from pants.engine.addresses import Address
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    BoolField,
+    DictStringToStringField,
+    StringField,
+    StringSequenceField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+from smith.plugin.target_types.checks import DEFAULT_USER, parse_user
+
+
+def is_address(value: str) -> bool:
+    """`image` is an address when it starts with `:` or `//` (else a path, if that path exists)."""
+    return value.startswith(":") or value.startswith("//")
+
+
+class SmithMinimizeImageField(StringField):
+    alias = "image"
+    required = True
+    help = help_text(
+        """
+        The image to minimize: the address of a `smith_image` or of a `file` target holding an
+        image tar, or a path relative to this BUILD file of
+        an OCI layout directory, an OCI layout tar or a docker-archive tar (`docker save` /
+        `podman save` / `skopeo copy ... docker-archive:`). Addresses start with `:` or `//`
+        or name no existing file. Either way it is a dependency of this target (inferred: the
+        named target, or the targets owning the image files).
+        """
+    )
+
+
+class SmithMinimizeImageTagField(StringField):
+    alias = "image_tag"
+    help = "Which image of a source holding several (OCI ref name or docker-archive RepoTag)."
+
+
+class SmithMinimizeTagField(StringField):
+    alias = "tag"
+    default = "latest"
+    help = "`org.opencontainers.image.ref.name` of the minimized image."
+
+
+class SmithMinimizeEntrypointField(StringSequenceField):
+    alias = "entrypoint"
+    help = help_text(
+        """
+        New Entrypoint; its first item is the program kept (an absolute path, or a name found
+        through the image's PATH). Default: the image's own Entrypoint, else its Cmd. Setting
+        it drops the image's Cmd, as Docker does.
+        """
+    )
+
+
+class SmithMinimizeCmdField(StringSequenceField):
+    alias = "cmd"
+    help = "New Cmd. Default: the image's own (unless `entrypoint` is set)."
+
+
+class SmithMinimizePathsField(StringSequenceField):
+    alias = "paths"
+    default = ()
+    help = help_text(
+        """
+        Absolute globs of more files to keep from the image as they are (a matched directory is
+        kept whole), e.g. `["/etc/ssl/certs/**", "/usr/share/zoneinfo/UTC"]`. A glob that
+        matches nothing is an error.
+        """
+    )
+
+
+class SmithMinimizeExcludesField(StringSequenceField):
+    alias = "excludes"
+    default = ()
+    help = "fnmatch globs of image paths to drop (with everything below them), e.g. `[\"/usr/share/doc/*\"]`."
+
+
+class SmithMinimizeNssField(BoolField):
+    alias = "nss"
+    default = False
+    help = "Add the NSS modules and minimal /etc/passwd, /etc/group, /etc/nsswitch.conf for `user`."
+
+
+class SmithMinimizeUserField(StringField):
+    alias = "user"
+    default = DEFAULT_USER
+    help = help_text(
+        """
+        `NAME:UID:GID` (as on every smith target; `UID:GID` alone means the name `smith`): every file is owned by UID:GID, the image runs as UID:GID, and `nss`
+        writes NAME into /etc/passwd.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        if value is not None:
+            parse_user(value, cls.alias, address)
+        return value
+
+    def parsed(self, address: Address) -> Tuple[str, int, int]:
+        return parse_user(self.value, self.alias, address)
+
+
+class SmithMinimizeEnvField(DictStringToStringField):
+    alias = "env"
+    help = "Environment entries set on top of the image's Env (also used to find the program)."
+
+
+class SmithMinimizeWorkdirField(StringField):
+    alias = "workdir"
+    help = "WorkingDir. Default: the image's own."
+
+
+class SmithMinimizeLabelsField(DictStringToStringField):
+    alias = "labels"
+    help = "Labels set on top of the image's Labels."
+
+
+class SmithMinimizeExposedPortsField(StringSequenceField):
+    alias = "exposed_ports"
+    help = "ExposedPorts (`8080/tcp`, `53/udp`); replaces the image's when given."
+
+
+class SmithMinimizeDockerArchiveField(BoolField):
+    alias = "docker_archive"
+    default = False
+    help = "Also write `<output_path>.docker.tar` (a `docker load`-able archive)."
+
+
+class SmithMinimizeOutputPathField(OutputPathField):
+    help = "Where `pants package` writes the OCI image layout directory, relative to `dist/`."
+
+
+class SmithMinimizeTarget(Target):
+    alias = "smith_minimize"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        SmithMinimizeImageField,
+        SmithMinimizeImageTagField,
+        SmithMinimizeTagField,
+        SmithMinimizeEntrypointField,
+        SmithMinimizeCmdField,
+        SmithMinimizePathsField,
+        SmithMinimizeExcludesField,
+        SmithMinimizeNssField,
+        SmithMinimizeUserField,
+        SmithMinimizeEnvField,
+        SmithMinimizeWorkdirField,
+        SmithMinimizeLabelsField,
+        SmithMinimizeExposedPortsField,
+        SmithMinimizeDockerArchiveField,
+        SmithMinimizeOutputPathField,
+    )
+    help = help_text(
+        """
+        An existing image (a smith_image, an OCI layout or a docker archive) cut down to one
+        program: the untrusted image is unpacked safely, the program's ELF closure and `paths`
+        are kept, and `pants package` writes an OCI image layout that keeps the image's Env,
+        WorkingDir, ExposedPorts and Labels unless overridden. Usable wherever a smith_image's
+        result is (BuiltSmithImage), as a `smith_layer` dependency and as a `smith_binary` root.
+        """
+    )
