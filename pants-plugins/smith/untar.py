@@ -323,10 +323,12 @@ class _Writer:
         else:
             self._file(pfd, base, m, tf)
         if self.whiteouts == APPLY:
-            path = "/".join(parts)
-            self.written.add(path)
-            for i in range(1, len(parts)):
-                self.written.add("/".join(parts[:i]))
+            self.written.add("/".join(parts))
+            for i in range(len(parts) - 1, 0, -1):  # parents, until one is known (O(depth) once)
+                parent = "/".join(parts[:i])
+                if parent in self.written:
+                    break
+                self.written.add(parent)
 
     def _dir(self, pfd: int, base: str, m: tarfile.TarInfo) -> None:
         opaque = False

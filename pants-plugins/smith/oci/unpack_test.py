@@ -3,7 +3,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
+import zlib
 
 import pytest
 import zstandard
@@ -274,3 +276,126 @@ def test_a_blob_longer_than_its_descriptor_is_read_only_to_size_plus_one(tmp_pat
     with pytest.raises(SmithError, match=r"is more than the \d+ bytes its descriptor says"):
         unpack.unpack_image(str(layout), str(tmp_path / "out"))
     assert sum(n for name, n in reads if name == "blobs/sha256/" + blob.name) < 1 << 20
+
+
+# --- caps on archive work -------------------------------------------------------------------
+
+def _zeros_layer(size):
+    """A gzip'ed tar holding one file of `size` zero bytes, built without holding it in memory."""
+    header = tarfile.TarInfo("big")
+    header.size = size
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [comp.compress(header.tobuf(format=tarfile.PAX_FORMAT))]
+    chunk = b"\0" * (1 << 20)
+    left = size
+    while left:
+        out.append(comp.compress(chunk[:min(left, len(chunk))]))
+        left -= min(left, len(chunk))
+    out.append(comp.compress(b"\0" * (-size % 512 + 1024)))
+    out.append(comp.flush())
+    return b"".join(out)
+
+
+def test_a_decompression_bomb_stops_at_the_ratio_cap(tmp_path):
+    """A small gzip that inflates ~1000:1 used to be written out in full before the diff_id
+    check refused it; now writing stops once the output passes 100x the compressed input."""
+    blob = _zeros_layer(512 << 20)
+    assert len(blob) < 1 << 20
+    path = tmp_path / "bomb.tar.gz"
+    path.write_bytes(blob)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(SmithError, match=r"decompression bomb.*--max-compression-ratio or "
+                                         r"SMITH_MAX_COMPRESSION_RATIO"):
+        unpack.apply_layer_file(str(path), str(dest))
+    assert os.lstat(str(dest / "big")).st_size <= 101 << 20  # not 512 MiB
+    # Raised, it passes (and a genuine layer is not refused).
+    dest2 = tmp_path / "dest2"
+    dest2.mkdir()
+    unpack.apply_layer_file(str(path), str(dest2), limits=unpack.Limits(ratio=2000))
+    assert os.lstat(str(dest2 / "big")).st_size == 512 << 20
+
+
+def test_layer_and_image_byte_caps(tmp_path):
+    layer = tar_bytes([("f%d" % i, "file", os.urandom(100 << 10)) for i in range(6)])  # 600 KiB
+    layout = write_layout(tmp_path / "img", [layer, tar_bytes([("g", "file", os.urandom(500 << 10))])])
+    with pytest.raises(SmithError, match=r"decompresses to more than 512K bytes, the cap per "
+                                         r"layer; raise it with --max-layer-bytes"):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(layer_bytes=512 << 10))
+    with pytest.raises(SmithError, match=r"the image's layers decompress to more than 1M bytes, "
+                                         r"the cap per image; raise it with --max-image-bytes"):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(image_bytes=1 << 20))
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+    unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(image_bytes=2 << 20))
+
+
+@pytest.mark.parametrize("entries,limits,message", [
+    ([("f%d" % i, "file", b"") for i in range(11)], {"entries": 10},
+     r"more than 10 entries, the cap per archive; raise it with --max-entries"),
+    ([("a" * 200 + "/" + "b" * 200 + "/c", "file", b"")], {"path_length": 300},
+     r"the name is 403 bytes long, more than the cap of 300; raise it with --max-path-length"),
+    ([("x", "sym", "t" * 5000)], {},
+     r"symlink target longer than the cap of 4096 bytes"),
+    ([("/".join(["d"] * 300), "dir", None)], {},
+     r"the name is 300 directories deep, more than the cap of 256; raise it with --max-depth"),
+    ([("x" * 256, "file", b"")], {}, r"has a component longer than 255 bytes"),
+])
+def test_entry_caps(tmp_path, entries, limits, message):
+    layout = write_layout(tmp_path / "img", [tar_bytes(entries)])
+    with pytest.raises(SmithError, match=message):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(**limits))
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_a_huge_pax_header_is_refused_before_it_is_read(tmp_path):
+    raw = bytearray(tar_bytes([("f", "file", b"x")]))
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, 1 << 30  # 1 GiB of "pax records" would be read at once
+    blob = pax.tobuf(format=tarfile.USTAR_FORMAT) + bytes(raw)
+    path = tmp_path / "l.tar"
+    path.write_bytes(blob)
+    dest = tmp_path / "d"
+    dest.mkdir()
+    with pytest.raises(SmithError, match=r"a pax header of 1073741824 bytes \(at most 1048576\)"):
+        unpack.apply_layer_file(str(path), str(dest))
+
+
+def _deep(depth):
+    return [("/".join(["d"] * i), "dir", None) for i in range(1, depth + 1)] + \
+        [("/".join(["d"] * depth) + "/f", "file", b"deep")]
+
+
+def test_a_1200_deep_tree_is_refused_or_removed_without_recursion(tmp_path):
+    """A 1200-deep tree gave RecursionError in cleanup and left `.u-*` dirs behind."""
+    layout = write_layout(tmp_path / "img", [tar_bytes(_deep(1200))], lie_diff_id=True)
+    with pytest.raises(SmithError, match=r"1001 directories deep, more than the cap of 1000"):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(depth=1000))
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+    # With the cap raised, the whole tree is written, then refused (diff_id): removed entirely.
+    with pytest.raises(SmithError, match=r"config says diff_id"):
+        unpack.unpack_image(str(layout), str(tmp_path / "out"), limits=unpack.Limits(depth=2000))
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_minimize_removes_a_deep_hostile_tree(tmp_path):
+    from smith.oci import minimize
+    os.mkdir(str(tmp_path / "work"))
+    layout = write_layout(tmp_path / "img", [tar_bytes(_deep(1200) + [("ro", "dir", None)])])
+    with pytest.raises(SmithError):
+        minimize.minimize(str(layout), str(tmp_path / "out.tar"), workdir=str(tmp_path / "work"),
+                          limits=unpack.Limits(depth=2000))
+    assert os.listdir(str(tmp_path / "work")) == []
+
+
+def test_cli_errors_name_the_input_and_leave_nothing(tmp_path, capsys):
+    from smith import cli
+    blob_layout = write_layout(tmp_path / "img", [tar_bytes([("../x", "file", b"x")])])
+    os.chdir(str(tmp_path))
+    assert cli.main(["unpack", "--output", "out", str(blob_layout)]) == 1
+    err = capsys.readouterr().err
+    assert re.match(r"smith unpack: error: layer sha256:[0-9a-f]{64}: entry '../x' refused: the name "
+                    r"'../x' contains '..'", err), err
+    assert cli.main(["unpack", "--max-entries", "zero", "--output", "out", str(blob_layout)]) == 1
+    assert "smith unpack: error: --max-entries: 'zero' is not a positive whole number" in \
+        capsys.readouterr().err
+    assert sorted(os.listdir(str(tmp_path))) == ["img"]
