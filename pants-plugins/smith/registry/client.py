@@ -2,24 +2,39 @@
 
 Every operation is retried (bounded, with exponential backoff) on dropped connections and
 5xx/429 answers; uploads resume from the registry's reported offset or restart when the
-upload session is gone (e.g. the registry restarted with a new secret)."""
+upload session is gone (e.g. the registry restarted with a new secret).
+
+Nothing a registry sends is trusted: JSON (manifests, token answers, error bodies) goes through
+smith.safe_json, digests are validated before they name a URL, credentials go only to the registry's
+own origin (and to its token realm, which must be https unless the registry is plain http or
+--insecure), and text from the server is escaped before it is printed."""
 import base64
-import json
+import math
 import os
 import threading
 import time
 import urllib.parse
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.challenge import parse_challenges
 from smith.registry.credentials import Credentials
-from smith.registry.digests import digest_of, hasher_for, verify_bytes
-from smith.registry.transport import MAX_BODY, Body, Response, RetryableError, Transport
+from smith.registry.digests import check_digest, digest_of, hasher_for, verify_bytes
+from smith.registry.reference import check_tag
+from smith.registry.transport import (MAX_BODY, Body, Response, RetryableError, Transport, origin,
+                                      printable)
 
 T = TypeVar("T")
 MiB = 1 << 20
+MAX_TOKEN_LIFETIME = 24 * 3600.0
+
+
+def _token_text(value: object) -> bool:
+    """A token goes into a header: visible ASCII only (no CR/LF to split the request)."""
+    return isinstance(value, str) and 0 < len(value) <= 64 << 10 and all(
+        "!" <= c <= "~" for c in value)
 
 
 def _covered(scope: str, scopes: List[str]) -> bool:
@@ -60,7 +75,9 @@ class RegistryClient:
                          "and retry" % (what, self.registry, self.retries + 1, last))
 
     # ---- auth ----------------------------------------------------------------------------
-    def _auth_header(self, scopes: List[str]) -> Dict[str, str]:
+    def _auth_header(self, scopes: List[str], url: str) -> Dict[str, str]:
+        if origin(url) != origin(self.transport.base_url(self.registry)):
+            return {}  # e.g. an upload Location on another host: it gets no credentials
         with self._lock:
             scheme = self._scheme
             token = self._tokens.get(" ".join(scopes))
@@ -85,6 +102,7 @@ class RegistryClient:
             params = by_scheme["bearer"].params
             if not params.get("realm"):
                 raise SmithError("%s sent a Bearer challenge without realm" % self.registry)
+            self._check_realm(params["realm"])
             with self._lock:
                 self._scheme, self._bearer = "bearer", params
             wanted = params.get("scope", "").split(" ")
@@ -100,6 +118,18 @@ class RegistryClient:
             raise SmithError("%s answered 401 with no usable WWW-Authenticate challenge (%r)"
                              % (self.registry, resp.header("WWW-Authenticate")))
 
+    def _check_realm(self, realm: str) -> None:
+        """Credentials go to the token realm: it must be https, unless the registry itself is
+        spoken to in plain http (a local one) or was named --insecure."""
+        scheme = urllib.parse.urlsplit(realm).scheme.lower()
+        registry_scheme = origin(self.transport.base_url(self.registry))[0]
+        if scheme == "https" or (scheme == "http" and (self.transport.insecure
+                                                       or registry_scheme == "http")):
+            return
+        raise SmithError("%s: the token realm %s is not https; smith sends credentials only over "
+                         "TLS (pass --insecure for a registry you trust on a private network)"
+                         % (self.registry, printable(realm)))
+
     def _fetch_token(self, scopes: List[str], extra: List[str]) -> None:
         """A token for `scopes` (plus any the challenge asked for), cached under `scopes`."""
         params = [("service", self._bearer["service"])] if self._bearer.get("service") else []
@@ -111,18 +141,27 @@ class RegistryClient:
             raw = "%s:%s" % (self.credentials.username, self.credentials.password)
             headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
         resp = self.transport.request("GET", url, headers)
+        realm = printable(realm)
         if resp.status in (401, 403):
             raise SmithError("token server %s refused %s for %s (HTTP %d); check the username and "
                              "password" % (realm, self._where(), " ".join(scopes), resp.status))
         if resp.status != 200:
             raise SmithError("token server %s answered HTTP %d: %s" % (
-                realm, resp.status, resp.body[:300].decode("utf-8", "replace")))
-        try:
-            answer = json.loads(resp.body)
-            token = answer.get("token") or answer["access_token"]
-            lifetime = float(answer.get("expires_in") or 60)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise SmithError("token server %s sent no token in %r" % (realm, resp.body[:200]))
+                realm, resp.status, printable(resp.body)))
+        what = "token server %s" % realm
+        answer = safe_json.loads(resp.body, what, max_bytes=MAX_BODY)
+        token = answer.get("token") or answer.get("access_token")
+        if not _token_text(token):
+            raise SmithError("%s: the answer holds no usable token (a non-empty string of "
+                             "visible ASCII in 'token' or 'access_token')" % what)
+        lifetime = answer.get("expires_in")
+        if lifetime is None:
+            lifetime = 60
+        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) \
+                or not math.isfinite(lifetime):
+            raise SmithError("%s: 'expires_in' must be a number of seconds, not %s" % (
+                what, printable(repr(lifetime), 40)))
+        lifetime = min(max(float(lifetime), 0.0), MAX_TOKEN_LIFETIME)
         with self._lock:
             # Renew a little early so a token does not expire between check and use.
             self._tokens[" ".join(scopes)] = (token, time.time() + max(lifetime - 10, 5))
@@ -130,15 +169,16 @@ class RegistryClient:
     def _request(self, method: str, path: str, scopes: List[str],
                  headers: Optional[Dict[str, str]] = None,
                  body: Callable[[], Body] = lambda: None,
-                 sink: Optional[Callable[[bytes], None]] = None) -> Response:
+                 sink: Optional[Callable[[bytes], None]] = None,
+                 limit: Optional[int] = None) -> Response:
         """One authenticated exchange: a 401 is answered once with fresh credentials."""
         url = path if "://" in path else self.transport.base_url(self.registry) + path
         for attempt in range(2):
             all_headers = dict(headers or {})
-            all_headers.update(self._auth_header(scopes))
+            all_headers.update(self._auth_header(scopes, url))
             data = body()
             try:
-                resp = self.transport.request(method, url, all_headers, data, sink)
+                resp = self.transport.request(method, url, all_headers, data, sink, limit=limit)
             finally:
                 if hasattr(data, "close"):
                     data.close()
@@ -151,12 +191,15 @@ class RegistryClient:
 
     # ---- errors --------------------------------------------------------------------------
     def _fail(self, resp: Response, what: str) -> SmithError:
-        detail = resp.body[:500].decode("utf-8", "replace")
+        detail = printable(resp.body)
         try:
-            errors = json.loads(resp.body).get("errors") or []
-            detail = "; ".join("%s: %s" % (e.get("code"), e.get("message")) for e in errors)
-        except (ValueError, AttributeError):
-            pass
+            errors = safe_json.loads(resp.body, "error body").get("errors")
+        except SmithError:
+            errors = None
+        if isinstance(errors, list) and errors and all(isinstance(e, dict) for e in errors):
+            detail = "; ".join("%s: %s" % (printable(str(e.get("code")), 60),
+                                           printable(str(e.get("message")), 200))
+                               for e in errors[:5])
         if resp.status == 403:
             return SmithError("%s: %s denied access with %s (%s)" % (what, self.registry,
                                                                      self._where(), detail))
@@ -296,8 +339,14 @@ class RegistryClient:
                 self.registry, path, echoed))
         return "uploaded"
 
-    def fetch_blob(self, repo: str, digest: str, dest: str, size: Optional[int] = None) -> None:
-        """Download a blob to `dest`, verified; a mismatch removes `dest` and is an error."""
+    def fetch_blob(self, repo: str, digest: str, dest: str, size: int) -> None:
+        """Download a blob to `dest`, hashed as it streams, stopped at `size` + 1 bytes; a
+        mismatch removes `dest` and is an error."""
+        check_digest(digest, "%s/%s: blob" % (self.registry, repo))
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise SmithError("%s/%s: blob %s: size %r is not a byte count" % (
+                self.registry, repo, digest, size))
+
         def attempt() -> None:
             hasher = hasher_for(digest)
             written = [0]
@@ -307,15 +356,14 @@ class RegistryClient:
                     written[0] += len(chunk)
                     out.write(chunk)
                 resp = self._request("GET", "/v2/%s/blobs/%s" % (repo, digest),
-                                     self._pull(repo), sink=sink)
+                                     self._pull(repo), sink=sink, limit=size)
             if resp.status != 200:
                 raise self._fail(resp, "fetching blob %s from %s" % (digest, repo))
             actual = "%s:%s" % (hasher.name, hasher.hexdigest())
-            if actual != digest or (size is not None and written[0] != size):
-                raise SmithError("blob %s from %s/%s is corrupt: got %d bytes with digest %s%s; "
-                                 "nothing was written" % (
-                                     digest, self.registry, repo, written[0], actual,
-                                     "" if size is None else " (expected %d bytes)" % size))
+            if actual != digest or written[0] != size:
+                raise SmithError("blob %s from %s/%s is corrupt: got %d bytes with digest %s "
+                                 "(expected %d bytes); nothing was written" % (
+                                     digest, self.registry, repo, written[0], actual, size))
         try:
             self._retrying("fetching blob %s" % digest, attempt)
         except BaseException:
@@ -349,12 +397,32 @@ class RegistryClient:
                 self.registry, repo, ref, echoed, digest))
         return digest, resp
 
-    def get_manifest(self, repo: str, ref: str, missing_ok: bool = False
-                     ) -> Optional[Tuple[bytes, str, str]]:
-        """GET a manifest/index by tag or digest: (bytes, media type, digest), digest-verified."""
+    def get_manifest(self, repo: str, ref: str, missing_ok: bool = False,
+                     size: Optional[int] = None) -> Optional[Tuple[bytes, str, str]]:
+        """GET a manifest/index by tag or digest: (bytes, media type, digest), digest-verified.
+        `ref` is a digest if it holds a ':' (a tag cannot), so a malformed digest from an index
+        is refused here and never sent as a tag; `size` (a descriptor's) caps the answer."""
+        where = "%s/%s" % (self.registry, repo)
+        pinned = ":" in ref
+        if pinned:
+            check_digest(ref, "%s: manifest" % where)
+        else:
+            check_tag(ref, "%s: manifest" % where)
+        return self._get_manifest(repo, ref, pinned, missing_ok, size)
+
+    def get_manifest_by_digest(self, repo: str, digest: str, size: Optional[int] = None
+                               ) -> Tuple[bytes, str, str]:
+        """A manifest named by a digest read from an index or given by the user: never a tag."""
+        check_digest(digest, "%s/%s: manifest" % (self.registry, repo))
+        found = self._get_manifest(repo, digest, True, False, size)
+        assert found is not None
+        return found
+
+    def _get_manifest(self, repo: str, ref: str, pinned: bool, missing_ok: bool,
+                      size: Optional[int]) -> Optional[Tuple[bytes, str, str]]:
         def attempt() -> Optional[Response]:
             resp = self._request("GET", "/v2/%s/manifests/%s" % (repo, ref), self._pull(repo),
-                                 {"Accept": media_types.MANIFEST_ACCEPT})
+                                 {"Accept": media_types.MANIFEST_ACCEPT}, limit=size)
             if resp.status == 404 and missing_ok:
                 return None
             if resp.status == 404:
@@ -368,20 +436,24 @@ class RegistryClient:
         if resp is None:
             return None
         data = resp.body
+        what = "%s/%s%s%s" % (self.registry, repo, "@" if pinned else ":", ref)
         if len(data) > MAX_BODY:
-            raise SmithError("manifest %s:%s is larger than 4 MiB; refusing it" % (repo, ref))
-        if ref.startswith("sha256:") or ref.startswith("sha512:"):
+            raise SmithError("%s: the manifest is larger than 4 MiB; refusing it" % what)
+        if size is not None and len(data) != size:
+            raise SmithError("%s: the manifest has %d bytes, its descriptor says %d" % (
+                what, len(data), size))
+        if pinned:
             digest = ref
-        else:
-            digest = resp.header("Docker-Content-Digest") or digest_of(data)
-        verify_bytes(data, digest, "manifest %s/%s@%s" % (self.registry, repo, ref))
+        else:  # a tag: the digest the registry names (validated), else the content's own
+            echoed = resp.header("Docker-Content-Digest")
+            digest = check_digest(echoed, "%s: Docker-Content-Digest" % what) if echoed \
+                else digest_of(data)
+        verify_bytes(data, digest, "manifest %s" % what)
         media_type = (resp.header("Content-Type") or "").split(";")[0].strip()
-        try:
-            declared = json.loads(data).get("mediaType")
-        except (ValueError, AttributeError):
-            raise SmithError("manifest %s/%s:%s is not JSON" % (self.registry, repo, ref))
+        declared = safe_json.field(safe_json.loads(data, what), "mediaType", str, what,
+                                   required=False)
         media_type = declared or media_type
         if media_type not in media_types.ALL_MANIFESTS:
-            raise SmithError("manifest %s/%s:%s has media type %r; smith reads OCI and Docker v2 "
-                             "manifests and indexes only" % (self.registry, repo, ref, media_type))
+            raise SmithError("%s: media type %s; smith reads OCI and Docker v2 manifests and "
+                             "indexes only" % (what, printable(repr(media_type), 100)))
         return data, media_type, digest

@@ -1,17 +1,37 @@
-"""Content digests (`sha256:<hex>`), computed while bytes stream past."""
+"""Content digests (`sha256:<hex>`): validated before any use, computed while bytes stream past.
+
+A digest read from a manifest, an index, a header or a layout is checked with `check_digest`
+before it names a URL or a file: only `sha256:` + 64 or `sha512:` + 128 lowercase hex digits pass,
+so a value such as `latest` (a tag) or `sha256:../../x` can never be taken for a digest."""
 import hashlib
+import re
 
 from smith.errors import SmithError
 
 ALGORITHMS = ("sha256", "sha512")
+_DIGEST = re.compile(r"\A(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and bool(_DIGEST.match(value))
+
+
+def check_digest(value: object, what: str) -> str:
+    """`value` if it is a well-formed digest of a supported algorithm, else a SmithError."""
+    if is_digest(value):
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        algorithm, sep, _ = value.partition(":")
+        if sep and algorithm not in ALGORITHMS:
+            why = "algorithm %r is not supported (sha256, sha512)" % algorithm[:20]
+        else:
+            why = "expected sha256: + 64 or sha512: + 128 lowercase hex digits"
+        raise SmithError("%s: %r is not a digest; %s" % (what, value[:150], why))
+    raise SmithError("%s: the digest must be a string, not %s" % (what, type(value).__name__))
 
 
 def hasher_for(digest: str):
-    algorithm = digest.split(":", 1)[0]
-    if algorithm not in ALGORITHMS:
-        raise SmithError("digest %s uses %r; only sha256 and sha512 are supported"
-                         % (digest, algorithm))
-    return hashlib.new(algorithm)
+    return hashlib.new(check_digest(digest, "digest").split(":", 1)[0])
 
 
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
@@ -19,8 +39,8 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 
 
 def verify_bytes(data: bytes, digest: str, what: str) -> None:
-    actual = digest_of(data, digest.split(":", 1)[0]) if ":" in digest else None
-    hasher_for(digest)
+    check_digest(digest, what)
+    actual = digest_of(data, digest.split(":", 1)[0])
     if actual != digest:
         raise SmithError("%s: content has digest %s but %s was asked for; the registry or the "
                          "file is corrupt or tampered with" % (what, actual, digest))

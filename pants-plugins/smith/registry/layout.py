@@ -6,17 +6,17 @@ import shutil
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
-from smith.registry.digests import digest_of, verify_bytes
+from smith.registry.descriptors import check_index, descriptor
+from smith.registry.digests import check_digest, digest_of, verify_bytes
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 
 def blob_path(layout: str, digest: str) -> str:
-    algorithm, _, hexpart = digest.partition(":")
-    if not hexpart or "/" in digest or algorithm not in ("sha256", "sha512"):
-        raise SmithError("%s: bad digest %r in the layout" % (layout, digest))
+    algorithm, _, hexpart = check_digest(digest, layout).partition(":")
     return os.path.join(layout, "blobs", algorithm, hexpart)
 
 
@@ -25,14 +25,7 @@ def read_index(layout: str) -> dict:
     if not os.path.isfile(os.path.join(layout, "oci-layout")) or not os.path.isfile(path):
         raise SmithError("%s is not an OCI image layout (no oci-layout / index.json); build it "
                          "with `pants package` or `smith image`" % layout)
-    try:
-        with open(path, "rb") as f:
-            index = json.load(f)
-    except ValueError as e:
-        raise SmithError("%s: not valid JSON (%s)" % (path, e))
-    if not isinstance(index.get("manifests"), list):
-        raise SmithError("%s has no 'manifests' list" % path)
-    return index
+    return check_index(safe_json.load_file(path), path)
 
 
 def read_json_blob(layout: str, digest: str) -> Tuple[bytes, dict]:
@@ -40,33 +33,35 @@ def read_json_blob(layout: str, digest: str) -> Tuple[bytes, dict]:
     path = blob_path(layout, digest)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(safe_json.MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise SmithError("%s: blob %s is missing; the layout is incomplete" % (layout, digest))
+    what = "%s: blob %s" % (layout, digest)
+    if len(data) > safe_json.MAX_JSON_BYTES:
+        raise SmithError("%s: more than %d bytes of JSON" % (what, safe_json.MAX_JSON_BYTES))
     verify_bytes(data, digest, "%s in layout %s" % (digest, layout))
-    try:
-        return data, json.loads(data)
-    except ValueError:
-        raise SmithError("%s: blob %s is not JSON" % (layout, digest))
+    return data, safe_json.loads(data, what)
 
 
 def media_type_of(descriptor: dict, manifest: dict) -> str:
     return manifest.get("mediaType") or descriptor.get("mediaType") or media_types.OCI_MANIFEST
 
 
-def is_artifact_for_subject(layout: str, descriptor: dict) -> Optional[str]:
+def is_artifact_for_subject(layout: str, entry: dict) -> Optional[str]:
     """The subject digest of an index.json entry that is an OCI 1.1 artifact (e.g. an SBOM)."""
-    if descriptor.get("mediaType") not in (media_types.OCI_MANIFEST, None):
+    if entry.get("mediaType") not in (media_types.OCI_MANIFEST, None):
         return None
-    _, manifest = read_json_blob(layout, descriptor["digest"])
+    _, manifest = read_json_blob(layout, entry["digest"])
     subject = manifest.get("subject")
-    return subject.get("digest") if isinstance(subject, dict) else None
+    if subject is None:
+        return None
+    return descriptor(subject, "%s: %s: subject" % (layout, entry["digest"]))["digest"]
 
 
 def select_image(layout: str, ref: Optional[str]) -> dict:
     """The index.json entry to push: named `ref`, else `latest`, else the only image."""
     entries = read_index(layout)["manifests"]
-    names = [e.get("annotations", {}).get(media_types.REF_NAME) for e in entries]
+    names = [(e.get("annotations") or {}).get(media_types.REF_NAME) for e in entries]
     wanted = ref or "latest"
     named = [e for e, n in zip(entries, names) if n == wanted]
     if len(named) == 1:

@@ -8,7 +8,8 @@ from smith.errors import SmithError
 from smith.registry.client import RegistryClient
 from smith.registry.credentials import find_credentials
 from smith.registry.reference import Reference
-from smith.registry.transport import Transport
+from smith.registry.transport import (DEFAULT_DEADLINE, DEFAULT_MIN_RATE, DEFAULT_RATE_WINDOW,
+                                      DEFAULT_TIMEOUT, Transport)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,6 +29,17 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
                    "config.json format) read before $REGISTRY_AUTH_FILE and ~/.docker/config.json")
     p.add_argument("--retries", type=int, default=4, metavar="N", help="retries of each request "
                    "on dropped connections and 5xx answers, with exponential backoff (default 4)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="how long the registry may stay silent (default %g)" % DEFAULT_TIMEOUT)
+    p.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="SECONDS",
+                   help="how long one request (e.g. one layer's download) may take in all "
+                   "(default %g)" % DEFAULT_DEADLINE)
+    p.add_argument("--min-rate", type=float, default=DEFAULT_MIN_RATE / 1024, metavar="KIB_S",
+                   help="slowest transfer accepted, in KiB/s averaged over --rate-window "
+                   "seconds while bytes flow; 0 for no minimum (default %g)"
+                   % (DEFAULT_MIN_RATE / 1024))
+    p.add_argument("--rate-window", type=float, default=DEFAULT_RATE_WINDOW, metavar="SECONDS",
+                   help="the window of --min-rate (default %g)" % DEFAULT_RATE_WINDOW)
     return p
 
 
@@ -36,9 +48,18 @@ def client_for(args: argparse.Namespace, ref: Reference) -> RegistryClient:
         raise SmithError("--ca %s: no such file" % args.ca)
     if args.retries < 0 or args.retries > 20:
         raise SmithError("--retries %d: use 0..20" % args.retries)
+    for name in ("timeout", "deadline", "rate_window"):
+        value = getattr(args, name)
+        if not 0 < value < float("inf"):
+            raise SmithError("--%s %s: give a positive number of seconds" % (
+                name.replace("_", "-"), value))
+    if not 0 <= args.min_rate < float("inf"):
+        raise SmithError("--min-rate %s: give KiB/s, 0 or more" % args.min_rate)
     creds = find_credentials(ref.registry, ref.repository, auth_file=args.auth_file)
-    return RegistryClient(ref.api_host, Transport(ca_file=args.ca, insecure=args.insecure),
-                          creds, retries=args.retries)
+    transport = Transport(ca_file=args.ca, insecure=args.insecure, timeout=args.timeout,
+                          deadline=args.deadline, min_rate=args.min_rate * 1024,
+                          rate_window=args.rate_window)
+    return RegistryClient(ref.api_host, transport, creds, retries=args.retries)
 
 
 def write_atomically(path: str, text: str) -> None:

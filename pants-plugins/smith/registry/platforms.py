@@ -2,6 +2,7 @@
 from typing import List, NamedTuple, Optional
 
 from smith.errors import SmithError
+from smith.registry.transport import printable
 
 # Variants an index may leave out because they are the architecture's default.
 DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
@@ -42,9 +43,10 @@ def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
             loose.append(m)
     if exact or loose:
         return (exact or loose)[0]
-    offered = sorted({str(Platform((m.get("platform") or {}).get("os", "?"),
-                                   (m.get("platform") or {}).get("architecture", "?"),
-                                   (m.get("platform") or {}).get("variant")))
+    offered = sorted({printable(str(Platform((m.get("platform") or {}).get("os", "?"),
+                                             (m.get("platform") or {}).get("architecture", "?"),
+                                             (m.get("platform") or {}).get("variant"))), 60)
                       for m in manifests})
-    raise SmithError("%s has no image for %s; it offers %s; pass --platform with one of them"
-                     % (what, wanted, ", ".join(offered) or "nothing"))
+    more = ", ... (%d in all)" % len(offered) if len(offered) > 20 else ""
+    raise SmithError("%s has no image for %s; it offers %s%s; pass --platform with one of them"
+                     % (what, wanted, ", ".join(offered[:20]) or "nothing", more))

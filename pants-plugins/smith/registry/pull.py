@@ -1,54 +1,65 @@
 """Pull one image by digest (or tag) into a new OCI layout; every byte is digest-checked and
-nothing appears at the destination unless all of it arrived intact."""
-import json
-from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional
+nothing appears at the destination unless all of it arrived intact.
 
+A pull pinned by digest stays pinned all the way down: the index, the manifest it chooses, the
+config and the layers are each fetched by a digest validated first (an index entry whose `digest`
+is `latest` is refused, never fetched as a tag), each capped at its descriptor's size and checked
+against its digest as it streams."""
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.client import RegistryClient
+from smith.registry.descriptors import check_index, check_manifest, distinct_blobs
 from smith.registry.layout import LayoutWriter
 from smith.registry.platforms import Platform, select_platform
 from smith.registry.reference import Reference
+from smith.registry.transport import printable
+
+MAX_NESTING = 3  # an index may (rarely) point at another index
 
 
 def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest: str,
                ref_name: str = "latest", jobs: int = 3) -> str:
     """Write the image for `platform` to the layout `dest`; return its manifest digest."""
-    target = ref.digest or ref.tag or "latest"
-    data, media_type, digest = client.get_manifest(ref.repository, target)  # type: ignore[misc]
+    if ref.digest:
+        data, media_type, digest = client.get_manifest_by_digest(ref.repository, ref.digest)
+    else:
+        data, media_type, digest = client.get_manifest(  # type: ignore[misc]
+            ref.repository, ref.tag or "latest")
+    where = "%s/%s" % (ref.registry, ref.repository)
+    what = "%s@%s" % (where, digest)
     chosen_platform = None
-    for _ in range(3):  # an index may (rarely) point at another index
+    for _ in range(MAX_NESTING):
         if media_type not in media_types.INDEXES:
             break
-        index = json.loads(data)
-        chosen = select_platform(index.get("manifests") or [], platform, "%s@%s" % (ref, digest))
+        index = check_index(safe_json.loads(data, what), what)
+        chosen = select_platform(index["manifests"], platform, what)
         chosen_platform = chosen.get("platform")
-        data, media_type, digest = client.get_manifest(  # type: ignore[misc]
-            ref.repository, chosen["digest"])
+        data, media_type, digest = client.get_manifest_by_digest(
+            ref.repository, chosen["digest"], chosen["size"])
+        what = "%s@%s" % (where, digest)
     if media_type not in media_types.IMAGE_MANIFESTS:
-        raise SmithError("%s: indexes nested too deep" % ref)
-    manifest = json.loads(data)
-    blobs: List[dict] = []
-    for d in [manifest.get("config")] + list(manifest.get("layers") or []):
-        if not isinstance(d, dict) or "digest" not in d:
-            raise SmithError("%s: manifest %s has a malformed config/layer entry" % (ref, digest))
+        raise SmithError("%s: indexes nested more than %d deep" % (what, MAX_NESTING))
+    manifest = check_manifest(safe_json.loads(data, what), what)
+    blobs = distinct_blobs(manifest, what)
+    for d in blobs:
         if d.get("urls"):
             raise SmithError("%s: layer %s is a foreign layer (%s); smith does not fetch those"
-                             % (ref, d["digest"], d.get("urls")))
-        if d["digest"] not in {b["digest"] for b in blobs}:
-            blobs.append(d)
+                             % (what, d["digest"], ", ".join(d["urls"])[:300]))
 
     writer = LayoutWriter(dest)
     try:
         def fetch(d: dict) -> None:
             client.fetch_blob(ref.repository, d["digest"], writer.path_for(d["digest"]),
-                              d.get("size"))
+                              d["size"])
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             list(pool.map(fetch, blobs))
         if chosen_platform is None:
             _check_config_platform(writer.path_for(manifest["config"]["digest"]), platform,
-                                   "%s@%s" % (ref, digest))
+                                   what)
         writer.add_bytes(data)
         entry = {"mediaType": media_type, "digest": digest, "size": len(data),
                  "annotations": {media_types.REF_NAME: ref_name}}
@@ -64,16 +75,15 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
 
 def _check_config_platform(config_path: str, wanted: Platform, what: str) -> None:
     """A digest naming a single-platform image must still be for the platform asked for."""
-    try:
-        with open(config_path, "rb") as f:
-            config = json.load(f)
-    except ValueError:
-        raise SmithError("%s: image config is not JSON" % what)
-    have = (config.get("os"), config.get("architecture"))
+    where = "%s: image config" % what
+    config = safe_json.load_file(config_path, where)
+    have = (safe_json.field(config, "os", str, where, required=False),
+            safe_json.field(config, "architecture", str, where, required=False))
     if None not in have and have != (wanted.os, wanted.architecture):
         raise SmithError("%s is an image for %s/%s, not %s; pass --platform %s/%s (or the "
                          "platform= field) if that is what you want" % (
-                             what, have[0], have[1], wanted, have[0], have[1]))
+                             what, printable(have[0], 40), printable(have[1], 40), wanted,
+                             printable(have[0], 40), printable(have[1], 40)))
 
 
 def check_pinned(ref: Reference, allow_tag: bool) -> Optional[str]:

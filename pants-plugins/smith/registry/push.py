@@ -4,9 +4,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.client import RegistryClient
+from smith.registry.descriptors import check_index, check_manifest, distinct_blobs
 from smith.registry.layout import (blob_path, media_type_of, read_json_blob, referrers_in_layout,
                                    select_image)
 
@@ -34,18 +36,16 @@ class Pusher:
     def push_tree(self, descriptor: dict) -> str:
         """Blobs and children first, then the manifest itself by digest."""
         data, manifest = read_json_blob(self.layout, descriptor["digest"])
+        what = "%s: %s" % (self.layout, descriptor["digest"])
+        safe_json.field(manifest, "mediaType", str, what, required=False)
         media_type = media_type_of(descriptor, manifest)
         if media_type in media_types.INDEXES:
-            for child in manifest.get("manifests") or []:
+            for child in check_index(manifest, what)["manifests"]:
                 self.push_tree(child)
         else:
-            blobs, seen = [], set()
-            for d in [manifest.get("config")] + list(manifest.get("layers") or []):
-                if d and d.get("urls"):
-                    continue  # a foreign layer stays where its URLs point
-                if d and d["digest"] not in seen:
-                    seen.add(d["digest"])
-                    blobs.append(d)
+            # a foreign layer stays where its URLs point
+            blobs = [d for d in distinct_blobs(check_manifest(manifest, what), what)
+                     if not d.get("urls")]
             with ThreadPoolExecutor(self.jobs) as pool:
                 for outcome in pool.map(self._upload, blobs):
                     self.stats[outcome] += 1
@@ -61,9 +61,10 @@ class Pusher:
         an index tagged `<alg>-<hex>` of the subject that lists its referrers."""
         tag = subject.replace(":", "-")
         found = self.client.get_manifest(self.repo, tag, missing_ok=True)
-        index = json.loads(found[0]) if found else {
+        what = "%s/%s:%s" % (self.client.registry, self.repo, tag)
+        index = check_index(safe_json.loads(found[0], what), what) if found else {
             "schemaVersion": 2, "mediaType": media_types.OCI_INDEX, "manifests": []}
-        if any(m.get("digest") == digest for m in index.get("manifests", [])):
+        if any(m["digest"] == digest for m in index["manifests"]):
             return
         entry = {"mediaType": manifest.get("mediaType", media_types.OCI_MANIFEST),
                  "digest": digest, "size": len(data)}
@@ -73,7 +74,7 @@ class Pusher:
             entry["artifactType"] = artifact_type
         if manifest.get("annotations"):
             entry["annotations"] = manifest["annotations"]
-        index.setdefault("manifests", []).append(entry)
+        index["manifests"].append(entry)
         body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
         self.client.put_manifest(self.repo, tag, body, media_types.OCI_INDEX)
 

@@ -4,6 +4,7 @@ import re
 from typing import NamedTuple, Optional, Tuple
 
 from smith.errors import SmithError
+from smith.registry.digests import is_digest
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -11,7 +12,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 # The distribution spec's grammar for repository path components, tags and digests.
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 
 class Reference(NamedTuple):
@@ -35,7 +35,7 @@ class Reference(NamedTuple):
 
 
 def check_digest(digest: str, what: str) -> str:
-    if not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise SmithError("%s: %r is not a digest; write sha256: followed by 64 lowercase hex digits"
                          % (what, digest))
     return digest

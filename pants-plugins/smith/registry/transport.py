@@ -1,19 +1,46 @@
 """One HTTP(S) exchange with a registry: TLS set-up, plain-http fallback for local registries,
-redirects, and the errors worth retrying. Retrying itself is done by the caller (client.py),
-which knows how to restart an operation (e.g. reopen the file being uploaded)."""
+redirects, bounds on time and size, and the errors worth retrying. Retrying itself is done by the
+caller (client.py), which knows how to restart an operation (e.g. reopen the file being uploaded).
+
+Bounds on every exchange (a registry is a stranger; it may be slow on purpose):
+- a deadline: the whole exchange, connect to last byte, takes at most `deadline` seconds;
+- a minimum transfer rate: once bytes flow (sending the request, or receiving the answer), fewer
+  than `min_rate` bytes/s over a `rate_window`-second window stops the exchange (a server that
+  sends 1 byte every 5 s); a server that is silent while it works is bounded by `timeout`;
+- `limit`: a body larger than the caller expects (a blob's descriptor size) is refused at
+  `limit` + 1 bytes, before more is read;
+- one watchdog thread enforces the first two for all exchanges: it shuts the socket down, so a
+  read blocked in the middle of a buffer returns at once.
+Plain http is spoken only to local registries and to those given with --insecure, also when a
+redirect or an upload Location points elsewhere; credentials never cross to another origin
+(scheme, host or port) on a redirect."""
+import heapq
 import http.client
+import io
+import itertools
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
-from typing import BinaryIO, Callable, Dict, Optional, Union
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
 
 from smith.errors import SmithError
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 IO_BLOCK = 1 << 20
+SEND_BLOCK = 64 << 10  # progress of an upload is counted per block sent
 MAX_BODY = 4 << 20  # distribution refuses manifests above 4 MiB, so nothing we keep is larger
+MAX_ERROR_BODY = 64 << 10  # what is kept of a non-2xx answer, for the error message
+
+DEFAULT_TIMEOUT = 60.0  # seconds a socket may stay silent
+DEFAULT_DEADLINE = 3600.0  # seconds one exchange may take in all
+DEFAULT_MIN_RATE = 4 << 10  # bytes/s, averaged over DEFAULT_RATE_WINDOW
+DEFAULT_RATE_WINDOW = 30.0
+
+# Headers that carry credentials: never sent to another origin than the one they were meant for.
+CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
 
 class RetryableError(Exception):
@@ -32,6 +59,14 @@ class Response:
         return self.headers.get(name)
 
 
+def printable(text: Union[str, bytes], limit: int = 300) -> str:
+    """Text from a server, safe to print: control characters (terminal escapes) escaped."""
+    if isinstance(text, bytes):
+        text = text[:limit * 4].decode("utf-8", "replace")
+    text = text[:limit]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def host_of(hostport: str) -> str:
     if hostport.startswith("["):
         return hostport[1:hostport.index("]")]
@@ -39,17 +74,221 @@ def host_of(hostport: str) -> str:
 
 
 def is_local(hostport: str) -> bool:
-    host = host_of(hostport)
+    host = host_of(hostport).lower()
     return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def origin(url: str) -> Tuple[str, str]:
+    """(scheme, host:port) of a URL: credentials for one origin are never sent to another."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 Body = Union[None, bytes, BinaryIO]
 
 
+class _Watchdog:
+    """One daemon thread that calls each armed callback at its time (monotonic clock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: List[Tuple[float, int]] = []
+        self._live: Dict[int, Callable[[], None]] = {}
+        self._ids = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, when: float, callback: Callable[[], None]) -> int:
+        with self._cond:
+            handle = next(self._ids)
+            self._live[handle] = callback
+            heapq.heappush(self._heap, (when, handle))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="smith-registry-watchdog")
+                self._thread.start()
+            self._cond.notify()
+            return handle
+
+    def disarm(self, handle: int) -> None:
+        with self._cond:
+            self._live.pop(handle, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                when, handle = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._cond.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                callback = self._live.pop(handle)
+            try:
+                callback()
+            except Exception:  # a watchdog that dies would leave every later exchange unbounded
+                pass
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Guard:
+    """The deadline and the minimum rate of one exchange. When either is broken, the watchdog
+    shuts the socket down and leaves the reason in `expired`."""
+
+    def __init__(self, transport: "Transport"):
+        self.transport = transport
+        now = time.monotonic()
+        self.deadline = now + transport.deadline
+        self.phase = "connecting"  # then "sending", "waiting" (for the answer), "receiving"
+        self.moved = 0  # bytes sent + received
+        self.window_start, self.window_moved = now, 0
+        self.expired: Optional[str] = None
+        self._fd: Optional[int] = None
+        self._lock = threading.Lock()
+        self._done = False
+        self._handle = _WATCHDOG.arm(self._next(now), self._check)
+
+    def remaining(self) -> float:
+        return max(0.001, self.deadline - time.monotonic())
+
+    def _next(self, now: float) -> float:
+        if self.transport.min_rate > 0:
+            return min(self.deadline, self.window_start + self.transport.rate_window)
+        return self.deadline
+
+    def connected(self, sock: socket.socket) -> socket.socket:
+        self._fd = sock.fileno()
+        self.phase = "sending"
+        self.window_start, self.window_moved = time.monotonic(), self.moved
+        return sock
+
+    def sent(self, n: int) -> None:
+        self.moved += n
+
+    def request_sent(self) -> None:
+        self.phase = "waiting"
+
+    def received(self, n: int) -> None:
+        if self.phase == "waiting":  # the first byte of the answer: its rate is measured anew
+            self.phase = "receiving"
+            self.window_start, self.window_moved = time.monotonic(), self.moved
+        self.moved += n
+
+    def _check(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            now = time.monotonic()
+            t = self.transport
+            if now >= self.deadline:
+                return self._stop("took longer than %g s, the deadline of one request "
+                                  "(--deadline)" % t.deadline)
+            if t.min_rate > 0:
+                if self.phase == "waiting":  # silence while the server works: `timeout` bounds it
+                    self.window_start, self.window_moved = now, self.moved
+                elif now - self.window_start >= t.rate_window:
+                    moved, elapsed = self.moved - self.window_moved, now - self.window_start
+                    if moved < t.min_rate * elapsed:
+                        doing = {"connecting": "connecting", "sending": "sending the request",
+                                 "receiving": "receiving the answer"}[self.phase]
+                        return self._stop(
+                            "too slow: %d bytes in %.0f s while %s, below the minimum of %g "
+                            "KiB/s (--min-rate)" % (moved, elapsed, doing, t.min_rate / 1024))
+                    self.window_start, self.window_moved = now, self.moved
+            self._handle = _WATCHDOG.arm(self._next(now), self._check)
+
+    def _stop(self, reason: str) -> None:
+        self.expired = reason
+        if self._fd is not None:
+            try:  # shutdown(2) acts on the connection, so a dup of the fd is enough
+                dup = socket.fromfd(self._fd, socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    dup.shutdown(socket.SHUT_RDWR)
+                finally:
+                    dup.close()
+            except OSError:
+                pass
+
+    def finish(self) -> None:
+        """Called before the socket is closed: its fd number must not be shut down later."""
+        with self._lock:
+            self._done = True
+            _WATCHDOG.disarm(self._handle)
+
+
+class _CountingReader(io.RawIOBase):
+    def __init__(self, raw: io.RawIOBase, guard: _Guard):
+        super().__init__()
+        self._raw, self._guard = raw, guard
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> Optional[int]:  # type: ignore[override]
+        n = self._raw.readinto(b)
+        if n:
+            self._guard.received(n)
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _GuardedResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, *args, guard: _Guard, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()
+        self.fp = io.BufferedReader(_CountingReader(sock.makefile("rb", buffering=0), guard))
+
+
+class _GuardedSend:
+    """Mix-in for the connection classes: sends in blocks, counting progress for the guard."""
+    guard: _Guard
+
+    def send(self, data) -> None:
+        if hasattr(data, "read"):
+            while True:
+                block = data.read(SEND_BLOCK)
+                if not block:
+                    return
+                self.send(block)
+        try:
+            view = memoryview(data)
+        except TypeError:
+            super().send(data)  # type: ignore[misc]
+            return
+        for start in range(0, len(view), SEND_BLOCK):
+            piece = view[start:start + SEND_BLOCK]
+            super().send(piece)  # type: ignore[misc]
+            self.guard.sent(len(piece))
+
+
+class _HTTPConnection(_GuardedSend, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_GuardedSend, http.client.HTTPSConnection):
+    pass
+
+
 class Transport:
     def __init__(self, ca_file: Optional[str] = None, insecure: bool = False,
-                 timeout: float = 60.0):
+                 timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
+                 min_rate: float = DEFAULT_MIN_RATE, rate_window: float = DEFAULT_RATE_WINDOW):
+        """`timeout`: seconds a socket may stay silent; `deadline`: seconds one exchange may take;
+        `min_rate`: bytes/s over each `rate_window` seconds while bytes flow (0: no minimum)."""
+        if not (timeout > 0 and deadline > 0 and min_rate >= 0 and rate_window > 0):
+            raise SmithError("timeout, deadline and rate window must be positive and the minimum "
+                             "rate not negative")
         self.ca_file, self.insecure, self.timeout = ca_file, insecure, timeout
+        self.deadline, self.min_rate, self.rate_window = deadline, min_rate, rate_window
         self._context = ssl.create_default_context()
         if ca_file:
             try:
@@ -63,13 +302,17 @@ class Transport:
         self._schemes: Dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def plain_http_ok(self, hostport: str) -> bool:
+        """Plain http is for registries on this machine, or ones the user named --insecure."""
+        return self.insecure or is_local(hostport)
+
     def base_url(self, hostport: str) -> str:
         """https, except that local registries (and --insecure ones) may answer in plain http."""
         with self._lock:
             scheme = self._schemes.get(hostport)
         if scheme is None:
             scheme = "https"
-            if is_local(hostport) or self.insecure:
+            if self.plain_http_ok(hostport):
                 scheme = self._probe(hostport)
             with self._lock:
                 self._schemes[hostport] = scheme
@@ -84,23 +327,29 @@ class Transport:
 
     def request(self, method: str, url: str, headers: Optional[Dict[str, str]] = None,
                 body: Body = None, sink: Optional[Callable[[bytes], None]] = None,
-                max_redirects: int = 5, probing: bool = False) -> Response:
+                max_redirects: int = 5, probing: bool = False,
+                limit: Optional[int] = None) -> Response:
         """Send once, following redirects. With `sink`, a 2xx body is streamed to it instead
-        of being kept in memory."""
+        of being kept in memory. A 2xx body longer than `limit` bytes is an error, found at
+        `limit` + 1 bytes."""
         headers = dict(headers or {})
         headers.setdefault("User-Agent", "smith-registry-client")
         for _ in range(max_redirects + 1):
             try:
-                resp = self._send_once(method, url, headers, body, sink)
+                resp = self._send_once(method, url, headers, body, sink, limit)
             except _PlainHttp:
                 if probing:
                     raise
                 raise SmithError("%s answers in plain http; only local registries may do that "
                                  "unless you pass --insecure" % urllib.parse.urlsplit(url).netloc)
             if resp.status in (301, 302, 303, 307, 308) and resp.header("Location"):
-                new_url = urllib.parse.urljoin(url, resp.header("Location"))
-                if urllib.parse.urlsplit(new_url).netloc != urllib.parse.urlsplit(url).netloc:
-                    headers.pop("Authorization", None)  # never hand our token to blob storage
+                new_url = urllib.parse.urljoin(url, resp.header("Location") or "")
+                if origin(new_url) != origin(url):
+                    # Never hand our credentials to blob storage, nor send them in clear text
+                    # after a redirect from https to http.
+                    for name in list(headers):
+                        if name.lower() in CREDENTIAL_HEADERS:
+                            del headers[name]
                 if resp.status == 303:
                     method, body = "GET", None
                 url = new_url
@@ -108,62 +357,126 @@ class Transport:
             return resp
         raise SmithError("%s %s: more than %d redirects" % (method, url, max_redirects))
 
-    def _connection(self, parts: urllib.parse.SplitResult) -> http.client.HTTPConnection:
+    def _connection(self, parts: urllib.parse.SplitResult, guard: _Guard
+                    ) -> http.client.HTTPConnection:
+        url = urllib.parse.urlunsplit(parts)
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.netloc, timeout=self.timeout,
-                                               context=self._context, blocksize=IO_BLOCK)
-        if parts.scheme == "http":
-            return http.client.HTTPConnection(parts.netloc, timeout=self.timeout,
-                                              blocksize=IO_BLOCK)
-        raise SmithError("unsupported URL %s from the registry" % urllib.parse.urlunsplit(parts))
+            conn: http.client.HTTPConnection = _HTTPSConnection(
+                parts.netloc, timeout=min(self.timeout, guard.remaining()),
+                context=self._context, blocksize=IO_BLOCK)
+        elif parts.scheme == "http":
+            if not self.plain_http_ok(parts.netloc):
+                raise SmithError("%s: refusing plain http to %s: only local registries and ones "
+                                 "given with --insecure are reached without TLS" % (
+                                     printable(url), printable(parts.netloc)))
+            conn = _HTTPConnection(parts.netloc, timeout=min(self.timeout, guard.remaining()),
+                                   blocksize=IO_BLOCK)
+        else:
+            raise SmithError("%s: unsupported URL from the registry (only http and https)"
+                             % printable(url))
+        conn.guard = guard  # type: ignore[attr-defined]
+        conn.response_class = lambda sock, *a, **kw: _GuardedResponse(  # type: ignore
+            sock, *a, guard=guard, **kw)
+        create = conn._create_connection  # type: ignore[attr-defined]
+        conn._create_connection = lambda *a, **kw: guard.connected(  # type: ignore
+            create(*a, **kw))
+        return conn
 
     def _send_once(self, method: str, url: str, headers: Dict[str, str], body: Body,
-                   sink: Optional[Callable[[bytes], None]]) -> Response:
+                   sink: Optional[Callable[[bytes], None]], limit: Optional[int]) -> Response:
         parts = urllib.parse.urlsplit(url)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        conn = self._connection(parts)
+        guard = _Guard(self)
+        try:
+            conn = self._connection(parts, guard)
+        except BaseException:
+            guard.finish()
+            raise
         try:
             conn.request(method, path, body=body, headers=headers)
+            guard.request_sent()
             raw = conn.getresponse()
-            received = 0
-            if sink is not None and 200 <= raw.status < 300:
-                while True:
-                    chunk = raw.read(IO_BLOCK)
-                    if not chunk:
-                        break
-                    received += len(chunk)
-                    sink(chunk)
-                data = b""
-            else:
-                data = raw.read(MAX_BODY + 1) if method != "HEAD" else b""
-                received = len(data)
-            # read(amt) returns short data, not IncompleteRead, when the peer hangs up early.
-            expected = raw.getheader("Content-Length")
-            if (method != "HEAD" and expected and expected.isdigit() and received < int(expected)
-                    and received <= MAX_BODY):
-                raise http.client.IncompleteRead(b"", int(expected) - received)
-            resp = Response(raw.status, raw.headers, data, url)
-        except ssl.SSLCertVerificationError as e:
-            raise SmithError("TLS certificate of %s is not trusted (%s); pass --ca FILE with the "
-                             "CA that signed it (or --insecure to skip the check)"
-                             % (parts.netloc, e.verify_message or e))
-        except ssl.SSLError as e:
-            if "WRONG_VERSION_NUMBER" in str(e).upper() or "wrong version" in str(e):
-                raise _PlainHttp(str(e))
-            raise SmithError("TLS with %s failed: %s" % (parts.netloc, e))
-        except (ConnectionError, http.client.HTTPException, socket.timeout, TimeoutError) as e:
-            raise RetryableError("%s %s: %s: %s" % (method, url, type(e).__name__, e))
-        except OSError as e:  # e.g. name resolution; not worth retrying
-            raise SmithError("cannot reach %s: %s" % (parts.netloc, e))
+            resp = Response(raw.status, raw.headers,
+                            self._read_body(method, url, raw, sink, limit), url)
+            if guard.expired:  # the shutdown may look like the end of an unsized body
+                raise RetryableError("%s %s: %s" % (method, url, guard.expired))
+        except SmithError:
+            raise
+        except RetryableError:
+            raise
+        except Exception as e:
+            if guard.expired:
+                raise RetryableError("%s %s: %s" % (method, url, guard.expired)) from None
+            raise self._translate(method, url, parts, e) from None
         finally:
+            guard.finish()
             conn.close()
         if resp.status in RETRY_STATUSES:
             raise RetryableError("%s %s: HTTP %d %s" % (
-                method, url, resp.status, resp.body[:300].decode("utf-8", "replace")),
-                resp.status)
+                method, url, resp.status, printable(resp.body)), resp.status)
         return resp
+
+    @staticmethod
+    def _read_body(method: str, url: str, raw: http.client.HTTPResponse,
+                   sink: Optional[Callable[[bytes], None]], limit: Optional[int]) -> bytes:
+        """The body (b"" when streamed to `sink`), read block by block up to its cap."""
+        if method == "HEAD":
+            return b""
+        length = raw.getheader("Content-Length") or ""
+        declared = int(length) if length.isascii() and length.isdigit() else None
+        success = 200 <= raw.status < 300
+        if success:
+            cap = limit if sink is not None else min(MAX_BODY if limit is None else limit,
+                                                     MAX_BODY)
+            if cap is not None and declared is not None and declared > cap:
+                raise SmithError("%s %s: the answer is %d bytes long (Content-Length), more than "
+                                 "the %d expected; refusing it" % (method, url, declared, cap))
+        else:
+            cap = MAX_ERROR_BODY
+        kept: List[bytes] = []
+        received = 0
+        while True:
+            want = IO_BLOCK if cap is None else min(IO_BLOCK, cap + 1 - received)
+            chunk = raw.read(want)
+            if not chunk:
+                break
+            received += len(chunk)
+            if cap is not None and received > cap:
+                if not success:  # enough of an error message
+                    kept.append(chunk[:len(chunk) - (received - cap)])
+                    return b"".join(kept)
+                raise SmithError("%s %s: the answer is longer than the %d bytes expected; "
+                                 "stopped reading at %d" % (method, url, cap, received))
+            if sink is not None and success:
+                sink(chunk)
+            else:
+                kept.append(chunk)
+        # read(amt) returns short data, not IncompleteRead, when the peer hangs up early.
+        if declared is not None and received < declared:
+            raise http.client.IncompleteRead(b"", declared - received)
+        return b"".join(kept)
+
+    def _translate(self, method: str, url: str, parts: urllib.parse.SplitResult,
+                   e: Exception) -> Exception:
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return SmithError("TLS certificate of %s is not trusted (%s); pass --ca FILE with the "
+                              "CA that signed it (or --insecure to skip the check)"
+                              % (parts.netloc, e.verify_message or e))
+        if isinstance(e, ssl.SSLError):
+            if "WRONG_VERSION_NUMBER" in str(e).upper() or "wrong version" in str(e):
+                return _PlainHttp(str(e))
+            return SmithError("TLS with %s failed: %s" % (parts.netloc, e))
+        if isinstance(e, (ConnectionError, http.client.HTTPException, socket.timeout,
+                          TimeoutError)):
+            return RetryableError("%s %s: %s: %s" % (method, url, type(e).__name__,
+                                                     printable(str(e))))
+        if isinstance(e, OSError):  # e.g. name resolution; not worth retrying
+            return SmithError("cannot reach %s: %s" % (parts.netloc, e))
+        if isinstance(e, (ValueError, UnicodeError)):  # e.g. a header http.client refuses
+            return SmithError("%s %s: malformed answer: %s" % (method, url, printable(str(e))))
+        return e
 
 
 class _PlainHttp(Exception):
