@@ -31,7 +31,7 @@ import stat
 import sys
 import tarfile
 import zlib
-from typing import BinaryIO, List, Optional, Sequence, Set, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Sequence, Set, Tuple
 
 from smith import zstd
 from smith.errors import SmithError
@@ -494,6 +494,48 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def members(stream: BinaryIO, what: str, limits: Optional[Limits] = None
+            ) -> Iterator[Tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """The headers of an untrusted uncompressed tar stream, one at a time, with the TarFile to
+    read a member's content from (tarfile.extractfile, before the next header). pax and GNU
+    long-name headers are bounded before tarfile reads them, the entry count is capped, and
+    nothing is kept (stream mode otherwise keeps every header); unreadable input is a
+    SmithError naming `what`. Callers check names themselves (see check_name)."""
+    limits = limits or Limits.from_env()
+    count = 0
+    name = None
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as tf:
+            while True:
+                m = tf.next()
+                if m is None:
+                    return
+                tf.members = []
+                name = m.name
+                count += 1
+                if count > limits.entries:
+                    raise SmithError("%s: more than %d entries, the cap per archive; %s"
+                                     % (what, limits.entries, limits.how_to_raise("entries")))
+                if m.isreg() and m.size > limits.layer_bytes:  # sparse files inflate past the stream
+                    raise SmithError("%s: entry %r is %d bytes, more than the cap per layer; %s"
+                                     % (what, name, m.size, limits.how_to_raise("layer_bytes")))
+                yield m, tf
+    except _HeaderTooLarge as e:
+        raise SmithError("%s: %s%s; the archive is malicious or broken"
+                         % (what, e, "" if name is None else " (after entry %r)" % name))
+    except STREAM_ERRORS as e:
+        raise SmithError("%s: not a readable tar (%s)" % (what, e))
+
+
+def check_name(name: str, what: str, limits: Limits) -> List[str]:
+    """The components of an entry name (no "", "." parts), or a SmithError: absolute, "..",
+    NUL, longer or deeper than the caps, a component over 255 bytes."""
+    try:
+        return _check_name(name, "the name", limits)
+    except _Refused as e:
+        raise SmithError("%s: entry %r refused: %s; the archive is malicious or broken" % (what, name, e))
+
+
 def extract(stream: BinaryIO, dest: str, what: str, whiteouts: str = NONE, owners: bool = False,
             limits: Optional[Limits] = None) -> None:
     """Apply the uncompressed tar `stream` to the existing directory `dest`. Raises SmithError
@@ -506,30 +548,14 @@ def extract(stream: BinaryIO, dest: str, what: str, whiteouts: str = NONE, owner
         raise SmithError("%s: cannot open the target directory %s (%s)" % (what, dest, e.strerror))
     writer = _Writer(root, whiteouts, owners, limits)
     name = "?"
-    count = 0
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo)
-        with tf:
-            while True:
-                m = tf.next()
-                if m is None:
-                    break
-                tf.members = []  # stream mode keeps every header otherwise
-                name = m.name
-                count += 1
-                if count > limits.entries:
-                    raise SmithError("%s: more than %d entries, the cap per archive; %s"
-                                     % (what, limits.entries, limits.how_to_raise("entries")))
-                if m.isreg() and m.size > limits.layer_bytes:  # sparse files inflate past the stream
-                    raise SmithError("%s: entry %r is %d bytes, more than the cap per layer; %s"
-                                     % (what, name, m.size, limits.how_to_raise("layer_bytes")))
-                writer.apply(m, tf)
+        for m, tf in members(stream, what, limits):
+            name = m.name
+            writer.apply(m, tf)
     except _Refused as e:
         raise SmithError("%s: entry %r refused: %s; the archive is malicious or broken"
                          % (what, name, e))
-    except _HeaderTooLarge as e:
-        raise SmithError("%s: after entry %r: %s; the archive is malicious or broken" % (what, name, e))
-    except STREAM_ERRORS as e:
+    except STREAM_ERRORS as e:  # while reading a member's content
         raise SmithError("%s: not a readable tar (%s)" % (what, e))
     except OSError as e:
         raise SmithError("%s: entry %r could not be written (%s)" % (what, name, e.strerror or e))
@@ -602,6 +628,7 @@ def digest_file(fd: int, expected: str, size: Optional[int], what: str) -> None:
                          "name; refusing to apply it" % (what, expected, h.hexdigest()))
 
 
-__all__ = ["APPLY", "OVERLAY", "NONE", "Limits", "Budget", "CountingReader", "extract",
+__all__ = ["APPLY", "OVERLAY", "NONE", "Limits", "Budget", "CountingReader", "extract", "members",
+           "check_name",
            "extract_file", "apply_layer", "decompressed", "parse_size", "STREAM_ERRORS",
            "digest_file"]

@@ -9,10 +9,12 @@ import hashlib
 import os
 import re
 import stat
-import tarfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from smith import untar
 from smith.errors import SmithError
+from smith.safe_fs import Unsafe, open_regular
+from smith.untar import CountingReader, Limits, check_name
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
 
@@ -121,18 +123,23 @@ def _host_entry(host: str, path: str, st: os.stat_result, origin: str) -> Entry:
                      "can go into an image — exclude it" % (origin, host))
 
 
-def read_tree_tar(tar_path: str) -> List[Entry]:
-    """Entries of an uncompressed tree tar; content is read later straight from the tar."""
+def read_tree_tar(tar_path: str, limits: Optional[Limits] = None) -> List[Entry]:
+    """Entries of an uncompressed tree tar; content is read later straight from the tar.
+    Headers come through smith.untar.members (bounded headers, entry cap); names are
+    checked against the caps too."""
     origin = tar_path
-    entries: List[Entry] = []
-    by_path: Dict[str, Entry] = {}
+    limits = limits or Limits.from_env()
+    entries: Dict[str, Entry] = {}  # insertion-ordered; a later entry replaces an earlier one
     try:
-        tf = tarfile.open(tar_path, "r:")
-    except (OSError, tarfile.TarError) as e:
-        raise SmithError("%s: not an uncompressed tar (%s); give a tree tar as written by "
-                         "`smith merge` or `smith extract`" % (tar_path, e))
-    with tf:
-        for m in tf:
+        fd = open_regular(tar_path)
+    except Unsafe as e:
+        raise SmithError("%s: %s" % (tar_path, e))
+    except OSError as e:
+        raise SmithError("%s: cannot read it (%s); give a tree tar as written by `smith merge` "
+                         "or `smith extract`" % (tar_path, e.strerror))
+    with os.fdopen(fd, "rb") as f:
+        for m, _ in untar.members(CountingReader(f, tar_path, limits), tar_path, limits):  # type: ignore[arg-type]
+            check_name(m.name, origin, limits)
             path = clean_image_path(m.name, "%s: entry" % origin)
             if not path:
                 continue  # the root itself
@@ -144,7 +151,8 @@ def read_tree_tar(tar_path: str) -> List[Entry]:
             elif m.issym():
                 e = Entry(path, SYMLINK, 0o777, origin, target=m.linkname)
             elif m.islnk():
-                target = by_path.get(clean_image_path(m.linkname, "%s: hardlink" % origin))
+                check_name(m.linkname, origin, limits)
+                target = entries.get(clean_image_path(m.linkname, "%s: hardlink" % origin))
                 if target is None or target.kind != FILE:
                     raise SmithError("%s: hardlink %s points to %r, which is not a file earlier "
                                      "in the tar; rebuild the tar" % (origin, path, m.linkname))
@@ -155,11 +163,9 @@ def read_tree_tar(tar_path: str) -> List[Entry]:
             else:
                 raise SmithError("%s: %s is a device, fifo or sparse file; tree tars may hold "
                                  "only files, directories, symlinks and hardlinks" % (origin, path))
-            if path in by_path:  # a later entry replaces an earlier one, as `tar -x` does
-                entries = [x for x in entries if x.path != path]
-            by_path[path] = e
-            entries.append(e)
-    return entries
+            entries.pop(path, None)  # a later entry replaces an earlier one, as `tar -x` does
+            entries[path] = e
+    return list(entries.values())
 
 
 def _same(a: Entry, b: Entry) -> bool:

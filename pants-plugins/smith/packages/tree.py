@@ -22,6 +22,8 @@ from typing import Dict, Iterable, List
 
 from smith.errors import SmithError
 from smith.packages.entries import Entry
+from smith.safe_fs import Unsafe, open_regular
+from smith.untar import CountingReader, Limits, members
 
 MERGED = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
@@ -109,20 +111,26 @@ def check_overlaps(trees: Dict[str, str]) -> None:
     they both ship: the same kind, and for files the same content and mode (directories may
     differ in mode). Raises a SmithError naming both packages and the path otherwise."""
     seen: Dict[str, tuple] = {}
+    limits = Limits.from_env()
     for package in sorted(trees):
+        what = "the tree tar %s of package %s" % (trees[package], package)
         try:
-            with tarfile.open(trees[package]) as t:
-                for m in t:
-                    if m.isdir():
-                        key: tuple = ("dir",)
-                    elif m.issym():
-                        key = ("symlink", m.linkname)
-                    else:
-                        data = t.extractfile(m).read()
-                        key = ("file", m.mode, hashlib.sha256(data).hexdigest())
-                    first = seen.setdefault(m.name, (package, key))
-                    if first[1] != key:
-                        raise SmithError("packages %s and %s both ship /%s and their copies differ; "
-                                         "exclude one of them" % (first[0], package, m.name))
-        except (OSError, tarfile.TarError) as e:
-            raise SmithError("cannot read the tree tar %s of package %s: %s" % (trees[package], package, e))
+            fd = open_regular(trees[package])
+        except (OSError, Unsafe) as e:
+            raise SmithError("cannot read %s: %s" % (what, getattr(e, "strerror", None) or e))
+        with os.fdopen(fd, "rb") as f:
+            for m, t in members(CountingReader(f, what, limits), what, limits):  # type: ignore[arg-type]
+                if m.isdir():
+                    key: tuple = ("dir",)
+                elif m.issym():
+                    key = ("symlink", m.linkname)
+                else:
+                    h = hashlib.sha256()
+                    src = t.extractfile(m) if m.isreg() else None
+                    for chunk in iter(lambda: src.read(1 << 20) if src else b"", b""):
+                        h.update(chunk)
+                    key = ("file", m.mode, h.hexdigest())
+                first = seen.setdefault(m.name, (package, key))
+                if first[1] != key:
+                    raise SmithError("packages %s and %s both ship /%s and their copies differ; "
+                                     "exclude one of them" % (first[0], package, m.name))
