@@ -25,7 +25,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
@@ -99,30 +98,18 @@ def _merge_dir(src: str, root: str) -> None:
 
 
 def _merge_tar(src: str, root: str) -> None:
+    """Unpack the tree tar with smith's one unpacker (fd-safe, capped), then merge that dir."""
+    from smith import safe_fs, untar
+    tmp = tempfile.mkdtemp(prefix=".toolbox-input-", dir=os.path.dirname(os.path.abspath(root)))
     try:
-        tar = tarfile.open(src)
-    except (OSError, tarfile.TarError) as e:
-        raise SmithError("cannot read toolbox input %s: %s; pass a tree tar from `smith "
-                         "extract` or a directory" % (src, e))
-    with tar:
-        for m in tar:
-            rel = _clean(m.name, src)
-            if rel is None:
-                continue
-            if m.issym():
-                _add_symlink(root, rel, m.linkname)
-            elif m.isdir():
-                os.makedirs(os.path.join(root, _usr(rel)), exist_ok=True)
-            elif m.islnk():
-                target = os.path.join(root, _usr(_clean(m.linkname, src) or "."))
-                dest = _place(root, _usr(rel))
-                shutil.copyfile(target, dest)
-                os.chmod(dest, m.mode & 0o7777)
-            elif m.isreg():
-                dest = _place(root, _usr(rel))
-                with tar.extractfile(m) as f, open(dest, "wb") as out:
-                    shutil.copyfileobj(f, out)
-                os.chmod(dest, m.mode & 0o7777)
+        try:
+            untar.extract_file(src, tmp)
+        except SmithError as e:
+            raise SmithError("cannot read toolbox input %s (%s); pass a tree tar from `smith "
+                             "extract` or a directory" % (src, e))
+        _merge_dir(tmp, root)
+    finally:
+        safe_fs.remove_tree(tmp)
 
 
 def merge_inputs(inputs: List[str], root: str) -> None:
