@@ -7,10 +7,10 @@ Credential helpers (credsStore/credHelpers) are not run: smith never executes fo
 """
 import base64
 import binascii
-import json
 import os
 from typing import List, Mapping, NamedTuple, Optional
 
+from smith import safe_json
 from smith.errors import SmithError
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
@@ -59,6 +59,8 @@ def _keys_for(registry: str, repository: str) -> List[str]:
 
 def _decode(entry: dict, path: str, key: str) -> Optional[Credentials]:
     if entry.get("auth"):
+        if not isinstance(entry["auth"], str):
+            raise SmithError("%s: auths[%r].auth must be a string" % (path, key))
         try:
             raw = base64.b64decode(entry["auth"], validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -69,18 +71,19 @@ def _decode(entry: dict, path: str, key: str) -> Optional[Credentials]:
             raise SmithError("%s: auths[%r].auth decodes to no 'user:password' pair" % (path, key))
         return Credentials(user, password, path)
     if entry.get("username") is not None and entry.get("password") is not None:
+        if not (isinstance(entry["username"], str) and isinstance(entry["password"], str)):
+            raise SmithError("%s: auths[%r]: username and password must be strings" % (path, key))
         return Credentials(entry["username"], entry["password"], path)
     return None
 
 
 def load_from_file(path: str, registry: str, repository: str) -> Optional[Credentials]:
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read().decode("utf-8"))
-    except FileNotFoundError:
+    if not os.path.exists(path):
         return None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SmithError("%s: not valid JSON (%s); fix or remove the credentials file" % (path, e))
+    try:
+        data = safe_json.load_file(path, expect=None)
+    except SmithError as e:
+        raise SmithError("%s; fix or remove the credentials file" % e)
     auths = data.get("auths") if isinstance(data, dict) else None
     if not isinstance(auths, dict):
         return None

@@ -591,3 +591,18 @@ def test_any_json_is_a_checked_document_or_a_clear_error(value):
         entries = doc["manifests"] if check is check_index else [doc["config"]] + doc["layers"]
         for d in entries:
             assert is_digest(d["digest"]) and isinstance(d["size"], int) and d["size"] >= 0
+
+
+# ---- the credentials file: JSON too, read before any request -------------------------------
+
+@pytest.mark.parametrize("content,expected", [
+    (DEEP, "nested too deeply"),
+    (b'{"auths": {"%s": {"auth": 5}}}', "auth must be a string"),
+    (b'{"auths": {"%s": {"username": ["u"], "password": "p"}}}', "must be strings"),
+], ids=["deep", "auth-a-number", "username-a-list"])
+def test_malformed_credentials_file_is_a_clear_error(fake, tmp_path, content, expected):
+    auth = tmp_path / "auth.json"
+    auth.write_bytes(content.replace(b"%s", fake.host.encode()) if b"%s" in content else content)
+    _, pinned, _ = fake.image()
+    result, dest = smith_pull(fake, pinned, tmp_path, "--auth-file", str(auth))
+    assert_clean_failure(result, dest, str(auth), expected)
