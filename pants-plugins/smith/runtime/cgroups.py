@@ -71,15 +71,22 @@ def plan(cid: str, cgroups_path: str) -> dict:
     return dirs
 
 
-def _write(path: str, value: str) -> None:
+def _write(path: str, value: str, field: str = "linux.resources") -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
     except OSError as e:
-        raise SmithError("cannot write %r to %s: %s; check linux.resources in config.json"
-                         % (value, path, e.strerror)) from None
+        raise SmithError("%s: cannot write %r to %s: %s; check it in config.json"
+                         % (field, value, path, e.strerror)) from None
     finally:
         os.close(fd)
+
+
+def _unavailable(field: str, controller: str) -> SmithError:
+    """runc refuses these too ("cannot set net_cls limit: container could not join or create
+    cgroup"): a limit that cannot be applied is not silently dropped."""
+    return SmithError("%s: this host has no %s cgroup controller to apply it; remove the field "
+                      "from config.json or run on a host that mounts %s" % (field, controller, controller))
 
 
 def _read(path: str) -> str:
@@ -124,6 +131,10 @@ def apply(dirs: dict, resources: dict) -> None:
             _write(d + "/memory.soft_limit_in_bytes", str(mem["reservation"]))
         if mem.get("swap") is not None and os.path.exists(d + "/memory.memsw.limit_in_bytes"):
             _write(d + "/memory.memsw.limit_in_bytes", str(mem["swap"]))
+        if mem.get("swappiness") is not None:
+            _write(d + "/memory.swappiness", str(mem["swappiness"]), "linux.resources.memory.swappiness")
+        if mem.get("disableOOMKiller"):
+            _write(d + "/memory.oom_control", "1", "linux.resources.memory.disableOOMKiller")
     elif mem.get("limit") is not None and unified and os.path.exists(unified + "/memory.max"):
         _write(unified + "/memory.max", str(mem["limit"]) if mem["limit"] > 0 else "max")
     pids = resources.get("pids") or {}
@@ -157,9 +168,86 @@ def apply(dirs: dict, resources: dict) -> None:
             entry = "a" if kind == "a" and rule.get("major") in (None, -1) and rule.get("minor") in (None, -1) \
                 else "%s %s:%s %s" % (kind, _num(rule.get("major")), _num(rule.get("minor")), rule.get("access") or "rwm")
             _write(d + ("/devices.allow" if rule.get("allow") else "/devices.deny"), entry)
+    _network(v1, resources.get("network") or {})
+    _block_io(v1, resources.get("blockIO") or {})
+    _hugetlb(v1, resources.get("hugepageLimits") or ())
     for k, v in (resources.get("unified") or {}).items():
         if unified:
             _write(os.path.join(unified, k), v)
+
+
+def _network(v1: dict, net: dict) -> None:
+    if net.get("classID") is not None:
+        if "net_cls" not in v1:
+            raise _unavailable("linux.resources.network.classID", "net_cls")
+        _write(v1["net_cls"] + "/net_cls.classid", str(net["classID"]), "linux.resources.network.classID")
+    for i, p in enumerate(net.get("priorities") or ()):
+        field = "linux.resources.network.priorities[%d]" % i
+        if "net_prio" not in v1:
+            raise _unavailable(field, "net_prio")
+        _write(v1["net_prio"] + "/net_prio.ifpriomap", "%s %d" % (p["name"], p["priority"]), field)
+
+
+def _block_io(v1: dict, bio: dict) -> None:
+    """blkio as runc writes it: CFQ's blkio.weight where the kernel has it, else BFQ's
+    blkio.bfq.weight; a weight no file can take is refused, naming the field."""
+    if not bio:
+        return
+    if "blkio" not in v1:
+        raise _unavailable("linux.resources.blockIO", "blkio")
+    d = v1["blkio"]
+    prefix = "/blkio." if os.path.exists(d + "/blkio.weight") else "/blkio.bfq."
+
+    def put(name: str, value: str, field: str) -> None:
+        if not os.path.exists(d + "/" + name):
+            raise SmithError("%s: the blkio controller of this host has no %s file (no I/O scheduler "
+                             "that supports it); remove the field from config.json" % (field, name))
+        _write(d + "/" + name, value, field)
+    if bio.get("weight"):
+        put(prefix[1:] + "weight", str(bio["weight"]), "linux.resources.blockIO.weight")
+    if bio.get("leafWeight"):
+        put("blkio.leaf_weight", str(bio["leafWeight"]), "linux.resources.blockIO.leafWeight")
+    for i, w in enumerate(bio.get("weightDevice") or ()):
+        field = "linux.resources.blockIO.weightDevice[%d]" % i
+        if w.get("weight"):
+            put(prefix[1:] + "weight_device", "%d:%d %d" % (w["major"], w["minor"], w["weight"]), field)
+        if w.get("leafWeight"):
+            put("blkio.leaf_weight_device", "%d:%d %d" % (w["major"], w["minor"], w["leafWeight"]), field)
+    for key, name in (("throttleReadBpsDevice", "read_bps_device"), ("throttleWriteBpsDevice", "write_bps_device"),
+                      ("throttleReadIOPSDevice", "read_iops_device"), ("throttleWriteIOPSDevice", "write_iops_device")):
+        for i, t in enumerate(bio.get(key) or ()):
+            put("blkio.throttle." + name, "%d:%d %d" % (t["major"], t["minor"], t["rate"]),
+                "linux.resources.blockIO.%s[%d]" % (key, i))
+
+
+def host_page_sizes() -> dict:
+    """{"2MB": "2048kB", ...}: the huge page sizes this kernel has, named as the runtime-spec
+    (and the hugetlb controller's files) name them."""
+    sizes = {}
+    try:
+        names = os.listdir("/sys/kernel/mm/hugepages")
+    except OSError:
+        return sizes
+    for n in names:  # hugepages-2048kB
+        kb = int(n[len("hugepages-"):-2])
+        unit, value = next((u, kb // m) for u, m in (("GB", 1 << 20), ("MB", 1 << 10), ("KB", 1))
+                           if kb % m == 0)
+        sizes["%d%s" % (value, unit)] = n
+    return sizes
+
+
+def _hugetlb(v1: dict, limits) -> None:
+    if not limits:
+        return
+    sizes = host_page_sizes()
+    for i, h in enumerate(limits):
+        field = "linux.resources.hugepageLimits[%d]" % i
+        if h["pageSize"] not in sizes:
+            raise SmithError("%s.pageSize: this host has no %s huge pages (it has: %s)"
+                             % (field, h["pageSize"], ", ".join(sorted(sizes)) or "none"))
+        if "hugetlb" not in v1:
+            raise _unavailable(field, "hugetlb")
+        _write("%s/hugetlb.%s.limit_in_bytes" % (v1["hugetlb"], h["pageSize"]), str(h["limit"]), field)
 
 
 def _num(n) -> str:

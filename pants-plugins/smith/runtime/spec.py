@@ -208,13 +208,80 @@ def _linux(c: _Checker, linux: dict) -> None:
         c.string(linux["cgroupsPath"], "linux.cgroupsPath")
     for k, v in c.obj(linux.get("sysctl", {}), "linux.sysctl").items():
         c.string(v, "linux.sysctl." + k)
-    c.obj(linux.get("resources", {}), "linux.resources")
+    _resources(c, c.obj(linux.get("resources", {}), "linux.resources"))
     if "seccomp" in linux:
         s = c.obj(linux["seccomp"], "linux.seccomp")
         if not s.get("defaultAction") and not s.get("syscalls"):
             del linux["seccomp"]  # like runc: no default action and no rules is no seccomp
         else:
             _seccomp(c, s)
+
+
+def _ints(c: _Checker, d: dict, field: str, keys, minimum=None) -> None:
+    for k in keys:
+        if d.get(k) is not None:
+            if c.integer(d[k], "%s.%s" % (field, k)) < (minimum if minimum is not None else -(1 << 63)):
+                c.fail("%s.%s" % (field, k), "must be at least %d" % minimum)
+
+
+def _devices_list(c: _Checker, r: dict, key: str, fields) -> None:
+    f = "linux.resources.blockIO." + key
+    for i, d in enumerate(c.lst(r.get(key) or [], f)):
+        c.obj(d, "%s[%d]" % (f, i))
+        for k in ("major", "minor"):
+            c.integer(d.get(k, ...), "%s[%d].%s" % (f, i, k))
+        _ints(c, d, "%s[%d]" % (f, i), fields, 0)
+
+
+def _resources(c: _Checker, r: dict) -> None:
+    """Types of linux.resources (what runc's Go types would refuse to parse, refused here with
+    the field named); whether the host can apply them is cgroups.apply's question."""
+    mem = c.obj(r.get("memory") or {}, "linux.resources.memory")
+    _ints(c, mem, "linux.resources.memory", ("limit", "reservation", "swap", "kernel", "kernelTCP"))
+    if mem.get("swappiness") is not None:
+        if not 0 <= c.integer(mem["swappiness"], "linux.resources.memory.swappiness") <= 100:
+            c.fail("linux.resources.memory.swappiness", "must be between 0 and 100 (runc: \"valid range is 0-100\"), got %d"
+                   % mem["swappiness"])
+    for k in ("disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
+        if mem.get(k) is not None:
+            c.typed(mem[k], "linux.resources.memory." + k, bool, "a boolean")
+    cpu = c.obj(r.get("cpu") or {}, "linux.resources.cpu")
+    _ints(c, cpu, "linux.resources.cpu", ("shares", "period", "realtimePeriod"), 0)
+    _ints(c, cpu, "linux.resources.cpu", ("quota", "realtimeRuntime"))
+    for k in ("cpus", "mems"):
+        if cpu.get(k) is not None:
+            c.string(cpu[k], "linux.resources.cpu." + k)
+    _ints(c, c.obj(r.get("pids") or {}, "linux.resources.pids"), "linux.resources.pids", ("limit",))
+    bio = c.obj(r.get("blockIO") or {}, "linux.resources.blockIO")
+    _ints(c, bio, "linux.resources.blockIO", ("weight", "leafWeight"), 0)
+    _devices_list(c, bio, "weightDevice", ("weight", "leafWeight"))
+    for k in ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+        _devices_list(c, bio, k, ("rate",))
+    for i, h in enumerate(c.lst(r.get("hugepageLimits") or [], "linux.resources.hugepageLimits")):
+        f = "linux.resources.hugepageLimits[%d]" % i
+        c.obj(h, f)
+        c.string(h.get("pageSize", ...), f + ".pageSize")
+        _ints(c, h, f, ("limit",), 0)
+    net = c.obj(r.get("network") or {}, "linux.resources.network")
+    if net.get("classID") is not None and not 0 <= c.integer(net["classID"], "linux.resources.network.classID") < 1 << 32:
+        c.fail("linux.resources.network.classID", "must be an unsigned 32-bit integer")
+    for i, p in enumerate(c.lst(net.get("priorities") or [], "linux.resources.network.priorities")):
+        f = "linux.resources.network.priorities[%d]" % i
+        c.obj(p, f)
+        name = c.string(p.get("name", ...), f + ".name")
+        if not name or any(ch in name for ch in " \t\n/"):
+            c.fail(f + ".name", "must be a network interface name, got %r" % name)
+        _ints(c, p, f, ("priority",), 0)
+    for i, d in enumerate(c.lst(r.get("devices") or [], "linux.resources.devices")):
+        f = "linux.resources.devices[%d]" % i
+        c.obj(d, f)
+        c.typed(d.get("allow", ...), f + ".allow", bool, "a boolean")
+        for k in ("type", "access"):
+            if d.get(k) is not None:
+                c.string(d[k], "%s.%s" % (f, k))
+        _ints(c, d, f, ("major", "minor"))
+    for k, v in c.obj(r.get("unified") or {}, "linux.resources.unified").items():
+        c.string(v, "linux.resources.unified." + k)
 
 
 def _seccomp(c: _Checker, s: dict) -> None:
