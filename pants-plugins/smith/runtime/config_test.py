@@ -49,6 +49,23 @@ CASES = [
     ("missing executable", lambda c: c["process"].update(args=["no-such-program"]), "process.args[0]"),
     ("cwd not a directory", lambda c: c["process"].update(cwd="/bin/busybox"), "process.cwd"),
     ("bad cgroup value", lambda c: c["linux"].update(resources={"cpu": {"cpus": "9999"}}), "linux.resources"),
+    ("args not an array", lambda c: c["process"].update(args="sh -c true"), "process.args: must be an array of strings"),
+    ("huge uid", lambda c: c["process"]["user"].update(uid=2 ** 70), "process.user.uid"),
+    ("huge rlimit", lambda c: c["process"]["rlimits"][0].update(hard=2 ** 70), "process.rlimits[0].hard"),
+    ("hook env without =", lambda c: c.update(hooks={"poststop": [{"path": "/bin/true", "env": ["X"]}]}),
+     "hooks.poststop[0].env[0]"),
+    ("huge hook timeout", lambda c: c.update(hooks={"poststop": [{"path": "/bin/true", "timeout": 2 ** 70}]}),
+     "hooks.poststop[0].timeout"),
+    ("device mode not a number", lambda c: c["linux"].update(devices=[
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": "0666"}]), "linux.devices[0].fileMode"),
+    ("device uid not a number", lambda c: c["linux"].update(devices=[
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "uid": "root"}]), "linux.devices[0].uid"),
+    ("device major too big", lambda c: c["linux"].update(devices=[
+        {"path": "/dev/fuse", "type": "c", "major": 2 ** 40, "minor": 229}]), "linux.devices[0].major"),
+    ("seccomp args not objects", lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": ["index 0"]}]}), "linux.seccomp.syscalls[0].args[0]"),
+    ("swappiness not a number", lambda c: c["linux"].update(resources={"memory": {"swappiness": "60"}}),
+     "linux.resources.memory.swappiness"),
 ]
 
 
@@ -74,7 +91,38 @@ def test_bad_config_names_field_and_leaves_nothing(app, tmp_path, name, edit, fi
 def test_not_json(app, tmp_path):
     (tmp_path / "config.json").write_text("{\"ociVersion\": ")
     res = tb.runtime(app, str(tmp_path / "root"), "create", "x", cwd=str(tmp_path))
-    assert res.returncode == 1 and "config.json is not valid JSON" in res.stderr
+    assert res.returncode == 1 and "config.json: not valid JSON" in res.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100000 + "]" * 100000,
+    '{"ociVersion": "1.0.2", "annotations": {"a": ' + '{"b": [' * 50000 + "1" + "]}" * 50000 + "}}",
+], ids=["arrays", "objects"])
+def test_deeply_nested_config(app, tmp_path, text):
+    """The C JSON scanner recurses once per level: 100000 levels was a RecursionError traceback."""
+    (tmp_path / "config.json").write_text(text)
+    res = tb.runtime(app, str(tmp_path / "root"), "create", "deep", cwd=str(tmp_path))
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith("smith-runtime: error: %s: " % (tmp_path / "config.json"))
+    assert res.stderr.rstrip().endswith("nested too deeply (more than 200 levels of arrays and objects)")
+    assert not (tmp_path / "root").exists() and tb.leftovers("deep") == []
+
+
+def test_nesting_a_real_config_needs_is_accepted(app, tmp_path):
+    """A level well below the cap (annotations hold a value 150 levels deep) still runs."""
+    deep = "x"
+    for _ in range(150):
+        deep = [deep]
+    bundle = tb.bundle(str(tmp_path / "b"), args=["true"], edit=lambda c: c.update(annotations={"deep": deep}))
+    res = tb.runtime(app, str(tmp_path / "root"), "run", "deep-ok", cwd=bundle)
+    assert res.returncode == 0, res.stderr
+
+
+def test_huge_config(app, tmp_path):
+    (tmp_path / "config.json").write_text(" " * (5 << 20) + "{}")
+    res = tb.runtime(app, str(tmp_path / "root"), "create", "huge", cwd=str(tmp_path))
+    assert res.returncode == 1 and "config.json: too large (more than 4 MiB)" in res.stderr, res.stderr
+    assert not (tmp_path / "root").exists()
 
 
 def test_no_bundle(app, tmp_path):

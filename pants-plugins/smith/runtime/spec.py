@@ -16,6 +16,7 @@ RLIMITS = {
     "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 HOOKS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+MAX_CONFIG_SIZE = 4 << 20
 PROPAGATION = {"shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate",
                "runbindable"}
 
@@ -45,8 +46,9 @@ class _Checker:
         return self.typed(v, field, int, "an integer")
 
     def strings(self, v: object, field: str) -> list:
-        for i, s in enumerate(self.lst(v, field)):
-            self.string(s, "%s[%d]" % (field, i))
+        self.typed(v, field, list, "an array of strings")
+        for i, s in enumerate(v):
+            self.typed(s, "%s[%d]" % (field, i), str, "a string (%s must be an array of strings)" % field)
         return v
 
     def abspath(self, v: object, field: str) -> str:
@@ -61,14 +63,17 @@ def load(bundle: str) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_SIZE + 1)
     except OSError as e:
         raise SmithError("cannot read %s: %s; pass the bundle directory with --bundle"
                          % (path, e.strerror)) from None
+    if len(raw) > MAX_CONFIG_SIZE:
+        raise SmithError("%s: too large (more than %d MiB); a runtime-spec config is a few KiB"
+                         % (path, MAX_CONFIG_SIZE >> 20))
     try:
         config = fastjson.loads(raw)
     except ValueError as e:
-        raise SmithError("%s is not valid JSON: %s" % (path, e)) from None
+        raise SmithError("%s: not valid JSON: %s" % (path, e)) from None
     validate(config, path, bundle)
     return config
 
@@ -117,12 +122,13 @@ def _process(c: _Checker, p: object) -> None:
             c.typed(p[k], "process." + k, bool, "a boolean")
     user = c.obj(p.get("user", ...), "process.user")
     for k in ("uid", "gid"):
-        if c.integer(user.get(k, ...), "process.user." + k) < 0:
-            c.fail("process.user." + k, "must not be negative")
+        if not 0 <= c.integer(user.get(k, ...), "process.user." + k) < 1 << 32:
+            c.fail("process.user." + k, "must be between 0 and 2^32-1")
     if "umask" in user:
         c.integer(user["umask"], "process.user.umask")
     for i, g in enumerate(c.lst(user.get("additionalGids", []), "process.user.additionalGids")):
-        c.integer(g, "process.user.additionalGids[%d]" % i)
+        if not 0 <= c.integer(g, "process.user.additionalGids[%d]" % i) < 1 << 32:
+            c.fail("process.user.additionalGids[%d]" % i, "must be between 0 and 2^32-1")
     capset = c.obj(p.get("capabilities", {}), "process.capabilities")
     for k, names in capset.items():
         if k not in caps.SETS:
@@ -136,6 +142,9 @@ def _process(c: _Checker, p: object) -> None:
         if c.string(r.get("type", ...), f + ".type") not in RLIMITS:
             c.fail(f + ".type", "unknown rlimit %r (known: %s)" % (r["type"], ", ".join(sorted(RLIMITS))))
         soft, hard = c.integer(r.get("soft", ...), f + ".soft"), c.integer(r.get("hard", ...), f + ".hard")
+        for k, v in (("soft", soft), ("hard", hard)):
+            if not 0 <= v < 1 << 64:
+                c.fail("%s.%s" % (f, k), "must be between 0 and 2^64-1")
         if soft > hard:
             c.fail(f, "soft limit %d is above hard limit %d" % (soft, hard))
     if "oomScoreAdj" in p:
@@ -155,9 +164,11 @@ def _hooks(c: _Checker, hooks: object) -> None:
             c.obj(h, f)
             c.abspath(h.get("path", ...), f + ".path")
             c.strings(h.get("args", []), f + ".args")
-            c.strings(h.get("env", []), f + ".env")
-            if "timeout" in h and c.integer(h["timeout"], f + ".timeout") <= 0:
-                c.fail(f + ".timeout", "must be a positive number of seconds")
+            for j, e in enumerate(c.strings(h.get("env", []), f + ".env")):
+                if "=" not in e:
+                    c.fail("%s.env[%d]" % (f, j), "must look like NAME=VALUE, got %r" % e)
+            if "timeout" in h and not 0 < c.integer(h["timeout"], f + ".timeout") < 1 << 31:
+                c.fail(f + ".timeout", "must be a positive number of seconds (below 2^31)")
 
 
 def _linux(c: _Checker, linux: dict) -> None:
@@ -197,8 +208,17 @@ def _linux(c: _Checker, linux: dict) -> None:
         if c.string(d.get("type", ...), f + ".type") not in ("c", "b", "u", "p"):
             c.fail(f + ".type", "must be one of c, b, u, p")
         if d["type"] != "p":
-            c.integer(d.get("major", ...), f + ".major")
-            c.integer(d.get("minor", ...), f + ".minor")
+            for k in ("major", "minor"):
+                if not 0 <= c.integer(d.get(k, ...), "%s.%s" % (f, k)) < 1 << 32:
+                    c.fail("%s.%s" % (f, k), "must be between 0 and 2^32-1")
+        for k in ("fileMode", "uid", "gid"):
+            if k in d and d[k] is None:
+                del d[k]  # null is absent, as for runc's Go pointers
+        if d.get("fileMode") is not None and not 0 <= c.integer(d["fileMode"], f + ".fileMode") <= 0o7777:
+            c.fail(f + ".fileMode", "must be a permission mode between 0 and 0o7777")
+        for k in ("uid", "gid"):
+            if d.get(k) is not None and not 0 <= c.integer(d[k], "%s.%s" % (f, k)) < 1 << 32:
+                c.fail("%s.%s" % (f, k), "must be between 0 and 2^32-1")
     for k in ("maskedPaths", "readonlyPaths"):
         for i, p in enumerate(c.strings(linux.get(k, []), "linux." + k)):
             c.abspath(p, "linux.%s[%d]" % (k, i))

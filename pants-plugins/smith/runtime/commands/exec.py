@@ -31,7 +31,10 @@ def build_process(opts: dict, args: list, base: dict) -> dict:
         from smith.runtime import fastjson, spec
         try:
             with open(opts["process"], "rb") as f:
-                process = fastjson.loads(f.read())
+                raw = f.read(spec.MAX_CONFIG_SIZE + 1)
+            if len(raw) > spec.MAX_CONFIG_SIZE:
+                raise ValueError("too large (more than %d MiB)" % (spec.MAX_CONFIG_SIZE >> 20))
+            process = fastjson.loads(raw)
         except (OSError, ValueError) as e:
             raise SmithError("exec --process %s: cannot read it: %s" % (opts["process"], e)) from None
         spec._process(spec._Checker(opts["process"]), process)
