@@ -30,7 +30,7 @@ def test_package_build_maps_to_packages_binary_layer_image():
     assert targets["binary"].fields["paths"] == []  # the program itself is not repeated
     assert targets["layer"].fields["dependencies"] == ["d:x#binary"]
     assert targets["image"].fields == {"layers": ["d:x#layer"], "cmd": ["/usr/bin/cat", "/read/data"],
-                                       "user": "10:10"}
+                                       "user": "smith:10:10"}
 
 
 def test_oci_maps_to_smith_minimize_with_every_supported_field():
@@ -58,7 +58,7 @@ ports: [6379]
 
 def test_root_runs_as_uid_0():
     image = {g.name: g for g in gen(CAT + "root: true\n")}["image"]
-    assert image.fields["user"] == "0:0"
+    assert image.fields["user"] == "root:0:0"
 
 
 @pytest.mark.parametrize("text,message", [

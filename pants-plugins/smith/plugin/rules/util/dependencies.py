@@ -62,6 +62,9 @@ class InferSmithPackagesLockfile(InferDependenciesRequest):
 async def infer_lockfile(request: InferSmithPackagesLockfile) -> InferredDependencies:
     field_set = request.field_set
     path = field_set.lockfile_path
+    exists = await Get(Paths, PathGlobs([path], glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
+    if not exists.files:
+        return InferredDependencies([])  # not generated yet: a build says to run generate-lockfiles
     owners = await Get(Owners, OwnersRequest((path,)))
     lockfiles = [t for t in await Get(Targets, Addresses(owners)) if isinstance(t, SmithLockfileTarget)]
     if len(lockfiles) == 1:
@@ -71,17 +74,13 @@ async def infer_lockfile(request: InferSmithPackagesLockfile) -> InferredDepende
             f"{field_set.address}: its lockfile {path} is owned by several smith_lockfile targets "
             f"({', '.join(sorted(str(t.address) for t in lockfiles))}); keep one."
         )
-    exists = await Get(Paths, PathGlobs([path], glob_match_error_behavior=GlobMatchErrorBehavior.ignore))
-    if exists.files:
-        directory = os.path.dirname(path) or "."
-        raise SmithDependencyError(
-            f"{field_set.address}: its lockfile {path} is owned by no smith_lockfile target, so "
-            "a change to it would not reach the images built from it. Add "
-            f"`smith_lockfiles(name=\"lockfiles\")` to {directory}/BUILD (or "
-            f"`smith_lockfile(name=..., source=\"{os.path.basename(path)}\")`)."
-        )
-    # Not generated yet: nothing to depend on; a build says to run generate-lockfiles.
-    return InferredDependencies([])
+    directory = os.path.dirname(path) or "."
+    raise SmithDependencyError(
+        f"{field_set.address}: its lockfile {path} is owned by no smith_lockfile target, so "
+        "a change to it would not reach the images built from it. Add "
+        f"`smith_lockfiles(name=\"lockfiles\")` to {directory}/BUILD (or "
+        f"`smith_lockfile(name=..., source=\"{os.path.basename(path)}\")`)."
+    )
 
 
 # ----------------------------------------------------------------------------------------------

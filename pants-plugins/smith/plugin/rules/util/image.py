@@ -126,13 +126,14 @@ async def build_image(
             )
     if len(base_targets) > 1:
         raise SmithTargetError(f"{address}: `base` names {len(base_targets)} targets; give one image.")
+    # Every field checked before anything is built.
+    base_field_sets = [image_source_field_set(t, union_membership, f"{address}: field `base`")
+                       for t in base_targets]
     layers = await MultiGet(
         Get(BuiltSmithLayer, SmithLayerFieldSet, SmithLayerFieldSet.create(t)) for t in layer_targets
     )
     bases = await MultiGet(
-        Get(BuiltSmithImage, SmithImageSourceFieldSet,
-            image_source_field_set(t, union_membership, f"{address}: field `base`"))
-        for t in base_targets
+        Get(BuiltSmithImage, SmithImageSourceFieldSet, fs) for fs in base_field_sets
     )
 
     out = field_set.output_path.value_or_default(file_ending=None)
