@@ -153,6 +153,12 @@ def apply(dirs: dict, resources: dict) -> None:
             _write(d + "/cpu.cfs_period_us", str(cpu["period"]))
         if cpu.get("quota"):
             _write(d + "/cpu.cfs_quota_us", str(cpu["quota"]))
+        for key, f in (("realtimePeriod", "cpu.rt_period_us"), ("realtimeRuntime", "cpu.rt_runtime_us")):
+            if cpu.get(key):  # runc's order: the period first
+                if not os.path.exists(d + "/" + f):
+                    raise SmithError("linux.resources.cpu.%s: this kernel has no %s (no real-time group "
+                                     "scheduling); remove the field from config.json" % (key, f))
+                _write(d + "/" + f, str(cpu[key]), "linux.resources.cpu." + key)
     elif unified and (cpu.get("quota") or cpu.get("period")) and os.path.exists(unified + "/cpu.max"):
         _write(unified + "/cpu.max", "%s %d" % (cpu.get("quota") or "max", cpu.get("period") or 100000))
     for key, f in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
@@ -171,9 +177,20 @@ def apply(dirs: dict, resources: dict) -> None:
     _network(v1, resources.get("network") or {})
     _block_io(v1, resources.get("blockIO") or {})
     _hugetlb(v1, resources.get("hugepageLimits") or ())
-    for k, v in (resources.get("unified") or {}).items():
-        if unified:
-            _write(os.path.join(unified, k), v)
+    for dev, lim in (resources.get("rdma") or {}).items():
+        if "rdma" not in v1:
+            raise _unavailable("linux.resources.rdma." + dev, "rdma")
+        parts = ["%s=%d" % (k, lim[key]) for key, k in (("hcaHandles", "hca_handle"), ("hcaObjects", "hca_object"))
+                 if isinstance(lim, dict) and isinstance(lim.get(key), int)]
+        _write(v1["rdma"] + "/rdma.max", "%s %s" % (dev, " ".join(parts)), "linux.resources.rdma." + dev)
+    if resources.get("unified"):
+        if len(dirs) > 1 or not unified:  # runc: "cannot use unified on cgroup v1"
+            raise SmithError("linux.resources.unified: this host uses cgroup v1 controllers; unified "
+                             "(cgroup v2 files) needs a host with the v2 hierarchy only, as in runc")
+        for k, v in resources["unified"].items():
+            if "/" in k or k.startswith(".") or not os.path.exists(os.path.join(unified, k)):
+                raise SmithError("linux.resources.unified.%s: no such cgroup v2 file in %s" % (k, unified))
+            _write(os.path.join(unified, k), v, "linux.resources.unified." + k)
 
 
 def _network(v1: dict, net: dict) -> None:

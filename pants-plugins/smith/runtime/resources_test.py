@@ -14,10 +14,10 @@ def app():
     return tb.cached_zipapp()
 
 
-def run_both(app, tmp_path, script, resources):
+def run_both(app, tmp_path, script, resources, parent="smith-test/"):
     def edit(c):
         c["linux"]["resources"] = resources
-        c["linux"]["cgroupsPath"] = "/smith-test/res-%d" % os.getpid()
+        c["linux"]["cgroupsPath"] = "/%sres-%d" % (parent, os.getpid())
     bundle = tb.bundle(str(tmp_path / "bundle"), args=["sh", "-c", script], edit=edit)
     out = {}
     for name, binary in (("smith", app), ("runc", "runc")):
@@ -26,7 +26,7 @@ def run_both(app, tmp_path, script, resources):
         out[name] = tb.runtime(binary, root, "run", cid, cwd=bundle)
         assert not tb.leftovers(cid), out[name].stderr
         assert not [d for d in os.listdir("/sys/fs/cgroup") if os.path.exists(
-            "/sys/fs/cgroup/%s/smith-test/res-%d" % (d, os.getpid()))], out[name].stderr
+            "/sys/fs/cgroup/%s/%sres-%d" % (d, parent, os.getpid()))], out[name].stderr
         assert not os.path.isdir(root) or not os.listdir(root)
     return out
 
@@ -69,7 +69,24 @@ def _page_size_missing():
     return "hugepages-64kB" not in have
 
 
+def test_realtime_cpu_written_like_runc(app, tmp_path):
+    if not os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):
+        pytest.skip("no real-time group scheduling in this kernel")
+    res = run_both(app, tmp_path, "cat /sys/fs/cgroup/cpu/cpu.rt_period_us /sys/fs/cgroup/cpu/cpu.rt_runtime_us",
+                   {"cpu": {"realtimePeriod": 100000, "realtimeRuntime": 1000}},
+                   parent="")  # a new child of the root: intermediate cgroups have no real-time budget
+    assert res["runc"].returncode == 0, res["runc"].stderr
+    assert (res["smith"].returncode, res["smith"].stdout) == (0, res["runc"].stdout), res["smith"].stderr
+    assert res["smith"].stdout.split() == ["100000", "1000"]
+
+
+def _hybrid():
+    return any(d != "unified" and os.path.ismount("/sys/fs/cgroup/" + d) for d in os.listdir("/sys/fs/cgroup"))
+
+
 REFUSED = [
+    ("rdma", {"rdma": {"mlx5_0": {"hcaHandles": 3}}}, "linux.resources.rdma.mlx5_0", lambda: _controller_missing("rdma")),
+    ("unified on v1", {"unified": {"memory.high": "100000000"}}, "linux.resources.unified", _hybrid),
     ("net_cls", {"network": {"classID": 0x100001}}, "linux.resources.network.classID",
      lambda: _controller_missing("net_cls")),
     ("net_prio", {"network": {"priorities": [{"name": "eth0", "priority": 5}]}},
