@@ -28,7 +28,7 @@ from smith.registry.platforms import parse_platform
 from smith.registry.pull import pull_image
 from smith.registry.push import push_layout
 from smith.registry.reference import parse_reference
-from smith.registry.sample_images import simple_layout
+from smith.registry.sample_images import LayoutBuilder, layer_tar_gz, simple_layout
 from smith.registry.transport import Transport
 from smith.testutil.debian import require_tools, tool_env
 
@@ -89,10 +89,10 @@ class FakeRegistry:
                 scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
                 fake.requests.append((scheme, self.command, self.path,
                                       self.headers.get("Authorization")))
-                length = int(self.headers.get("Content-Length") or 0)
-                self.body = self.rfile.read(length) if length else b""
-                self.scheme = scheme
                 route = fake.routes.get((self.command, self.path.split("?")[0]))
+                length = int(self.headers.get("Content-Length") or 0)
+                big = length > (1 << 20) and route is not None
+                self.body = self.rfile.read(length) if length and not big else b""
                 if route:
                     return route(self)
                 if self.path == "/v2/":
@@ -372,6 +372,33 @@ def test_a_request_longer_than_its_deadline_is_stopped(fake, tmp_path):
                    str(tmp_path / "out"))
     assert 1.9 < time.monotonic() - started < 8
     assert not (tmp_path / "out").exists()
+
+
+def test_a_registry_reading_an_upload_slowly_is_stopped_by_the_minimum_rate(fake, tmp_path):
+    """The minimum rate holds while we send too: a registry that reads the body of a PUT one
+    byte at a time (once the socket buffers are full) stops the push."""
+    b = LayoutBuilder(str(tmp_path / "src"))
+    b.name(b.image({"hello": b"slow"}, extra_layers=[layer_tar_gz({"big": os.urandom(12 << 20)})]), "latest")
+    b.write()
+    fake.routes[("POST", "/v2/app/blobs/uploads/")] = lambda req: reply(
+        req, 202, b"", {"Location": "/upload/1"})
+
+    def slow_reader(req):
+        if req.body:  # config and small layer: read at once by the fake
+            return reply(req, 201, b"")
+        try:
+            while req.rfile.read(1):
+                time.sleep(0.1)
+        except OSError:
+            pass
+        req.close_connection = True
+    fake.routes[("PUT", "/upload/1")] = slow_reader
+    started = time.monotonic()
+    with pytest.raises(SmithError, match=r"PUT http://%s/upload/1\?digest=.*too slow: .* while "
+                       "sending the request" % fake.host):
+        push_layout(RegistryClient(fake.host, Transport(min_rate=1024, rate_window=1.5),
+                                   retries=0), str(tmp_path / "src"), None, "app", [])
+    assert time.monotonic() - started < 15
 
 
 def test_defaults_and_a_fast_registry_still_pull(fake, tmp_path):

@@ -149,7 +149,9 @@ class _Guard:
         self.moved = 0  # bytes sent + received
         self.window_start, self.window_moved = now, 0
         self.expired: Optional[str] = None
-        self._fd: Optional[int] = None
+        # A dup of the connection's socket, held until finish(): shutting it down stops the
+        # exchange, and it can never name another connection (its fd stays ours till then).
+        self._dup: Optional[socket.socket] = None
         self._lock = threading.Lock()
         self._done = False
         self._handle = _WATCHDOG.arm(self._next(now), self._check)
@@ -163,7 +165,8 @@ class _Guard:
         return self.deadline
 
     def connected(self, sock: socket.socket) -> socket.socket:
-        self._fd = sock.fileno()
+        with self._lock:
+            self._dup = sock.dup()
         self.phase = "sending"
         self.window_start, self.window_moved = time.monotonic(), self.moved
         return sock
@@ -205,21 +208,19 @@ class _Guard:
 
     def _stop(self, reason: str) -> None:
         self.expired = reason
-        if self._fd is not None:
-            try:  # shutdown(2) acts on the connection, so a dup of the fd is enough
-                dup = socket.fromfd(self._fd, socket.AF_INET, socket.SOCK_STREAM)
-                try:
-                    dup.shutdown(socket.SHUT_RDWR)
-                finally:
-                    dup.close()
+        if self._dup is not None:
+            try:  # shutdown(2) acts on the connection: a read or send blocked on it returns
+                self._dup.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
     def finish(self) -> None:
-        """Called before the socket is closed: its fd number must not be shut down later."""
         with self._lock:
             self._done = True
             _WATCHDOG.disarm(self._handle)
+            if self._dup is not None:
+                self._dup.close()
+                self._dup = None
 
 
 class _CountingReader(io.RawIOBase):
