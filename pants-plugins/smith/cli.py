@@ -24,6 +24,7 @@ COMMANDS = {
     "sbom": ("smith.packages.sbom_cli", "write an SPDX 2.3 SBOM for an image"),
     "push": ("smith.registry.push_cli", "push an OCI layout to a registry"),
     "pull": ("smith.registry.pull_cli", "pull an image by digest into an OCI layout"),
+    "keygen": ("smith.registry.keygen_cli", "write a cosign/sigstore signing key pair"),
     "toolbox": ("smith.crashcart.toolbox", "build a crashcart debug toolbox from package trees"),
     "zipapp": ("smith.zipapp_cli", "pack Python sources into a deterministic executable zipapp"),
 }

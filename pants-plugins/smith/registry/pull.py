@@ -6,7 +6,7 @@ config and the layers are each fetched by a digest validated first (an index ent
 is `latest` is refused, never fetched as a tag), each capped at its descriptor's size and checked
 against its digest as it streams."""
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import Callable, Optional
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -22,13 +22,18 @@ MAX_NESTING = 3  # an index may (rarely) point at another index
 
 
 def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest: str,
-               ref_name: str = "latest", jobs: int = 3) -> str:
-    """Write the image for `platform` to the layout `dest`; return its manifest digest."""
+               ref_name: str = "latest", jobs: int = 3,
+               verify: Optional[Callable[[RegistryClient, str], None]] = None) -> str:
+    """Write the image for `platform` to the layout `dest`; return its manifest digest.
+    `verify(client, digest)` (e.g. a signature check) runs on the top-level digest before
+    anything else is fetched, and raises to refuse the image."""
     if ref.digest:
         data, media_type, digest = client.get_manifest_by_digest(ref.repository, ref.digest)
     else:
         data, media_type, digest = client.get_manifest(  # type: ignore[misc]
             ref.repository, ref.tag or "latest")
+    if verify is not None:
+        verify(client, digest)
     where = "%s/%s" % (ref.registry, ref.repository)
     what = "%s@%s" % (where, digest)
     chosen_platform = None

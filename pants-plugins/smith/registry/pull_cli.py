@@ -1,6 +1,9 @@
-"""`smith pull [--platform linux/amd64] [--ca FILE] REGISTRY/REPO@sha256:... LAYOUT_DIR`:
-pull one image (the platform's, if the digest names an index) into a new OCI layout;
-print the image manifest digest written."""
+"""`smith pull [--platform linux/amd64] [--ca FILE] [--verify-key PUBKEY]
+REGISTRY/REPO@sha256:... LAYOUT_DIR`: pull one image (the platform's, if the digest names an index)
+into a new OCI layout; print the image manifest digest written.
+
+With --verify-key, the digest must carry a cosign signature by that public key naming this digest
+and this repository; it is checked before any layer is fetched, and nothing is written otherwise."""
 from typing import List
 
 from smith.errors import SmithError
@@ -8,6 +11,8 @@ from smith.registry.options import client_for, parser, write_atomically
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import check_pinned, pull_image
 from smith.registry.reference import check_tag, parse_reference
+from smith.registry.signatures import verify_signed
+from smith.registry.signing import load_public_key
 
 
 def main(argv: List[str]) -> int:
@@ -19,6 +24,8 @@ def main(argv: List[str]) -> int:
     p.add_argument("--ref-name", default="latest", help="org.opencontainers.image.ref.name of the "
                    "image in the written layout (default latest)")
     p.add_argument("--digest-file", metavar="F", help="write the pulled manifest digest to F")
+    p.add_argument("--verify-key", metavar="PUBKEY", help="refuse the image unless it is signed "
+                   "(cosign/sigstore format) by this public key")
     p.add_argument("source", metavar="REGISTRY/REPO@sha256:...")
     p.add_argument("layout", metavar="LAYOUT_DIR")
     args = p.parse_args(argv)
@@ -28,7 +35,16 @@ def main(argv: List[str]) -> int:
         raise SmithError(refusal)
     platform = parse_platform(args.platform)
     check_tag(args.ref_name, "--ref-name")
-    digest = pull_image(client_for(args, ref), ref, platform, args.layout, args.ref_name)
+    verify = None
+    if args.verify_key:
+        public_key = load_public_key(args.verify_key)
+
+        def verify(client, top_digest: str) -> None:
+            verify_signed(client, ref.registry, ref.repository, top_digest, public_key,
+                          args.verify_key, "%s/%s@%s" % (ref.registry, ref.repository,
+                                                         top_digest))
+    digest = pull_image(client_for(args, ref), ref, platform, args.layout, args.ref_name,
+                        verify=verify)
     if args.digest_file:
         write_atomically(args.digest_file, digest + "\n")
     print(digest)

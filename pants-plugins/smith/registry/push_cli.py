@@ -1,13 +1,22 @@
-"""`smith push [--tag T]... [--ca FILE] [--insecure] [--digest-file F] LAYOUT_DIR[:REF]
-REGISTRY/REPO[:TAG]`: push the layout's REF (default `latest`, or its only image) and the
-artifacts whose subject it is (e.g. an SBOM); print the pushed manifest digest."""
+"""`smith push [--tag T]... [--ca FILE] [--insecure] [--digest-file F] [--sign-key KEY]
+[--provenance PARAMS.json] LAYOUT_DIR[:REF] REGISTRY/REPO[:TAG]`: push the layout's REF (default
+`latest`, or its only image) and the artifacts whose subject it is (e.g. an SBOM); print the pushed
+manifest digest.
+
+With --sign-key (a cosign/sigstore encrypted private key, its passphrase in
+$SMITH_SIGNING_PASSWORD), the pushed digest is signed the way cosign does (the `sha256-HEX.sig`
+tag), once per tag; with --provenance, an SLSA provenance statement is pushed as a signed OCI 1.1
+referrer of the image (see smith.registry.provenance)."""
 import sys
 from typing import Dict, List
 
 from smith.errors import SmithError
 from smith.registry.options import client_for, parser, write_atomically
 from smith.registry.push import push_layout
+from smith.registry.provenance import load_build_parameters, push_provenance
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference
+from smith.registry.signatures import sign_and_attach
+from smith.registry.signing import PASSWORD_ENV, fingerprint, load_private_key, password_from_env
 
 
 def main(argv: List[str]) -> int:
@@ -17,6 +26,10 @@ def main(argv: List[str]) -> int:
     p.add_argument("--digest-file", metavar="F", help="write the pushed digest to F")
     p.add_argument("--mount-from", metavar="REPO", help="try to mount blobs from this repository "
                    "of the same registry instead of uploading them")
+    p.add_argument("--sign-key", metavar="KEY", help="sign the pushed digest with this cosign/"
+                   "sigstore private key (passphrase from $%s)" % PASSWORD_ENV)
+    p.add_argument("--provenance", metavar="PARAMS_JSON", help="push an SLSA v1 provenance "
+                   "statement built from these build parameters (needs --sign-key)")
     p.add_argument("layout", metavar="LAYOUT_DIR[:REF]")
     p.add_argument("destination", metavar="REGISTRY/REPO[:TAG]")
     args = p.parse_args(argv)
@@ -27,9 +40,26 @@ def main(argv: List[str]) -> int:
                          "(the digest is computed from the layout)" % args.destination)
     tags = ([dest.tag] if dest.tag else []) + [check_tag(t, "--tag") for t in args.tag]
     tags = list(dict.fromkeys(tags))
+    key = None
+    if args.provenance and not args.sign_key:
+        raise SmithError("--provenance %s: provenance is pushed signed; add --sign-key KEY"
+                         % args.provenance)
+    if args.sign_key:  # before anything is pushed: a wrong passphrase fails fast
+        key = load_private_key(args.sign_key, password_from_env())
+    build = load_build_parameters(args.provenance) if args.provenance else None
     client = client_for(args, dest)
     stats: Dict[str, int] = {}
     digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from, stats)
+    if key is not None:
+        where = "%s/%s" % (dest.registry, dest.repository)
+        identities = ["%s:%s" % (where, t) for t in tags] or [where]
+        added = sign_and_attach(client, dest.registry, dest.repository, digest, key, identities)
+        print("smith push: %s@%s: %d signature(s) added (%s), key %s" % (
+            where, digest, added, ", ".join(identities), fingerprint(key.public_key())),
+            file=sys.stderr)
+    if build is not None:
+        artifact = push_provenance(client, layout, ref, dest, digest, build, key)
+        print("smith push: %s: SLSA provenance %s (signed)" % (where, artifact), file=sys.stderr)
     print("smith push: %s/%s: %d blobs uploaded, %d already there, %d mounted; tags: %s" % (
         dest.registry, dest.repository, stats["uploaded"], stats["exists"], stats["mounted"],
         ", ".join(tags) or "(none, pushed by digest)"), file=sys.stderr)
