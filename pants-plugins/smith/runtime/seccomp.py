@@ -60,7 +60,8 @@ def _libseccomp():
         _lib = {n: libc.function(n, lib, returns_pointer=(n == "seccomp_init"))
                 for n in ("seccomp_init", "seccomp_rule_add_array", "seccomp_load", "seccomp_release",
                           "seccomp_syscall_resolve_name", "seccomp_arch_add", "seccomp_attr_set",
-                          "seccomp_arch_resolve_name")}
+                          "seccomp_arch_resolve_name", "seccomp_syscall_resolve_name_arch",
+                          "seccomp_export_bpf")}
     return _lib
 
 
@@ -101,10 +102,26 @@ def build(cfg: dict):
     ctx = libc.c_void_p(ctx)
     try:
         _fill(lib, ctx, cfg, default)
+        stub = b"" if cfg["defaultAction"] in ALLOW_LIKE else enosys_stub(lib, cfg)
     except BaseException:
         lib["seccomp_release"](ctx)
         raise
-    return ctx
+    if not stub:
+        return ctx
+    return _Program(stub + _export(lib, ctx), cfg.get("flags") or (), lib)
+
+
+def _export(lib: dict, ctx) -> bytes:
+    """libseccomp's BPF program for ctx (sock_filter structs in host byte order); releases ctx."""
+    fd = os.memfd_create("smith-seccomp", os.MFD_CLOEXEC)
+    try:
+        rc = lib["seccomp_export_bpf"](ctx, fd)
+        if rc < 0:
+            raise SmithError("linux.seccomp: exporting the filter failed: %s" % os.strerror(-rc))
+        return os.pread(fd, os.lseek(fd, 0, os.SEEK_END), 0)
+    finally:
+        os.close(fd)
+        lib["seccomp_release"](ctx)
 
 
 def _fill(lib: dict, ctx, cfg: dict, default: int) -> None:
@@ -143,7 +160,91 @@ def _fill(lib: dict, ctx, cfg: dict, default: int) -> None:
                                      % (field, name, os.strerror(-rc)))
 
 
+# runc's -ENOSYS stub (libcontainer/seccomp/patchbpf): with a deny-by-default profile, a syscall
+# newer than every syscall the profile names gets ENOSYS, not the default action, so libc falls
+# back to the older call (clone3 -> clone, faccessat2 -> faccessat). Not added when the default
+# action lets syscalls through, nor for arches the profile does not list (as runc).
+ALLOW_LIKE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+AUDIT_ARCH_X86_64 = 0xC000003E
+X32_SYSCALL_BIT = 0x40000000
+_LD_W_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+_RET_ENOSYS = 0x00050000 | 38  # SECCOMP_RET_ERRNO | ENOSYS
+_FILTER_FLAGS = {"SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+
+
+def _insn(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def last_syscalls(lib: dict, cfg: dict) -> dict:
+    """{native AUDIT_ARCH: {arch name: largest syscall number the profile names on it}}."""
+    found = {}
+    names = [n for rule in cfg.get("syscalls") or () for n in rule["names"]]
+    for arch in cfg.get("architectures") or ():
+        token = lib["seccomp_arch_resolve_name"](ARCHES[arch].encode()) & 0xFFFFFFFF
+        native = AUDIT_ARCH_X86_64 if arch == "SCMP_ARCH_X32" else token
+        largest = max([lib["seccomp_syscall_resolve_name_arch"](libc.c_ulong(token), n.encode())
+                       for n in names] or [0])
+        if largest > 0:
+            found.setdefault(native, {})[arch] = largest
+    return found
+
+
+def enosys_stub(lib: dict, cfg: dict) -> bytes:
+    """The BPF instructions to put in front of libseccomp's program: per listed arch, a syscall
+    number above the largest one the profile names returns ENOSYS; everything else goes on to
+    the filter. None in a section stands for "jump to the filter", filled in at the end."""
+    sections = []
+    for native, largest in sorted(last_syscalls(lib, cfg).items()):
+        code = [_insn(_LD_W_ABS, 0)]  # A = seccomp_data.nr
+        if set(largest) & {"SCMP_ARCH_S390", "SCMP_ARCH_S390X"}:
+            code += [_insn(_JEQ, 0, 0, 1), _insn(_RET, _RET_ENOSYS)]  # setup(2) multiplexes unknown calls
+        if native == AUDIT_ARCH_X86_64:  # x86_64 and x32 share it; x32 numbers have bit 30 set
+            x64, x32 = largest.get("SCMP_ARCH_X86_64"), largest.get("SCMP_ARCH_X32")
+            check64 = [_insn(_JGT, x64, 0, 1), _insn(_RET, _RET_ENOSYS), None] if x64 else [None]
+            check32 = [_insn(_JGT, x32, 0, 1), _insn(_RET, _RET_ENOSYS), None] if x32 else [None]
+            code += [_insn(_JSET, X32_SYSCALL_BIT, len(check64), 0)] + check64 + check32
+        else:
+            code += [_insn(_JGT, next(iter(largest.values())), 0, 1), _insn(_RET, _RET_ENOSYS), None]
+        sections.append((native, code))
+    if not sections:
+        return b""
+    # ld arch; one jeq per arch to its section; ja filter (other arches); the sections
+    head = 1 + len(sections) + 1
+    total = head + sum(len(c) for _, c in sections)
+    out = [_insn(_LD_W_ABS, 4)]
+    start = head
+    for i, (native, code) in enumerate(sections):
+        out.append(_insn(_JEQ, native, start - (1 + i) - 1, 0))
+        start += len(code)
+    out.append(_insn(_JA, total - head))
+    for _, code in sections:
+        for insn in code:
+            out.append(insn if insn is not None else _insn(_JA, total - len(out) - 1))
+    return b"".join(out)
+
+
+class _Program:
+    """A whole BPF program (the ENOSYS stub + libseccomp's filter) for seccomp(2), made ready
+    here so that loading it in the container is one call."""
+
+    def __init__(self, code: bytes, flags, lib: dict):
+        import ctypes  # already imported by ctypes.util in _libseccomp
+        self.buf = ctypes.create_string_buffer(code, len(code))
+        self.fprog = struct.pack("HxxxxxxQ", len(code) // 8, ctypes.addressof(self.buf))
+        self.flags = 0
+        for f in flags:
+            self.flags |= _FILTER_FLAGS.get(f, 0)
+        self.nr = lib["seccomp_syscall_resolve_name"](b"seccomp")
+        self.syscall = libc.function("syscall")
+
+
 def load(ctx) -> None:
+    if isinstance(ctx, _Program):
+        import _ctypes
+        if ctx.syscall(libc.c_ulong(ctx.nr), libc.c_ulong(1), libc.c_ulong(ctx.flags), ctx.fprog) < 0:
+            raise SmithError("linux.seccomp: loading the filter failed: %s" % os.strerror(_ctypes.get_errno()))
+        return
     rc = _libseccomp()["seccomp_load"](ctx)
     if rc < 0:
         raise SmithError("linux.seccomp: loading the filter failed: %s" % os.strerror(-rc))

@@ -191,3 +191,56 @@ def test_refused_like_runc_with_the_field_named(app, tmp_path, name, profile, me
 def test_empty_seccomp_object_is_no_filter_like_runc(app, tmp_path):
     out = same(app, tmp_path, "grep Seccomp: /proc/self/status", {"defaultAction": ""})
     assert out == "Seccomp:\t0\n"
+
+
+PROBE_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], 0, 0);
+        errno = 0;
+        long r = syscall(nr, -1L, 0L, 0L, 0L, 0L, 0L);
+        printf("%ld: %s\n", nr, r < 0 ? strerror(errno) : "ok");
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """A static program that makes the syscalls named by number on its command line."""
+    require_tools("gcc")
+    import subprocess
+    d = tmp_path_factory.mktemp("probe")
+    (d / "probe.c").write_text(PROBE_C)
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "probe"), str(d / "probe.c")], check=True)
+    return str(d)
+
+
+def test_newer_syscalls_get_enosys_like_runc(app, tmp_path, probe):
+    """runc puts an -ENOSYS stub before a deny-by-default filter: a syscall newer than any the
+    profile names (clone3 435, faccessat2 439, rseq 334 against statx 332 here) fails with
+    ENOSYS, so glibc falls back to clone/faccessat instead of failing with EPERM. Older
+    unlisted ones (chroot 161) still get the default action, listed ones run."""
+    def mount(c):
+        c["mounts"].append({"destination": "/read", "type": "bind", "source": probe, "options": ["bind", "ro"]})
+    args = ["435", "439", "334", "161", "332", "0x40000200"]  # ... x32 clone3: ENOSYS in x32 mode
+    bundle_edit = lambda c: (mount(c), c["process"].update(args=["/read/probe"] + args))  # noqa: E731
+    res = run_both(app, tmp_path, "", RUNTIME_TOOLS_DEFAULT, bundle_edit)
+    assert res["runc"].returncode == 0, res["runc"].stderr
+    assert (res["smith"].returncode, res["smith"].stdout) == (0, res["runc"].stdout), res["smith"].stderr
+    assert res["smith"].stdout.splitlines() == [
+        "435: Function not implemented", "439: Function not implemented", "334: Function not implemented",
+        "161: Operation not permitted", "332: Bad address", "1073742336: Function not implemented"]
+    # an allow-by-default profile gets no stub (as runc): the listed errno is what comes back
+    allow = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    res = run_both(app, tmp_path, "", allow, lambda c: (mount(c), c["process"].update(args=["/read/probe", "435", "83"])))
+    assert (res["smith"].returncode, res["smith"].stdout) == (0, res["runc"].stdout), res["smith"].stderr
+    assert res["smith"].stdout == "435: Invalid argument\n83: Operation not permitted\n"  # clone3 ran (size 0)
