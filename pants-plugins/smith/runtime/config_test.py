@@ -64,6 +64,11 @@ CASES = [
         {"path": "/dev/fuse", "type": "c", "major": 2 ** 40, "minor": 229}]), "linux.devices[0].major"),
     ("seccomp args not objects", lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": ["index 0"]}]}), "linux.seccomp.syscalls[0].args[0]"),
+    ("apparmor profile", lambda c: c["process"].update(apparmorProfile="docker-default"), "process.apparmorProfile"),
+    ("selinux label", lambda c: c["process"].update(selinuxLabel="system_u:system_r:container_t:s0"),
+     "process.selinuxLabel"),
+    ("mount label", lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0"), "linux.mountLabel"),
+    ("intel rdt", lambda c: c["linux"].update(intelRdt={"closID": "x", "l3CacheSchema": "L3:0=f"}), "linux.intelRdt"),
     ("swappiness not a number", lambda c: c["linux"].update(resources={"memory": {"swappiness": "60"}}),
      "linux.resources.memory.swappiness"),
 ]

@@ -152,6 +152,10 @@ def _process(c: _Checker, p: object) -> None:
             c.fail("process.oomScoreAdj", "must be between -1000 and 1000")
     if "consoleSize" in p:
         c.obj(p["consoleSize"], "process.consoleSize")
+    for k, what in (("apparmorProfile", "AppArmor profiles"), ("selinuxLabel", "SELinux labels")):
+        if p.get(k):  # runc refuses them where the LSM is off; never run unconfined silently
+            c.fail("process." + k, "%s are not supported by this runtime; remove the field or use "
+                   "runc on a host with that LSM enabled" % what)
 
 
 def _hooks(c: _Checker, hooks: object) -> None:
@@ -229,6 +233,10 @@ def _linux(c: _Checker, linux: dict) -> None:
     for k, v in c.obj(linux.get("sysctl", {}), "linux.sysctl").items():
         c.string(v, "linux.sysctl." + k)
     _resources(c, c.obj(linux.get("resources", {}), "linux.resources"))
+    if linux.get("mountLabel"):
+        c.fail("linux.mountLabel", "SELinux mount labels are not supported by this runtime")
+    if linux.get("intelRdt"):  # runc: "... is specified in config, but Intel RDT/CAT is not enabled"
+        c.fail("linux.intelRdt", "Intel RDT (resctrl) is not supported by this runtime")
     if "seccomp" in linux:
         s = c.obj(linux["seccomp"], "linux.seccomp")
         if not s.get("defaultAction") and not s.get("syscalls"):
