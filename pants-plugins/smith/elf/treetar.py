@@ -2,7 +2,6 @@
 import io
 import os
 import stat
-import tarfile
 import tempfile
 from typing import Dict, List, Optional
 
@@ -40,54 +39,73 @@ def _parents(path: str) -> List[str]:
 
 
 def write_tree_tar(out_path: str, root: str, paths: List[str], generated: Dict[str, bytes]) -> None:
-    """Write `paths` (entries inside `root`) and `generated` files as a deterministic tree tar:
-    sorted names, parent dirs included, mtime 0, uid/gid 0, no user/group names, modes kept."""
-    host = (lambda p: p) if os.path.realpath(root) == "/" else (lambda p: os.path.realpath(root) + p)
-    entries: Dict[str, str] = {}  # path -> "root" | "generated"
+    """Write `paths` (entries inside `root`) and `generated` files as a deterministic tree tar
+    with the one tree-tar writer (smith.oci.layer.write_tree_tar_file): sorted names, parent
+    dirs included, mtime 0, uid/gid 0, no user/group names, modes kept. The root is read
+    fd-relative (smith.safe_fs): a path that goes through a symlink inside the root is an
+    error, never a read of a host file."""
+    from smith.oci import layer, tree
+    kinds: Dict[str, str] = {}  # path -> "root" | "generated" | "dir"
     for p in paths:
-        entries[p] = "root"
+        kinds[p] = "root"
     for p in generated:
-        entries[p] = "generated"
-    for p in list(entries):
+        kinds[p] = "generated"
+    for p in list(kinds):
         for d in _parents(p):
-            entries.setdefault(d, "dir")
-    out_dir = os.path.dirname(os.path.abspath(out_path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(out_path), dir=out_dir)
+            kinds.setdefault(d, "dir")
+    origin = "the root %s" % root
+    with safe_fs.Root(root) as fs:
+        entries = []
+        for p in sorted(kinds):
+            rel = p.strip("/")
+            parts = rel.split("/")
+            if kinds[p] == "generated":
+                data = generated[p]
+                entries.append(tree.Entry(rel, tree.FILE, 0o644, "generated", size=len(data),
+                                          opener=lambda data=data: io.BytesIO(data)))
+                continue
+            st = _lstat(fs, parts, p)
+            if st is None and kinds[p] != "dir":
+                raise SmithError("%s: %s is missing" % (origin, p))
+            if kinds[p] == "dir" and (st is None or not stat.S_ISDIR(st.st_mode)):
+                st = None  # a parent of generated files only, or e.g. a root whose /etc is a link
+            if st is None or stat.S_ISDIR(st.st_mode):
+                entries.append(tree.Entry(rel, tree.DIR, stat.S_IMODE(st.st_mode) if st else 0o755,
+                                          origin))
+            elif stat.S_ISLNK(st.st_mode):
+                entries.append(tree.Entry(rel, tree.SYMLINK, 0o777, origin,
+                                          target=_readlink(fs, parts)))
+            elif stat.S_ISREG(st.st_mode):
+                entries.append(tree.Entry(rel, tree.FILE, stat.S_IMODE(st.st_mode), origin,
+                                          size=st.st_size,
+                                          opener=lambda parts=parts: os.fdopen(fs.open_file(parts), "rb")))
+            else:
+                raise SmithError("%s in the root is neither a file, a dir nor a symlink" % p)
+        try:
+            layer.write_tree_tar_file(out_path, entries)
+        except safe_fs.Unsafe as e:
+            raise SmithError("%s: %s" % (origin, e))
+
+
+def _lstat(fs: safe_fs.Root, parts: List[str], path: str) -> Optional[os.stat_result]:
     try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for p in sorted(entries):
-                ti = tarfile.TarInfo(p.lstrip("/"))
-                ti.mtime = 0
-                ti.uid = ti.gid = 0
-                ti.uname = ti.gname = ""
-                if entries[p] == "generated":
-                    data = generated[p]
-                    ti.type, ti.mode, ti.size = tarfile.REGTYPE, 0o644, len(data)
-                    tar.addfile(ti, io.BytesIO(data))
-                    continue
-                try:
-                    st = os.lstat(host(p))
-                except FileNotFoundError:
-                    if entries[p] != "dir":
-                        raise
-                    st = None  # parent of a generated file only
-                if entries[p] == "dir" and (st is None or not stat.S_ISDIR(st.st_mode)):
-                    st = None  # e.g. a root whose /etc is a link: the generated files need a real dir
-                ti.mode = stat.S_IMODE(st.st_mode) if st else 0o755
-                if st is None or stat.S_ISDIR(st.st_mode):
-                    ti.type = tarfile.DIRTYPE
-                    tar.addfile(ti)
-                elif stat.S_ISLNK(st.st_mode):
-                    ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, os.readlink(host(p)), 0o777
-                    tar.addfile(ti)
-                elif stat.S_ISREG(st.st_mode):
-                    ti.type, ti.size = tarfile.REGTYPE, st.st_size
-                    with open(host(p), "rb") as f:
-                        tar.addfile(ti, f)
-                else:
-                    raise SmithError("%s in the root is neither a file, a dir nor a symlink" % p)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        pfd = fs.open_dir(parts[:-1])
+    except safe_fs.Unsafe as e:
+        raise SmithError("%s lies below a symlink or a file of the root (%s)" % (path, e))
+    if pfd is None:
+        return None
+    try:
+        return os.stat(parts[-1], dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(pfd)
+
+
+def _readlink(fs: safe_fs.Root, parts: List[str]) -> str:
+    pfd = fs.open_dir(parts[:-1])
+    assert pfd is not None
+    try:
+        return os.readlink(parts[-1], dir_fd=pfd)
+    finally:
+        os.close(pfd)

@@ -18,7 +18,7 @@ from smith.errors import SmithError
 from smith.oci import tar_format
 from smith.oci.deterministic_gzip import GzipSink
 from smith.oci.tree import DIR, FILE, SYMLINK, Entry
-from smith.oci.atomic import atomic_dir_files
+from smith.oci.atomic import atomic_dir_files, atomic_file
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 WHITEOUT = ".wh."
@@ -211,6 +211,16 @@ def write_layer_dir(records: List[Record], out_dir: str, uid: int, gid: int,
         with open(tmp["layer.json"], "w", encoding="utf-8") as f:
             f.write(json.dumps(desc, sort_keys=True, separators=(",", ":")) + "\n")
     return desc
+
+
+def write_tree_tar_file(path: str, entries: Iterable[Entry], mtime: int = 0) -> str:
+    """The one tree-tar writer (smith extract, merge, closure, minimize): `entries` with their
+    modes as given (not normalised), every parent directory present, sorted, uid/gid 0, no
+    user/group names, one mtime, uncompressed; written at `path` atomically (mode 0644).
+    Returns the tar's sha256."""
+    records = plan(entries, normalise=False)
+    with atomic_file(path) as f:
+        return write_tree_tar(records, f, 0, 0, mtime)
 
 
 def write_tree_tar(records: List[Record], out: BinaryIO, uid: int = 0, gid: int = 0,

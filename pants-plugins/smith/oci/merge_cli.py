@@ -3,7 +3,6 @@ kept). The same path with different kind, mode, content or link target is an err
 from typing import List
 
 from smith.oci import layer, tree
-from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
 
 
@@ -16,10 +15,7 @@ def parser() -> ArgParser:
 
 def merge_tree_tars(inputs: List[str], output: str) -> str:
     """Returns the sha256 of the written tar."""
-    entries = tree.merge(tree.read_tree_tar(t) for t in inputs)
-    records = layer.plan(entries, normalise=False)
-    with atomic_file(output) as f:
-        return layer.write_tree_tar(records, f, uid=0, gid=0, mtime=0)
+    return layer.write_tree_tar_file(output, tree.merge(tree.read_tree_tar(t) for t in inputs))
 
 
 def main(argv: List[str]) -> int:

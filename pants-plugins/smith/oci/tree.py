@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 import stat
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Tuple
 
 from smith import untar
 from smith.errors import SmithError
@@ -21,14 +21,17 @@ FILE, DIR, SYMLINK = "file", "dir", "symlink"
 
 class Entry:
     """One tree entry. Hardlinked files share a `link_group`; the layer writer decides which
-    path of a group holds the bytes (the first in sorted order)."""
+    path of a group holds the bytes (the first in sorted order). Content comes from a host
+    file, a byte range of a tar, or `opener` (a callable returning a binary file object: bytes
+    in memory, or a file opened fd-relative inside an untrusted root)."""
 
     __slots__ = ("path", "kind", "mode", "size", "target", "host", "tar", "offset",
-                 "origin", "link_group")
+                 "origin", "link_group", "opener")
 
     def __init__(self, path: str, kind: str, mode: int, origin: str, size: int = 0,
                  target: str = "", host: Optional[str] = None, tar: Optional[str] = None,
-                 offset: int = 0, link_group: Optional[Tuple] = None) -> None:
+                 offset: int = 0, link_group: Optional[Tuple] = None,
+                 opener: Optional[Callable[[], BinaryIO]] = None) -> None:
         self.path = path
         self.kind = kind
         self.mode = mode & 0o7777
@@ -39,9 +42,12 @@ class Entry:
         self.offset = offset
         self.origin = origin  # human-readable source, for error messages
         self.link_group = link_group
+        self.opener = opener
 
     def open(self):
         """A binary file object positioned at this entry's content (caller closes it)."""
+        if self.opener is not None:
+            return self.opener()
         if self.host is not None:
             return open(self.host, "rb")
         f = open(self.tar, "rb")
@@ -173,7 +179,7 @@ def _same(a: Entry, b: Entry) -> bool:
         return False
     if a.kind == SYMLINK:
         return a.target == b.target
-    return (a.mode == b.mode and a.size == b.size
+    return (a.mode == b.mode and a.size == b.size and a.opener is None and b.opener is None
             and (a.host, a.tar, a.offset) == (b.host, b.tar, b.offset)
             or a.mode == b.mode and a.size == b.size and a.content_digest() == b.content_digest())
 

@@ -16,8 +16,6 @@ import hashlib
 import io
 import os
 import posixpath
-import tarfile
-import tempfile
 from typing import Dict, Iterable, List
 
 from smith.errors import SmithError
@@ -79,31 +77,17 @@ def merge_usr(entries: Iterable[Entry], what: str) -> List[Entry]:
 
 
 def write_tar(path: str, entries: List[Entry]) -> None:
-    """Write ENTRIES as a deterministic tar at PATH, atomically (temp file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for e in sorted(entries, key=lambda e: e.path):
-                    info = tarfile.TarInfo(e.path)
-                    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                    info.mode = e.mode
-                    if e.kind == "dir":
-                        info.type = tarfile.DIRTYPE
-                        tar.addfile(info)
-                    elif e.kind == "symlink":
-                        info.type, info.linkname = tarfile.SYMTYPE, e.target
-                        tar.addfile(info)
-                    else:
-                        info.size = len(e.data)
-                        tar.addfile(info, io.BytesIO(e.data))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ENTRIES as a deterministic tree tar at PATH, atomically, with the one tree-tar
+    writer (smith.oci.layer.write_tree_tar_file; modes kept as shipped)."""
+    from smith.oci import layer, tree as oci_tree
+    kinds = {"dir": oci_tree.DIR, "symlink": oci_tree.SYMLINK, "file": oci_tree.FILE}
+    out = []
+    for e in entries:
+        opener = (lambda data=e.data: io.BytesIO(data)) if e.kind == "file" else None
+        out.append(oci_tree.Entry(e.path, kinds[e.kind], e.mode, "package tree %s" % path,
+                                  size=len(e.data) if e.kind == "file" else 0, target=e.target,
+                                  opener=opener))
+    layer.write_tree_tar_file(path, out)
 
 
 def check_overlaps(trees: Dict[str, str]) -> None:
