@@ -85,7 +85,8 @@ class SmithImageFieldSet(PackageFieldSet):
             "entrypoint": opt_list(self.entrypoint),
             "cmd": opt_list(self.cmd),
             "env": dict(self.env.value or {}),
-            "user": self.user.value,
+            # The config's User is UID:GID (the field's NAME: names the user for nss and the skeleton).
+            "user": "%d:%d" % self.user.uid_gid(self.address),
             "workdir": self.workdir.value,
             "labels": dict(self.labels.value or {}),
             "annotations": dict(self.annotations.value or {}),
