@@ -7,13 +7,13 @@ Everything outside smith/plugin/ is the Pants-free core.
 
 
 def target_types():
-    from smith.plugin.target_types import all_target_types
+    from smith.plugin.target_types import all_target_types, service_test
 
-    return all_target_types()
+    return [*all_target_types(), *service_test.target_types()]
 
 
 def rules():
-    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, test
+    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service_test, test
     from smith.plugin.rules.util import (
         binary,
         command,
@@ -52,4 +52,5 @@ def rules():
         *publish.rules(),
         *lockfiles.rules(),
         *outdated.rules(),
+        *service_test.rules(),
     ]
