@@ -40,6 +40,8 @@ def resolve(root_fd: int, path: str, make: str = None, follow: bool = True) -> i
     minus the umask) or "file" (missing directories, then an empty regular file as the last
     component). follow=False: a symlink as the last component is returned as such (the
     caller sees S_ISLNK in fstat), never followed."""
+    if not _split(path):
+        return os.dup(root_fd)  # the root itself ("", "/", ".")
     if _kernel[0]:
         flags = O_PATH if follow else _NOFOLLOW
         for _ in range(8):  # EAGAIN: a rename raced with the lookup; the kernel asks to retry
@@ -114,6 +116,43 @@ def _create(dir_fd: int, name: str, kind: str) -> None:
             os.mkdir(name, 0o755, dir_fd=dir_fd)
     except FileExistsError:
         pass  # created meanwhile (or a dangling symlink): the walk opens and checks it
+
+
+def entry(root_fd: int, path: str, make: str = None, follow: bool = True) -> tuple:
+    """(parent, name, fd): path resolved as by resolve(), plus a descriptor of the directory
+    that holds it and its name there, to reach what gets mounted on it later (a descriptor
+    opened before a mount names what is under the mount). parent is None for the root."""
+    parts = _split(path)
+    for _ in range(_MAX_LINKS + 1):
+        if not parts or parts[-1] == "..":
+            return None, "", resolve(root_fd, "/".join(parts), make, follow)
+        name = parts[-1]
+        dir_fd = resolve(root_fd, "/".join(parts[:-1]), "dir" if make else None)
+        keep = False
+        try:
+            for _ in range(8):
+                try:
+                    fd = os.open(name, _NOFOLLOW, dir_fd=dir_fd)
+                    break
+                except FileNotFoundError:
+                    if not make:
+                        raise
+                    _create(dir_fd, name, make)
+            else:
+                raise OSError(2, os.strerror(2), path)
+            if not follow or not stat.S_ISLNK(os.fstat(fd).st_mode):
+                keep = True
+                return dir_fd, name, fd
+            try:
+                target = os.readlink("", dir_fd=fd)
+            finally:
+                os.close(fd)
+        finally:
+            if not keep:
+                os.close(dir_fd)
+        # a symlink: go on with its target, relative to the directory that holds it
+        parts = _split(target) if target.startswith("/") else parts[:-1] + _split(target)
+    raise OSError(40, os.strerror(40), path)
 
 
 def parent(root_fd: int, path: str, make: bool = False) -> tuple:

@@ -17,7 +17,7 @@ import stat
 
 from smith.errors import SmithError
 from smith.runtime import libc
-from smith.runtime.inroot import fdpath, is_dir, parent, resolve
+from smith.runtime.inroot import entry, fdpath, is_dir, parent, resolve
 from smith.runtime.libc import (MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC,
                                 MS_REMOUNT, MS_SLAVE, mount)
 
@@ -96,18 +96,34 @@ def _remount(fd: int, flags: int) -> None:
 
 
 def _parent_private(rootfs: str) -> None:
-    """Make the mount holding rootfs private (runc's rootfsParentMountPrivate): pivot_root
-    refuses a shared parent, and the bind of the rootfs must not propagate to the host.
-    MS_PRIVATE on a path that is no mount point is EINVAL: walk up to the first that is."""
-    path = rootfs
-    while True:
-        try:
-            mount(None, path, None, MS_PRIVATE)
-            return
-        except OSError as e:
-            if e.errno != 22 or path == "/":
-                raise
-        path = os.path.dirname(path)
+    """Make the mount holding rootfs private if it is shared (runc's rootfsParentMountPrivate):
+    pivot_root refuses a shared parent, and the bind of the rootfs must not propagate to the
+    host. Only with a rootfsPropagation that can leave it shared, so mountinfo is rarely read."""
+    best, shared = "", False
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split(b" - ", 1)[0].split()
+            point = os.fsdecode(_unescape(fields[4]))
+            inside = point == "/" or rootfs == point or rootfs.startswith(point + "/")
+            if inside and len(point) >= len(best):
+                best, shared = point, any(o.startswith(b"shared:") for o in fields[6:])
+    if shared:
+        mount(None, best, None, MS_PRIVATE)
+
+
+def _unescape(field: bytes) -> bytes:
+    """mountinfo writes space, tab, newline and backslash as \\ooo."""
+    if b"\\" not in field:
+        return field
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return bytes(out)
 
 
 def prepare_root(rootfs: str, propagation: str, own_ns: bool) -> int:
@@ -115,11 +131,16 @@ def prepare_root(rootfs: str, propagation: str, own_ns: bool) -> int:
 
     own_ns False (no mount namespace in the config: the mounts are made in the runtime's
     namespace, as runc does): the propagation of the host's mounts is left alone."""
-    if own_ns:
-        mount(None, "/", None, PROPAGATION[propagation] if propagation else MS_SLAVE | MS_REC)
-        if propagation and propagation not in ("rslave", "rprivate"):  # a shared mount may be left
-            _parent_private(rootfs)
-    mount(rootfs, rootfs, "bind", MS_BIND | MS_REC)
+    try:
+        if own_ns:
+            mount(None, "/", None, PROPAGATION[propagation] if propagation else MS_SLAVE | MS_REC)
+            if propagation and propagation not in ("rslave", "rprivate", "runbindable"):
+                _parent_private(rootfs)  # a shared mount may be left
+        mount(rootfs, rootfs, "bind", MS_BIND | MS_REC)
+    except OSError as e:
+        raise SmithError("root.path %s: cannot bind it onto itself%s: %s" % (
+            rootfs, " (linux.rootfsPropagation %s)" % propagation if propagation else "",
+            os.strerror(e.errno) if e.errno else e)) from None
     return os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
@@ -136,97 +157,103 @@ def mount_all(root_fd: int, bundle: str, mounts, userns: bool, cgroup_paths: dic
                 os.strerror(e.errno) if e.errno else e)) from None
 
 
-def _real_dir(root_fd: int, dest: str, kind: str) -> int:
-    """proc and sysfs only on an ordinary directory (runc's check; the CVE-2019-16884 and
-    CVE-2019-19921 class: a /proc that is a symlink would put procfs elsewhere)."""
-    fd = resolve(root_fd, dest, make="dir", follow=False)
-    if not is_dir(fd):
-        os.close(fd)
-        raise SmithError('filesystem "%s" must be mounted on ordinary directory; in the rootfs %s '
-                         'is not one (a symlink or a file)' % (kind, dest))
-    return fd
-
-
 def mount_one(root_fd: int, bundle: str, m: dict, userns: bool, cgroup_paths: dict) -> None:
     flags, prop, data = parse_options(m.get("options"))
     kind = m.get("type") or ("bind" if flags & MS_BIND else "")
     dest = m["destination"]
     source = m.get("source") or kind or "none"
-    if flags & MS_BIND or kind == "bind":
+    make = "dir"
+    if kind != "cgroup" and (flags & MS_BIND or kind == "bind"):
         flags |= MS_BIND
         if not source.startswith("/"):
             source = os.path.join(bundle, source)
-        fd = resolve(root_fd, dest, make="dir" if os.path.isdir(source) else "file")
-        try:
+        make = "dir" if os.path.isdir(source) else "file"
+    at = entry(root_fd, dest, make, follow=kind not in ("proc", "sysfs"))
+    fd = at[2]
+    try:
+        if kind in ("proc", "sysfs") and (at[0] is None or not is_dir(fd)):
+            # proc and sysfs only on an ordinary directory (runc's check; the CVE-2019-16884 and
+            # CVE-2019-19921 class: a /proc that is a symlink would put procfs elsewhere).
+            raise SmithError('filesystem "%s" must be mounted on ordinary directory; in the rootfs '
+                             '%s is not one (a symlink or a file)' % (kind, dest))
+        if kind == "cgroup":
+            _mount_cgroups(at, flags, cgroup_paths)
+        elif flags & MS_BIND:
             mount(source, fdpath(fd), None, flags & (MS_BIND | MS_REC))
-        finally:
-            os.close(fd)
-        if flags & ~(MS_BIND | MS_REC):
-            _after(root_fd, dest, lambda fd: _remount(fd, flags & ~MS_REC))
-    elif kind == "cgroup":
-        _mount_cgroups(root_fd, dest, flags, cgroup_paths)
-    else:
-        fd = _real_dir(root_fd, dest, kind) if kind in ("proc", "sysfs") else resolve(root_fd, dest, make="dir")
-        try:
-            mount(source, fdpath(fd), kind, flags, data)
-        except PermissionError:
-            if kind in ("sysfs", "mqueue") and userns:
+            if flags & ~(MS_BIND | MS_REC):
+                _on_mount(at, lambda new: _remount(new, flags & ~MS_REC))
+        else:
+            try:
+                mount(source, fdpath(fd), kind, flags, data)
+            except PermissionError:
+                if kind not in ("sysfs", "mqueue") or not userns:
+                    raise
                 # Not allowed without owning the net/ipc namespace: bind the host's, like runc.
                 mount("/" + ("sys" if kind == "sysfs" else "dev/mqueue"), fdpath(fd), None, MS_BIND | MS_REC)
-                _after(root_fd, dest, lambda new: _remount(new, (flags | MS_BIND) & ~MS_REC))
-            else:
-                raise
-        finally:
-            os.close(fd)
-    for p in (PROPAGATION[o] for o in (m.get("options") or ()) if o in PROPAGATION):
-        _after(root_fd, dest, lambda fd: mount(None, fdpath(fd), None, p))
-
-
-def _after(root_fd: int, dest: str, action) -> None:
-    """Act on the mount just made at dest: a descriptor opened before the mount names what is
-    under it, so resolve dest again (still confined to the rootfs)."""
-    fd = resolve(root_fd, dest)
-    try:
-        action(fd)
+                _on_mount(at, lambda new: _remount(new, (flags | MS_BIND) & ~MS_REC))
+        for p in (PROPAGATION[o] for o in (m.get("options") or ()) if o in PROPAGATION):
+            _on_mount(at, lambda new: mount(None, fdpath(new), None, p))
     finally:
-        os.close(fd)
+        _close(at)
 
 
-def _mount_cgroups(root_fd: int, dest: str, flags: int, cgroup_paths: dict) -> None:
+def _close(at: tuple) -> None:
+    if at[0] is not None:
+        os.close(at[0])
+    os.close(at[2])
+
+
+def _on_mount(at: tuple, action) -> None:
+    """Act on the mount just made on at = (parent, name, fd) from inroot.entry. fd still names
+    the directory under the mount (a magic link does not cross mounts); the name opened in
+    the held parent is the mount's root, and nothing on the way can be swapped."""
+    parent_fd, name, fd = at
+    if parent_fd is None:  # the rootfs itself
+        name = os.path.basename(os.readlink(fdpath(fd)))
+        parent_fd = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        new = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    finally:
+        if parent_fd != at[0]:
+            os.close(parent_fd)
+    try:
+        if stat.S_ISLNK(os.fstat(new).st_mode):
+            raise OSError(40, "%s was replaced by a symlink while it was mounted" % name)
+        action(new)
+    finally:
+        os.close(new)
+
+
+def _mount_cgroups(at: tuple, flags: int, cgroup_paths: dict) -> None:
     """A cgroup mount shows the container's own cgroups, as runc does on v1/hybrid hosts: a
     (writable, like runc's) tmpfs with one bind of each hierarchy, read-only if asked."""
-    fd = resolve(root_fd, dest, make="dir")
-    try:
-        v1 = [n for n in cgroup_paths if n]
-        if not v1:  # pure cgroup v2 host: the container's own cgroup directory
-            mount(cgroup_paths[""], fdpath(fd), None, MS_BIND | MS_REC)
-            _after(root_fd, dest, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
-            return
-        mount("tmpfs", fdpath(fd), "tmpfs", flags & ~MS_RDONLY, "mode=755")
-    finally:
-        os.close(fd)
-    tmpfs = resolve(root_fd, dest)  # the tmpfs just mounted: nothing but us has seen it
-    try:
-        for name, host_dir in sorted(cgroup_paths.items()):
-            if not name and v1:
-                continue  # like runc on a hybrid host: the container sees the v1 hierarchies only
-            name = name[5:] if name.startswith("name=") else (name or "unified")
-            target = resolve(tmpfs, name, make="dir")
-            try:
-                if os.path.isdir(host_dir):
-                    mount(host_dir, fdpath(target), None, MS_BIND | MS_REC)
-            finally:
-                os.close(target)
+    v1 = [n for n in cgroup_paths if n]
+    if not v1:  # pure cgroup v2 host: the container's own cgroup directory
+        mount(cgroup_paths[""], fdpath(at[2]), None, MS_BIND | MS_REC)
+        _on_mount(at, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
+        return
+    mount("tmpfs", fdpath(at[2]), "tmpfs", flags & ~MS_RDONLY, "mode=755")
+    _on_mount(at, lambda tmpfs: _cgroup_binds(tmpfs, flags, cgroup_paths))
+
+
+def _cgroup_binds(tmpfs: int, flags: int, cgroup_paths: dict) -> None:
+    for name, host_dir in sorted(cgroup_paths.items()):
+        if not name:
+            continue  # like runc on a hybrid host: the container sees the v1 hierarchies only
+        name = name[5:] if name.startswith("name=") else name
+        target = entry(tmpfs, name, "dir")
+        try:
             if os.path.isdir(host_dir):
-                _after(tmpfs, name, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
-            if "," in name:  # cpu,cpuacct style: the single names are symlinks, as on the host
-                for single in name.split(","):
-                    try:
-                        os.symlink(name, single, dir_fd=tmpfs)
-                    except FileExistsError:
-                        pass
-    finally:
-        os.close(tmpfs)
+                mount(host_dir, fdpath(target[2]), None, MS_BIND | MS_REC)
+                _on_mount(target, lambda new: _remount(new, MS_BIND | (flags & ~MS_REC)))
+        finally:
+            _close(target)
+        if "," in name:  # cpu,cpuacct style: the single names are symlinks, as on the host
+            for single in name.split(","):
+                try:
+                    os.symlink(name, single, dir_fd=tmpfs)
+                except FileExistsError:
+                    pass
 
 
 def make_devices(root_fd: int, devices, userns: bool) -> None:
@@ -389,14 +416,14 @@ def root_propagation(propagation: str) -> None:
 
 def readonly_path(root_fd: int, path: str) -> None:
     try:
-        fd = resolve(root_fd, path)
+        at = entry(root_fd, path)
     except FileNotFoundError:
         return
     try:
-        mount(fdpath(fd), fdpath(fd), None, MS_BIND | MS_REC)
+        mount(fdpath(at[2]), fdpath(at[2]), None, MS_BIND | MS_REC)
+        _on_mount(at, lambda new: _remount(new, MS_BIND | MS_RDONLY))
     finally:
-        os.close(fd)
-    _after(root_fd, path, lambda new: _remount(new, MS_BIND | MS_RDONLY))
+        _close(at)
 
 
 def dev_null(root_fd: int) -> int:
