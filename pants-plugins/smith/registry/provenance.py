@@ -18,7 +18,7 @@ import base64
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -166,6 +166,9 @@ def push_provenance(client: RegistryClient, layout: str, ref: Optional[str], des
     subject = {"mediaType": entry.get("mediaType") or media_types.OCI_MANIFEST,
                "digest": digest, "size": entry["size"]}
     stmt = statement(build, "%s/%s" % (dest.registry, dest.repository), digest)
+    existing = _existing(client, dest.repository, digest, stmt, private_key.public_key())
+    if existing:  # a re-publish: this statement, signed by this key, is already there
+        return existing
     env = envelope(stmt, private_key)
     put_blob(client, dest.repository, EMPTY_JSON)
     put_blob(client, dest.repository, env)
@@ -178,10 +181,25 @@ def push_provenance(client: RegistryClient, layout: str, ref: Optional[str], des
     return artifact
 
 
+def _existing(client: RegistryClient, repo: str, digest: str, stmt: bytes, public_key: Any
+              ) -> Optional[str]:
+    wanted = json.loads(stmt)
+    for artifact, found in _verified(client, repo, digest, public_key, strict=False):
+        if found == wanted:
+            return artifact
+    return None
+
+
 def fetch_provenance(client: RegistryClient, repo: str, digest: str, public_key: Any
                      ) -> List[dict]:
     """The verified statements about `digest` among its referrers (the referrers tag of a
-    registry without the referrers API)."""
+    registry without the referrers API); an in-toto referrer not signed by the key is an
+    error."""
+    return [stmt for _, stmt in _verified(client, repo, digest, public_key, strict=True)]
+
+
+def _verified(client: RegistryClient, repo: str, digest: str, public_key: Any, strict: bool
+              ) -> List[Tuple[str, dict]]:
     what = "%s/%s: referrers of %s" % (client.registry, repo, digest)
     found = client.get_manifest(repo, check_digest(digest, what).replace(":", "-"),
                                 missing_ok=True)
@@ -199,6 +217,10 @@ def fetch_provenance(client: RegistryClient, repo: str, digest: str, public_key:
         for layer in manifest["layers"]:
             if layer.get("mediaType") == DSSE_MEDIA_TYPE:
                 blob = get_blob(client, repo, layer, MAX_ENVELOPE, "%s@%s" % (repo, art))
-                statements.append(open_envelope(blob, public_key, digest,
-                                                "%s@%s" % (repo, art)))
+                try:
+                    statements.append((art, open_envelope(blob, public_key, digest,
+                                                          "%s@%s" % (repo, art))))
+                except SmithError:
+                    if strict:
+                        raise
     return statements
