@@ -72,6 +72,32 @@ def load_build_parameters(path: str) -> dict:
     return doc
 
 
+def git_source(directory: str) -> Optional[dict]:
+    """The commit checked out in `directory` as a ResourceDescriptor (uri: the `origin` remote,
+    never the local path, so the statement does not depend on where the checkout is); None if
+    `directory` is not a git checkout with a commit."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", "-C", directory, *args], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, timeout=60)
+        except OSError as e:
+            raise SmithError("--source-repo %s: cannot run git (%s)" % (directory, e)) from None
+        if out.returncode != 0:
+            return ""
+        return out.stdout.strip()
+    commit = git("rev-parse", "--verify", "HEAD^{commit}")
+    if len(commit) not in (40, 64) or any(c not in "0123456789abcdef" for c in commit):
+        return None
+    remote = git("config", "--get", "remote.origin.url")
+    dep: Dict[str, Any] = {"uri": "git+" + remote if remote else "git:HEAD",
+                           "digest": {"gitCommit": commit}}
+    if git("status", "--porcelain", "--untracked-files=no"):
+        dep["annotations"] = {"uncommittedChanges": True}
+    return dep
+
+
 def statement(build: dict, subject_name: str, manifest_digest: str) -> bytes:
     """The in-toto statement (canonical bytes) for the image `manifest_digest`."""
     algorithm, _, hexpart = check_digest(manifest_digest, "provenance subject").partition(":")
@@ -84,7 +110,7 @@ def statement(build: dict, subject_name: str, manifest_digest: str) -> bytes:
         definition["internalParameters"] = build["internalParameters"]
     run: Dict[str, Any] = {"builder": {"id": build["builder"]["id"]}}
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
+    if epoch.isdigit() and int(epoch) > 0:  # 0: smith's default, "no time"
         run["metadata"] = {"startedOn": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                       time.gmtime(int(epoch)))}
     return _canonical({

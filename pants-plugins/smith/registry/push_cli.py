@@ -13,7 +13,7 @@ from typing import Dict, List
 from smith.errors import SmithError
 from smith.registry.options import client_for, parser, write_atomically
 from smith.registry.push import push_layout
-from smith.registry.provenance import load_build_parameters, push_provenance
+from smith.registry.provenance import git_source, load_build_parameters, push_provenance
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference
 from smith.registry.signatures import sign_and_attach
 from smith.registry.signing import PASSWORD_ENV, fingerprint, load_private_key, password_from_env
@@ -30,6 +30,8 @@ def main(argv: List[str]) -> int:
                    "sigstore private key (passphrase from $%s)" % PASSWORD_ENV)
     p.add_argument("--provenance", metavar="PARAMS_JSON", help="push an SLSA v1 provenance "
                    "statement built from these build parameters (needs --sign-key)")
+    p.add_argument("--source-repo", metavar="DIR", help="with --provenance: record the git "
+                   "commit checked out in DIR among the resolved dependencies")
     p.add_argument("layout", metavar="LAYOUT_DIR[:REF]")
     p.add_argument("destination", metavar="REGISTRY/REPO[:TAG]")
     args = p.parse_args(argv)
@@ -47,6 +49,13 @@ def main(argv: List[str]) -> int:
     if args.sign_key:  # before anything is pushed: a wrong passphrase fails fast
         key = load_private_key(args.sign_key, password_from_env())
     build = load_build_parameters(args.provenance) if args.provenance else None
+    if build is not None and args.source_repo:
+        source = git_source(args.source_repo)
+        if source is None:
+            print("smith push: %s is not a git checkout with a commit; the provenance names no "
+                  "commit" % args.source_repo, file=sys.stderr)
+        else:
+            build.setdefault("resolvedDependencies", []).insert(0, source)
     client = client_for(args, dest)
     stats: Dict[str, int] = {}
     digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from, stats)

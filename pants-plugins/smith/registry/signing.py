@@ -276,7 +276,7 @@ def simple_signing_payload(manifest_digest: str, docker_reference: str,
     check_digest(manifest_digest, "signed manifest digest")
     extra: Dict[str, Any] = {"creator": "smith"}
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.isdigit():
+    if epoch and epoch.isdigit() and int(epoch) > 0:  # 0: smith's default, "no time"
         extra["timestamp"] = int(epoch)
     extra.update(optional or {})
     doc = {"critical": {"identity": {"docker-reference": docker_reference},

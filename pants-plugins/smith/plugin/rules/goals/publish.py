@@ -20,6 +20,7 @@ from pants.engine.fs import Digest, MergeDigests
 from pants.engine.process import InteractiveProcess, Process
 from pants.engine.rules import Get, collect_rules, rule
 
+from smith.plugin.rules.util import signing
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.subsystems import SmithRegistryOptions
 from smith.plugin.target_types.image import (
@@ -70,6 +71,7 @@ class PublishSmithImageFieldSet(PublishFieldSet):
 async def publish_smith_image(
     request: PublishSmithImageRequest,
     options: SmithRegistryOptions,
+    publish_options: signing.SmithPublishSubsystem,
     distdir: DistDir,
     buildroot: BuildRoot,
 ) -> PublishProcesses:
@@ -87,10 +89,29 @@ async def publish_smith_image(
     argv = ["push", *options.client_args(registry), "--digest-file", str(digest_file)]
     for tag in tags[1:]:
         argv += ["--tag", tag]
+    # Signing (issue 21): the key path and $SMITH_SIGNING_PASSWORD only reach this foreground,
+    # never-cached process; the provenance parameters are a small JSON in its sandbox.
+    argv += signing.signing_args(publish_options, str(buildroot.pathlib_path))
     argv += [f"{field_set.layout}:{field_set.tag.value}", f"{repository}:{tags[0]}"]
 
-    env = await Get(EnvironmentVars, EnvironmentVarsRequest, options.env_request())
-    inputs = await Get(Digest, MergeDigests(pkg.digest for pkg in request.packages))
+    env_request = options.env_request()
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest, env_request)
+    secret_names = signing.signing_env_names(publish_options)
+    if secret_names:
+        secret = await Get(EnvironmentVars, EnvironmentVarsRequest(secret_names))
+        env = EnvironmentVars({**env, **secret})
+    digests = [pkg.digest for pkg in request.packages]
+    if publish_options.signing_key and publish_options.provenance:
+        params = await Get(
+            signing.ProvenanceParams,
+            signing.ProvenanceParamsRequest(
+                field_set.address,
+                (("repository", repository), ("image_tags", tuple(tags)),
+                 ("tag", field_set.tag.value)),
+            ),
+        )
+        digests.append(params.digest)
+    inputs = await Get(Digest, MergeDigests(digests))
     process = await Get(
         Process,
         SmithProcess,
@@ -113,4 +134,4 @@ async def publish_smith_image(
 
 
 def rules():
-    return [*collect_rules(), *PublishSmithImageFieldSet.rules()]
+    return [*collect_rules(), *PublishSmithImageFieldSet.rules(), *signing.rules()]
