@@ -138,3 +138,21 @@ def test_skopeo_and_smith_pull_accept_signed_refuse_unsigned_and_tampered(
     no = run_smith(["pull", "--verify-key", pub, "%s/hello@%s" % (registry.host, digest),
                     str(tmp_path / "no2")], str(tmp_path))
     assert no.returncode == 1 and "no signature by" in no.stderr
+
+
+def test_remote_image_verify_key(published, registry, keys):
+    repo, _, digest, _, _ = published
+    unsigned = (repo / "dist/examples.hello/unsigned.digest").read_text().strip()
+    (repo / "remote_signed").mkdir()
+    (repo / "remote_signed/release.pub").write_bytes((keys / "release.pub").read_bytes())
+    (repo / "remote_signed/BUILD").write_text(f'''
+smith_remote_image(name="signed", registry="{registry.host}", repository="hello",
+                   digest="{digest}", verify_key="release.pub")
+smith_remote_image(name="unsigned", registry="{registry.host}", repository="hello",
+                   digest="{unsigned}", verify_key="release.pub")
+''')
+    pants(repo, "package", "remote_signed:signed")
+    assert (repo / "dist/remote_signed/signed/index.json").exists()
+    proc = pants(repo, "package", "remote_signed:unsigned", check=False)
+    assert proc.returncode != 0
+    assert "no signature by release.pub" in proc.stdout, proc.stdout[-3000:]

@@ -7,6 +7,7 @@ from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     InvalidFieldException,
+    SingleSourceField,
     StringField,
     Target,
 )
@@ -83,6 +84,20 @@ class SmithRemotePlatformField(StringField):
         return _check(cls, value, address, _PLATFORM, "`os/arch[/variant]`, e.g. `linux/amd64`")
 
 
+class SmithRemoteVerifyKeyField(SingleSourceField):
+    alias = "verify_key"
+    required = False
+    default = None
+    help = help_text(
+        """
+        A public key (PEM, e.g. the `.pub` of `smith keygen`, or cosign's `cosign.pub`), relative
+        to this BUILD file. The pull then refuses the image unless its digest carries a cosign
+        signature by this key that names this digest and this repository; it is checked before any
+        layer is fetched. The key file is a source of this target, so changing it re-pulls.
+        """
+    )
+
+
 class SmithRemoteImageOutputPathField(OutputPathField):
     help = help_text(
         """
@@ -100,6 +115,7 @@ class SmithRemoteImageTarget(Target):
         SmithRemoteRepositoryField,
         SmithRemoteDigestField,
         SmithRemotePlatformField,
+        SmithRemoteVerifyKeyField,
         SmithRemoteImageOutputPathField,
     )
     help = help_text(

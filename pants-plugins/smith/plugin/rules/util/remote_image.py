@@ -12,6 +12,7 @@ from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, RemovePrefix
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -22,6 +23,7 @@ from smith.plugin.target_types.remote_image import (
     SmithRemotePlatformField,
     SmithRemoteRegistryField,
     SmithRemoteRepositoryField,
+    SmithRemoteVerifyKeyField,
 )
 from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageSourceFieldSet
 from smith.plugin.rules.util.process import SmithProcess
@@ -38,6 +40,7 @@ class SmithRemoteImageFieldSet(PackageFieldSet):
     repository: SmithRemoteRepositoryField
     digest: SmithRemoteDigestField
     platform: SmithRemotePlatformField
+    verify_key: SmithRemoteVerifyKeyField
     output_path: SmithRemoteImageOutputPathField
 
     @property
@@ -50,9 +53,18 @@ async def pull_remote_image(
     field_set: SmithRemoteImageFieldSet, options: SmithRegistryOptions
 ) -> BuiltSmithImage:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest, options.env_request())
+    # verify_key (issue 21): the public key file is an input of the pull, so it is in its key.
+    verify_args, input_digest = [], EMPTY_DIGEST
+    if field_set.verify_key.value:
+        key = await Get(HydratedSources, HydrateSourcesRequest(field_set.verify_key))
+        if not key.snapshot.files:
+            raise ValueError(f"{field_set.address}: verify_key {field_set.verify_key.value!r} "
+                             "does not exist")
+        verify_args, input_digest = ["--verify-key", key.snapshot.files[0]], key.snapshot.digest
     argv = [
         "pull",
         *options.client_args(field_set.registry.value),
+        *verify_args,
         "--platform",
         field_set.platform.value,
         field_set.reference,
@@ -65,7 +77,7 @@ async def pull_remote_image(
             argv,
             description=f"Pulling {field_set.reference} ({field_set.platform.value}) "
             f"for {field_set.address}",
-            input_digest=EMPTY_DIGEST,
+            input_digest=input_digest,
             output_directories=[_PULLED],
             env=env,
         ),
