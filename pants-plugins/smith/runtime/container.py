@@ -28,8 +28,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
     state.check_id(cid)
     bundle = os.path.abspath(bundle)
     config = spec.load(bundle)
-    from smith.runtime import rootfs  # init needs it too: imported once, before the fork
-    rootfs.check_config(config)
+    _check_root(config)
     process = config["process"]
     if process.get("terminal") and not console_socket:
         raise SmithError("process.terminal is true but no --console-socket was given: pass "
@@ -160,6 +159,21 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         raise
     finally:
         os.close(lock_fd)
+
+
+def _check_root(config: dict) -> None:
+    """What runc refuses about the root and the mount namespace, before anything is started
+    (here, not in rootfs.py: init imports that while the runtime makes the cgroups)."""
+    linux = config.get("linux") or {}
+    if config["root"]["path"] == "/":  # spec.load resolved symlinks
+        raise SmithError("root.path: the root filesystem is the host's / (after resolving symlinks); "
+                         "a container needs a root directory of its own")
+    if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+        for key in ("maskedPaths", "readonlyPaths"):
+            if linux.get(key):
+                raise SmithError("linux.%s: unable to restrict sys entries without a private MNT "
+                                 "namespace (as runc): add {\"type\": \"mount\"} to linux.namespaces "
+                                 "or drop linux.maskedPaths and linux.readonlyPaths" % key)
 
 
 def _fork_init(ctx: dict, new_ns: list, join_fds: dict) -> int:

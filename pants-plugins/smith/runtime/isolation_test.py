@@ -131,12 +131,12 @@ def test_proc_or_sys_symlink_refused_like_runc(app, tmp_path, fs, directory):
     os.rmdir(os.path.join(rootfs, directory))
     os.symlink(str(elsewhere), os.path.join(rootfs, directory))
     bundle = _bundle(tmp_path, "bundle", ["true"], rootfs)
-    before = _host_mounts()
+    before, tmp_before = _host_mounts(), os.listdir(os.path.join(rootfs, "tmp"))
     for binary in (app, "runc"):
         res = _run(binary, tmp_path, bundle)
         assert res.returncode == 1, res.stderr
         assert 'filesystem "%s" must be mounted on ordinary directory' % fs in res.stderr.replace('\\"', '"'), res.stderr
-    assert list(elsewhere.iterdir()) == [] and os.listdir(os.path.join(rootfs, "tmp")) == []
+    assert list(elsewhere.iterdir()) == [] and os.listdir(os.path.join(rootfs, "tmp")) == tmp_before
     assert _host_mounts() == before
     ours = _run(app, tmp_path, bundle)
     assert ours.stderr.startswith("smith-runtime: error: mounts[") and "/%s" % directory in ours.stderr

@@ -72,20 +72,6 @@ def parse_options(options):
     return flags, prop, ",".join(data) or None
 
 
-def check_config(config: dict) -> None:
-    """What runc refuses about the root and the mount namespace, before anything is started."""
-    linux = config.get("linux") or {}
-    if os.path.realpath(config["root"]["path"]) == "/":
-        raise SmithError("root.path: the root filesystem is the host's / (after resolving symlinks); "
-                         "a container needs a root directory of its own")
-    if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
-        for key in ("maskedPaths", "readonlyPaths"):
-            if linux.get(key):
-                raise SmithError("linux.%s: unable to restrict sys entries without a private MNT "
-                                 "namespace (as runc): add {\"type\": \"mount\"} to linux.namespaces "
-                                 "or drop linux.maskedPaths and linux.readonlyPaths" % key)
-
-
 def _remount(fd: int, flags: int) -> None:
     target = fdpath(fd)
     try:
