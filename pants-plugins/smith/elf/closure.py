@@ -8,7 +8,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from smith.elf.elfinfo import DEFAULT_CACHE, ElfCache, ElfInfo
 from smith.elf.loader import Process
-from smith.elf.rootfs import Resolved, RootFS, glob_in_root
+from smith.elf.rootfs import Resolved, RootFS, glob_in_root, kept_paths
 from smith.elf.searchpath import SearchConfig, platforms_of
 from smith.errors import SmithError
 
@@ -181,20 +181,7 @@ class Closure:
         matches = glob_in_root(self.fs, pattern)
         if not matches:
             raise SmithError("--keep %s matched nothing in the root %s" % (pattern, self.fs.root))
-        for path in matches:
-            found = self.fs.resolve(path)
-            if found is None:
-                continue
-            if not found.is_dir:
-                self.keep(found)
-                continue
-            top = self.fs.host(found.path)
-            for dirpath, dirnames, filenames in os.walk(top):
-                for name in sorted(dirnames + filenames):
-                    inside = found.path.rstrip("/") + "/" + os.path.relpath(os.path.join(dirpath, name), top)
-                    sub = self.fs.resolve(inside)
-                    if sub is not None and not sub.is_dir:
-                        self.keep(sub)
+        self.paths.update(kept_paths(self.fs, matches))
 
     def _trace_dlopen(self, path: str, found: Resolved, info: ElfInfo) -> None:
         procs = [p for p in self.processes if p.kind == info.kind]

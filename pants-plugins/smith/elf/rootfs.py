@@ -16,6 +16,10 @@ from smith.errors import SmithError
 MAX_SYMLINKS = 40  # Linux's limit (ELOOP)
 
 
+class Unresolvable(SmithError):
+    """A path whose symlinks loop or climb out of the root (the kernel gives ELOOP or stays at /)."""
+
+
 class Resolved:
     """A path found inside the root: `path` has only real directories as parents."""
 
@@ -56,12 +60,22 @@ class RootFS:
         return self._cache[path]
 
     def _resolve(self, path: str) -> Optional[Resolved]:
-        todo = [c for c in reversed(path.split("/")) if c]
+        comps = [c for c in path.split("/") if c]
         cur = "/"
         links: List[str] = []
         last_link = None
         hops = 0
-        st = os.lstat(self.host("/"))
+        # Walking a tree asks for the children of a directory just resolved: start from that parent
+        # (its canonical path and links) instead of from the top, so a deep tree costs O(depth), not
+        # O(depth^2) lookups of ever longer host paths.
+        parent = self._cache.get("/" + "/".join(comps[:-1])) if len(comps) > 1 else None
+        if parent is not None and parent.is_dir:
+            cur, links, st = parent.path, list(parent.links), parent.st
+            hops = len(links)  # every hop records a link: the kernel's 40 count for the whole path
+            comps = comps[-1:]
+        else:
+            st = os.lstat(self.host("/"))
+        todo = list(reversed(comps))
         while todo:
             comp = todo.pop()
             if comp == ".":
@@ -70,7 +84,7 @@ class RootFS:
                 if cur == "/":
                     if not self.is_host:
                         where = ("symlink %s -> %s" % last_link) if last_link else ("path %s" % path)
-                        raise SmithError("%s climbs out of the root %s; make the link relative to "
+                        raise Unresolvable("%s climbs out of the root %s; make the link relative to "
                                          "the root or absolute inside it" % (where, self.root))
                     continue
                 cur = os.path.dirname(cur)
@@ -81,10 +95,12 @@ class RootFS:
                 st = os.lstat(self.host(cand))
             except (FileNotFoundError, NotADirectoryError):
                 return None
+            except OSError as e:  # ENAMETOOLONG, EACCES, ...: a clear error, not a traceback
+                raise SmithError("cannot look up %s in the root %s: %s" % (cand, self.root, e.strerror or e)) from None
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
                 if hops > MAX_SYMLINKS:
-                    raise SmithError("too many levels of symlinks resolving %s in root %s" % (path, self.root))
+                    raise Unresolvable("too many levels of symlinks resolving %s in root %s" % (path, self.root))
                 target = os.readlink(self.host(cand))
                 links.append(cand)
                 last_link = (cand, target)
@@ -103,40 +119,149 @@ def glob_in_root(fs: RootFS, pattern: str) -> List[str]:
 
     Like glob.glob: `*`, `?`, `[...]` match within one name, hidden names only match a pattern
     that starts with `.`, and `**` matches any number of directories (symlinked ones not entered).
-    Returns paths inside the root (not canonicalised), sorted.
+    A symlink that does not resolve inside the root (dangling, looping, or climbing out) matches as
+    the link itself, as glob.glob returns broken links; nothing outside the root is ever looked at.
+    Iterative: any depth of tree. Returns paths inside the root (not canonicalised), sorted.
     """
     parts = [p for p in pattern.split("/") if p]
     found: Set[str] = set()
-    _glob_step(fs, "/", parts, found)
+    todo: List[Tuple[str, int]] = [("/", 0)]
+    seen: Set[Tuple[str, int]] = set()
+    while todo:
+        base, i = todo.pop()
+        if (base, i) in seen:
+            continue
+        seen.add((base, i))
+        if i == len(parts):
+            if _lexists(fs, base):
+                found.add(base)
+            continue
+        head = parts[i]
+        join = (lambda name: (base.rstrip("/") + "/" + name))
+        if not glob.has_magic(head):
+            todo.append((join(head), i + 1))
+            continue
+        d = _try_resolve(fs, base)
+        if d is None or not d.is_dir:
+            continue
+        names = _listdir(fs, d.path)
+        if head == "**":
+            todo.append((base, i + 1))  # zero directories
+            for name in names:
+                if name.startswith("."):
+                    continue
+                sub = _try_resolve(fs, join(name))
+                if sub is not None and sub.is_dir and not sub.links[len(d.links):]:
+                    todo.append((join(name), i))  # a real subdirectory: go deeper
+                elif i + 1 == len(parts):
+                    found.add(join(name))
+            continue
+        for name in fnmatch.filter(names, head):
+            if name.startswith(".") and not head.startswith("."):
+                continue
+            todo.append((join(name), i + 1))
     return sorted(found)
 
 
-def _glob_step(fs: RootFS, base: str, parts: List[str], out: Set[str]) -> None:
-    if not parts:
-        if fs.resolve(base) is not None:
-            out.add(base)
-        return
-    head, rest = parts[0], parts[1:]
-    join = (lambda name: (base.rstrip("/") + "/" + name))
-    if not glob.has_magic(head):
-        _glob_step(fs, join(head), rest, out)
-        return
-    d = fs.resolve(base)
-    if d is None or not d.is_dir:
-        return
-    names = sorted(os.listdir(fs.host(d.path)))
-    if head == "**":
-        _glob_step(fs, base, rest, out)  # zero directories
-        for name in names:
-            if name.startswith("."):
+def _try_resolve(fs: RootFS, path: str) -> Optional[Resolved]:
+    """fs.resolve, with a link that loops or climbs out of the root taken as unresolvable."""
+    try:
+        return fs.resolve(path)
+    except Unresolvable:
+        return None
+
+
+def link_in_root(fs: RootFS, path: str) -> Optional[Tuple[str, Tuple[str, ...]]]:
+    """A symlink that does not resolve (dangling, looping, climbing out): its canonical path and the
+    links on the way to its directory; None when `path` names no symlink inside the root."""
+    parent, name = os.path.split(path.rstrip("/"))
+    d = _try_resolve(fs, parent or "/")
+    if d is None or not d.is_dir or name in ("", ".", ".."):
+        return None
+    p = d.path.rstrip("/") + "/" + name
+    try:
+        st = os.lstat(fs.host(p))
+    except OSError:
+        return None
+    return (p, d.links) if stat.S_ISLNK(st.st_mode) else None
+
+
+def _lexists(fs: RootFS, path: str) -> bool:
+    return _try_resolve(fs, path) is not None or link_in_root(fs, path) is not None
+
+
+def _listdir(fs: RootFS, path: str) -> List[str]:
+    try:
+        return sorted(os.listdir(fs.host(path)))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        raise SmithError("cannot list %s in the root %s: %s" % (path, fs.root, e.strerror or e)) from None
+
+
+def _is_kept_kind(mode: int) -> bool:
+    """Directories, regular files and symlinks; device nodes, fifos and sockets are never kept (the
+    runtime provides /dev, and an image layer has no business holding them)."""
+    return stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+
+
+def walk_in_root(fs: RootFS, top: str) -> List[str]:
+    """Every directory, regular file and symlink below the real directory `top` of the root (paths
+    inside the root, sorted). Symlinks are listed, never entered; special files are skipped.
+    Iterative (no recursion limit) and by lstat only, so nothing outside the root is looked at."""
+    out: List[str] = []
+    stack = [top.rstrip("/")]
+    while stack:
+        d = stack.pop()
+        for name in _listdir(fs, d or "/"):
+            p = d + "/" + name
+            try:
+                mode = os.lstat(fs.host(p)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            sub = fs.resolve(join(name))
-            if sub is not None and sub.is_dir and not sub.links[len(d.links):]:
-                _glob_step(fs, join(name), parts, out)  # a real subdirectory: go deeper
-            elif not rest:
-                out.add(join(name))
-        return
-    for name in fnmatch.filter(names, head):
-        if name.startswith(".") and not head.startswith("."):
-            continue
-        _glob_step(fs, join(name), rest, out)
+            except OSError as e:
+                raise SmithError("cannot look up %s in the root %s: %s" % (p, fs.root, e.strerror or e)) from None
+            if not _is_kept_kind(mode):
+                continue
+            out.append(p)
+            if stat.S_ISDIR(mode):
+                stack.append(p)
+    return sorted(out)
+
+
+def kept_paths(fs: RootFS, matches: List[str]) -> Set[str]:
+    """What the matches of a keep glob (`smith closure --keep`, `smith minimize --path`) put in the tree:
+    each match and the links on its way; a matched directory whole (its dirs, files and symlinks); a
+    symlink with its target when that is a file inside the root (a symlinked directory is kept as the
+    link). A link that resolves nowhere inside the root is kept as the link. Device nodes, fifos and
+    sockets are never kept."""
+    out: Set[str] = set()
+    walked: Set[str] = set()  # `/**` matches every directory: walk each subtree once
+    for m in matches:
+        found = _keep_one(fs, m, out)
+        if found is not None and found.is_dir and found.path not in walked:
+            out.add(found.path)
+            walked.add(found.path)
+            for p in walk_in_root(fs, found.path):
+                sub = _keep_one(fs, p, out)
+                if sub is not None and sub.is_dir and sub.path == p:
+                    out.add(p)  # a real directory below (a symlinked one is kept as the link only)
+                    walked.add(p)
+    out.discard("/")  # the root itself is no entry of a tree
+    return out
+
+
+def _keep_one(fs: RootFS, path: str, out: Set[str]) -> Optional[Resolved]:
+    found = _try_resolve(fs, path)
+    if found is None:
+        link = link_in_root(fs, path)
+        if link is not None:
+            out.update(link[1])
+            out.add(link[0])
+        return None
+    if not _is_kept_kind(found.st.st_mode):
+        return None
+    out.update(found.links)
+    if not found.is_dir:
+        out.add(found.path)
+    return found

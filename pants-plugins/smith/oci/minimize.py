@@ -8,14 +8,13 @@ returned in `smith image --config` form (entrypoint, cmd, env, workdir, labels, 
 """
 import fnmatch
 import os
-import stat
 import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Set
 
 from smith.elf.closure import DEFAULT_PATH, compute_closure
 from smith.elf.nss import DEFAULT_USER, User, nss_files
-from smith.elf.rootfs import RootFS, glob_in_root
+from smith.elf.rootfs import RootFS, glob_in_root, kept_paths
 from smith.elf.treetar import remove_tree, write_tree_tar
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
@@ -75,7 +74,8 @@ def _excluded(path: str, excludes: Sequence[str]) -> bool:
 
 
 def _kept_paths(fs: RootFS, patterns: Sequence[str]) -> Set[str]:
-    """Entries that `paths` globs name: the matches (whole subtrees for dirs) and their links."""
+    """Entries that `paths` globs name: the matches (whole subtrees for dirs) and their links
+    (rootfs.kept_paths: inside the root only; special files never)."""
     out: Set[str] = set()
     for pattern in patterns:
         if not pattern.startswith("/"):
@@ -85,28 +85,7 @@ def _kept_paths(fs: RootFS, patterns: Sequence[str]) -> Set[str]:
         if not matches:
             raise SmithError("paths glob %r matches nothing in the image; fix or remove it"
                              % pattern)
-        for m in matches:
-            found = fs.resolve(m)
-            if found is None:
-                continue
-            out.update(found.links)
-            out.add(found.path)
-            if found.is_dir:
-                out.update(_walk(fs, found.path))
-    return out
-
-
-def _walk(fs: RootFS, top: str) -> Set[str]:
-    """Everything below a real directory of the root; symlinked dirs are kept as links."""
-    out: Set[str] = set()
-    host_top = fs.host(top)
-    for dirpath, dirnames, filenames in os.walk(host_top):
-        rel = dirpath[len(host_top):]
-        for name in dirnames + filenames:
-            p = (top.rstrip("/") + rel + "/" + name)
-            st = os.lstat(fs.host(p))
-            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                out.add(p)
+        out.update(kept_paths(fs, matches))
     return out
 
 

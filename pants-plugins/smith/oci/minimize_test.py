@@ -133,3 +133,43 @@ def test_hostile_layer_is_refused_and_temp_root_removed(tmp_path):
     proc = smith_cmd("minimize", "--output", "t.tar", "--entrypoint", "/x", str(layout), cwd=work)
     assert proc.returncode == 1 and "escape" in proc.stderr, proc.stderr
     assert os.listdir(str(work)) == [] and not (tmp_path / "escape").exists()
+
+
+def tiny_static_elf():
+    """A 120-byte static x86-64 executable (exit(0)): a program whose closure is itself."""
+    import struct
+    code = b"\x31\xff\xb8\x3c\x00\x00\x00\x0f\x05"  # xor edi,edi; mov eax,60; syscall
+    ehdr = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 62, 1, 0x400078, 64, 0, 0,
+                       64, 56, 1, 64, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, 0x400000, 0x400000, 120 + len(code), 120 + len(code), 0x1000)
+    return ehdr + phdr + code
+
+
+def test_path_star_star_keeps_every_entry_but_special_files(tmp_path):
+    """`--path '/**'` on an image holding dangling, looping and escaping links, a fifo and a device
+    node: every entry inside the root is kept (links as links), special files are not, no traceback."""
+    layout = tmp_path / "img"
+    write_layout(layout, [tar_bytes([
+        ("bin", "dir", None), ("bin/x", "file", tiny_static_elf()), ("etc", "dir", None),
+        ("etc/motd", "file", b"hi\n"), ("etc/dangling", "sym", "/nonexistent"), ("etc/loop", "sym", "loop"),
+        ("etc/escape", "sym", "../../../../etc/passwd"), ("etc/motd.link", "sym", "motd"),
+        ("etc/fifo", "fifo", None), ("etc/null", "chr", None), ("usr/share/doc", "dir", None),
+        ("usr/share/doc/README", "file", b"doc\n")])])
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = ok(smith_cmd("minimize", "--output", "t.tar", "--path", "/**", str(layout), cwd=work))
+    assert "Traceback" not in proc.stderr
+    names = members(work / "t.tar")
+    assert sorted(names) == ["bin", "bin/x", "etc", "etc/dangling", "etc/escape", "etc/loop", "etc/motd",
+                             "etc/motd.link", "usr", "usr/share", "usr/share/doc", "usr/share/doc/README"]
+    assert names["etc/escape"].issym() and names["etc/escape"].linkname == "../../../../etc/passwd"
+    assert sorted(os.listdir(str(work))) == ["t.tar"]  # no temp root left behind
+
+
+def test_path_star_star_on_a_plain_image(fat, tmp_path):
+    """The issue's case: `--path '/**'` crashed with FileNotFoundError on any image with subdirectories."""
+    proc = ok(smith_cmd("minimize", "--output", "t.tar", "--path", "/**", str(fat / "layout") + ":fat",
+                        cwd=tmp_path))
+    assert "Traceback" not in proc.stderr
+    names = members(tmp_path / "t.tar")
+    assert "usr/share/doc/junk/README" in names and names["lib"].issym() and "" not in names
