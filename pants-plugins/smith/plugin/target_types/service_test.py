@@ -7,7 +7,7 @@ target, the field and the check, e.g. "The `tcp_checks` field of examples/redis:
 tcp_checks[0].expect: '(' is not a valid Python regular expression".
 """
 import json
-from typing import Any, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.target import (
@@ -352,7 +352,7 @@ class PathsPresentField(StringSequenceField):
     )
 
     @classmethod
-    def compute_value(cls, raw_value, address: Address):
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
         value = super().compute_value(raw_value, address)
         _paths_check(cls, value, address)
         return value
