@@ -2,11 +2,11 @@
 
 openat2 (path resolution confined below a directory fd, for the unpacker), the new mount API
 (open_tree, mount_setattr, move_mount: detached copies of mounts that can be made read-only or
-id-mapped before anyone sees them), mount/umount2/unshare/setns, and a process' start time (to tell a pid from a reused one). ctypes is loaded on the first call, so
-importing this costs nothing on a start path that only needs start_time (the runtime's; no
-typing either, for the same reason). The syscall numbers
-of the new mount API are the same on every architecture (allocated after the tables were
-unified). The runtime keeps its own smaller bindings (runtime/libc.py) for start-up speed.
+id-mapped before anyone sees them), mount/umount2/unshare/setns, and a process' start time
+(to tell a pid from a reused one). ctypes is loaded on the first call, so importing this costs
+nothing on a start path that only needs start_time (the runtime's; no typing either, for the
+same reason). The syscall numbers of openat2 and the new mount API are the same on every
+architecture (allocated after the tables were unified). The runtime keeps its own smaller bindings (runtime/libc.py) for start-up speed.
 """
 import os
 
