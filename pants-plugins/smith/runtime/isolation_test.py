@@ -289,9 +289,6 @@ def test_no_mount_namespace_like_runc(app, tmp_path):
         c["linux"]["namespaces"].remove({"type": "mount"})
     refused = _bundle(tmp_path, "refused", ["true"], rootfs, no_mount_ns)
     res = _run(app, tmp_path, refused)
-    if "a mount namespace is required" in res.stderr:
-        pytest.xfail("spec.py (config checks, not part of this change) still refuses a config "
-                     "without a mount namespace")
     assert res.returncode == 1 and "unable to restrict sys entries without a private MNT namespace" in res.stderr
     theirs = _run("runc", tmp_path, refused)
     assert theirs.returncode == 1 and "without a private MNT namespace" in theirs.stderr

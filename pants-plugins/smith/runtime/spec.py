@@ -188,8 +188,6 @@ def _linux(c: _Checker, linux: dict) -> None:
         seen.add(t)
         if "path" in ns and not os.path.exists(c.abspath(ns["path"], f + ".path")):
             c.fail(f + ".path", "namespace file %s does not exist" % ns["path"])
-    if "mount" not in seen:
-        c.fail("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
     for k in ("uidMappings", "gidMappings"):
         maps = c.lst(linux.get(k, []), "linux." + k)
         for i, m in enumerate(maps):
