@@ -91,8 +91,6 @@ def _child(chan: Channel, fds: dict, dirs: dict, v2_placed: bool, config: dict, 
     try:
         from smith.runtime import cgroups, identity, init, libc, rootfs
         linux = config.get("linux") or {}
-        if process.get("rlimits"):
-            import resource  # noqa: F401  (before the mount namespace hides the stdlib)
         if process.get("terminal"):
             from smith.runtime import console
         if seccomp is not None:

@@ -10,15 +10,14 @@ from smith.runtime.spec import RLIMITS
 def set_rlimits(rlimits) -> None:
     if not rlimits:
         return
-    import resource
     for r in rlimits:
         try:
-            resource.setrlimit(RLIMITS[r["type"]], (r["soft"], r["hard"]))
-        except (ValueError, OSError) as e:
-            cur = resource.getrlimit(RLIMITS[r["type"]])
+            libc.setrlimit(RLIMITS[r["type"]], r["soft"], r["hard"])
+        except OSError as e:
+            cur = libc.getrlimit(RLIMITS[r["type"]])
             raise SmithError("process.rlimits %s: cannot set soft=%d hard=%d (current hard limit %d; "
                              "raising it needs CAP_SYS_RESOURCE): %s; lower the limit in config.json"
-                             % (r["type"], r["soft"], r["hard"], cur[1], e)) from None
+                             % (r["type"], r["soft"], r["hard"], cur[1], e.strerror)) from None
 
 
 def drop_bounding(keep: int) -> None:

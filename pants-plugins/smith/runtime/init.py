@@ -132,8 +132,6 @@ def _setup(ctx: dict, chan) -> None:
     process = config["process"]
     linux = config.get("linux") or {}
     hooks = config.get("hooks") or {}
-    if process.get("rlimits"):
-        import resource  # noqa: F401
     if process.get("terminal"):
         from smith.runtime import console
     if hooks.get("startContainer") or hooks.get("createContainer"):
@@ -219,21 +217,11 @@ def _setup(ctx: dict, chan) -> None:
 
 
 def _loopback_up() -> None:
-    """Set IFF_UP on `lo` (SIOCGIFFLAGS / SIOCSIFFLAGS), so 127.0.0.1 works in the container.
-
-    Through the C modules: `import socket` pulls in enum, selectors and collections, which
-    cost ~6 ms on every container start (measured: python3 -I -S -c 'import socket, struct'
-    13.1 ms against 6.4 ms for `pass`), more than the rest of the setup together."""
-    import _socket
-    import _struct
-    import fcntl
-    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
-    try:
-        request = _struct.pack("16sH", b"lo", 0)
-        flags = _struct.unpack("16sH", fcntl.ioctl(s.fileno(), 0x8913, request)[:18])[1]
-        fcntl.ioctl(s.fileno(), 0x8914, _struct.pack("16sH", b"lo", flags | 0x1))
-    finally:
-        s.close()
+    """As runc does: `lo` up in a new network namespace, so 127.0.0.1 works in the container.
+    Through libc (socket + two ioctls): `import socket` pulls in enum, selectors and
+    collections (~6 ms at every container start), and even _socket, _struct and fcntl are
+    shared libraries to load (~1M instructions)."""
+    libc.loopback_up()
 
 
 def _is_bind(m: dict) -> bool:

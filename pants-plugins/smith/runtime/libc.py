@@ -118,6 +118,7 @@ _umount2 = _checked(function("umount2"), "umount2")
 _syscall = function("syscall")
 _prctl = _checked(function("prctl"), "prctl")
 _sethostname = _checked(function("sethostname"), "sethostname")
+
 _setdomainname = _checked(function("setdomainname"), "setdomainname")
 
 
@@ -179,6 +180,49 @@ def capset(effective, permitted, inheritable):
     if _syscall(c_ulong(SYS_CAPSET), header, data) < 0:
         err = _ctypes.get_errno()
         raise OSError(err, "capset: %s" % os.strerror(err))
+
+
+def _buffer(size):
+    """A zeroed, writable char[size] (ctypes.create_string_buffer), its type made on first use:
+    the runtime process never needs one, only the container's init."""
+    c_char = type("c_char", (_ctypes._SimpleCData,), {"_type_": "c"})
+    return type("c_char_Array", (_ctypes.Array,), {"_type_": c_char, "_length_": size})()
+
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def setrlimit(resource, soft, hard):
+    """setrlimit(2) through prlimit (the `resource` module is a shared library to load: ~0.4M
+    instructions at every container start for two calls)."""
+    new = (soft & RLIM_INFINITY).to_bytes(8, "little") + (hard & RLIM_INFINITY).to_bytes(8, "little")
+    _checked(function("prlimit"), "prlimit")(0, resource, new, None)
+
+
+def getrlimit(resource):
+    """(soft, hard)"""
+    old = _buffer(16)  # struct rlimit
+    _checked(function("prlimit"), "prlimit")(0, resource, None, old)
+    raw = old.raw
+    return int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+
+
+def loopback_up():
+    """Set IFF_UP on `lo` (SIOCGIFFLAGS / SIOCSIFFLAGS on an AF_INET datagram socket), with
+    plain C calls: `_socket`, `_struct` and `fcntl` are shared libraries to load (~1M
+    instructions at every container start; `import socket` costs far more)."""
+    ioctl = _checked(function("ioctl"), "ioctl")
+    fd = _checked(function("socket"), "socket")(2, 2 | 0o2000000, 0)  # AF_INET, SOCK_DGRAM|SOCK_CLOEXEC
+    try:
+        ifr = _buffer(40)  # struct ifreq
+        ifr.raw = b"lo"
+        ioctl(fd, c_ulong(0x8913), ifr)  # SIOCGIFFLAGS
+        raw = ifr.raw
+        flags = int.from_bytes(raw[16:18], "little") | 0x1  # IFF_UP
+        ifr.raw = raw[:16] + flags.to_bytes(2, "little") + raw[18:]
+        ioctl(fd, c_ulong(0x8914), ifr)  # SIOCSIFFLAGS
+    finally:
+        os.close(fd)
 
 
 def sethostname(name):
