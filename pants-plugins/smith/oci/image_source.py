@@ -1,16 +1,20 @@
 """Read an image from an OCI layout (directory or tar) or a docker-archive tar. Input is
-untrusted: every blob read is checked against its descriptor's digest and size, and JSON
-blobs are size-limited.
+untrusted: every blob read is checked against its descriptor's digest and size; every JSON
+document (index.json, manifests, configs, a docker archive's manifest.json) is bounded in size
+and nesting (smith.safe_json) and checked for the shape used here before anything reads it:
+descriptors (digest `algorithm:hex` of the right length, size a non-negative integer,
+annotations strings), the config fields a runtime takes. Malformed input is a SmithError that
+names the file and what is wrong, never another exception.
 
 The result is an `Image`: its config and its layers in order, each with the digest to verify
 and the diff_id that its uncompressed tar must hash to.
 """
 import hashlib
-import json
 import os
 import tarfile
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.safe_fs import Root, Unsafe
 
@@ -34,6 +38,8 @@ LAYER_TYPES = (
 )
 REF_NAME = "org.opencontainers.image.ref.name"
 MAX_JSON = 4 << 20
+MAX_DEPTH = 64  # JSON nesting of image metadata; real documents stay under 10
+DIGEST_HEX = {"sha256": 64, "sha512": 128}
 _CHUNK = 1 << 20
 
 
@@ -99,19 +105,93 @@ def _norm(name: str) -> str:
 
 
 def _parse_json(data: bytes, what: str) -> Any:
-    if len(data) > MAX_JSON:
-        raise SmithError("%s is larger than %d bytes; not an image metadata file" % (what, MAX_JSON))
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise SmithError("%s is not valid JSON (%s)" % (what, e))
+    value = safe_json.loads(data, what, MAX_JSON, expect=None)
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:  # iterative: a document nested up to the parser's limit must not crash a later walk
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SmithError("%s: JSON nested more than %d levels deep" % (what, MAX_DEPTH))
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return value
+
+
+def _kind(value: Any) -> str:
+    return safe_json._kind(type(value))
+
+
+def check_digest(value: Any, what: str) -> str:
+    """`algorithm:hex` with a known algorithm and the right length of lowercase hex."""
+    if not isinstance(value, str):
+        raise SmithError("%s: the digest must be a JSON string, not %s" % (what, _kind(value)))
+    algo, sep, hexpart = value.partition(":")
+    if not sep or algo not in DIGEST_HEX or len(hexpart) != DIGEST_HEX[algo] or \
+            hexpart.strip("0123456789abcdef"):
+        raise SmithError("%s: malformed digest %r; expected sha256:<64 hex digits> or "
+                         "sha512:<128 hex digits>" % (what, value[:200]))
+    return value
+
+
+def _strings(obj: Dict[str, Any], key: str, what: str, kind: type) -> None:
+    """obj[key], when present, is a list of strings (kind list) or an object of strings (dict)."""
+    value = safe_json.field(obj, key, kind, what, required=False)
+    items = value.values() if isinstance(value, dict) else (value or [])
+    for item in items:
+        if not isinstance(item, str):
+            raise SmithError("%s: %r must hold only strings, not %s" % (what, key, _kind(item)))
+
+
+def check_descriptor(desc: Any, what: str) -> Dict[str, Any]:
+    """An OCI content descriptor: mediaType, digest and size of the right types (and the optional
+    fields used: annotations, platform, artifactType, urls), before any of it is used."""
+    if not isinstance(desc, dict):
+        raise SmithError("%s: a descriptor must be a JSON object, not %s" % (what, _kind(desc)))
+    check_digest(safe_json.field(desc, "digest", str, what), what)
+    size = safe_json.field(desc, "size", int, what)
+    if size < 0:
+        raise SmithError("%s: the size %d is negative" % (what, size))
+    for key in ("mediaType", "artifactType"):
+        safe_json.field(desc, key, str, what, required=False)
+    _strings(desc, "annotations", what, dict)
+    _strings(desc, "urls", what, list)
+    platform = safe_json.field(desc, "platform", dict, what, required=False)
+    for key in ("os", "architecture", "variant", "os.version"):
+        safe_json.field(platform or {}, key, str, what + " platform", required=False)
+    return desc
+
+
+def _descriptors(doc: Dict[str, Any], key: str, what: str, required: bool) -> List[Dict[str, Any]]:
+    items = safe_json.field(doc, key, list, what, required) or []
+    return [check_descriptor(d, "%s %s[%d]" % (what, key, i)) for i, d in enumerate(items)]
+
+
+def check_config(config: Any, what: str) -> Dict[str, Any]:
+    """The image config fields smith reads (runtime config, rootfs, history) have their types."""
+    if not isinstance(config, dict):
+        raise SmithError("%s: the image config must be a JSON object, not %s" % (what, _kind(config)))
+    for key in ("architecture", "os", "created"):
+        safe_json.field(config, key, str, what, required=False)
+    safe_json.field(config, "history", list, what, required=False)
+    c = safe_json.field(config, "config", dict, what, required=False)
+    if c is not None:
+        inner = what + " config"
+        for key in ("Entrypoint", "Cmd", "Env", "Shell"):
+            _strings(c, key, inner, list)
+        for key in ("WorkingDir", "User", "StopSignal"):
+            safe_json.field(c, key, str, inner, required=False)
+        _strings(c, "Labels", inner, dict)
+        for key in ("ExposedPorts", "Volumes"):
+            safe_json.field(c, key, dict, inner, required=False)
+    rootfs = safe_json.field(config, "rootfs", dict, what, required=False)
+    if rootfs is not None:
+        _strings(rootfs, "diff_ids", what + " rootfs", list)
+    return config
 
 
 def blob_name(digest: str, what: str) -> str:
-    algo, _, hexpart = str(digest).partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-        raise SmithError("%s: unsupported or malformed digest %r (only sha256 is supported)"
-                         % (what, digest))
+    algo, _, hexpart = check_digest(digest, what).partition(":")
+    if algo != "sha256":
+        raise SmithError("%s: digest %s: only sha256 blobs are supported" % (what, digest[:80]))
     return "blobs/sha256/" + hexpart
 
 
@@ -141,9 +221,10 @@ def verify_blob(store: Store, desc: Dict[str, Any], what: str) -> None:
 
 
 def read_json_blob(store: Store, desc: Dict[str, Any], what: str) -> Any:
-    digest = desc.get("digest")
-    if not isinstance(desc.get("size", 0), int) or desc.get("size", 0) > MAX_JSON:
-        raise SmithError("%s: %s is too large for image metadata" % (what, digest))
+    digest = check_descriptor(desc, what)["digest"]
+    if desc["size"] > MAX_JSON:
+        raise SmithError("%s: %s is %d bytes, too large for image metadata (at most %d)"
+                         % (what, digest, desc["size"], MAX_JSON))
     with store.open(blob_name(digest, what)) as f:
         data = f.read(MAX_JSON + 1)
     got = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -219,54 +300,65 @@ def _is_amd64_linux(p: Optional[Dict[str, Any]]) -> bool:
     return p is None or (p.get("os") == "linux" and p.get("architecture") == "amd64")
 
 
-def _media_type(store: Store, desc: Dict[str, Any], what: str) -> Tuple[str, Any]:
+MAX_DOCUMENTS = 256  # manifests and indexes read to find one image
+
+
+def _media_type(store: Store, desc: Dict[str, Any], what: str) -> Tuple[str, Dict[str, Any]]:
     doc = read_json_blob(store, desc, what)
     if not isinstance(doc, dict):
-        raise SmithError("%s: %s is not a JSON object" % (what, desc.get("digest")))
-    mt = desc.get("mediaType") or doc.get("mediaType") or (
-        OCI_INDEX if "manifests" in doc else OCI_MANIFEST)
+        raise SmithError("%s: %s is not a JSON object but %s" % (what, desc["digest"], _kind(doc)))
+    declared = safe_json.field(doc, "mediaType", str, "%s: %s" % (what, desc["digest"]), required=False)
+    mt = desc.get("mediaType") or declared or (OCI_INDEX if "manifests" in doc else OCI_MANIFEST)
     return mt, doc
 
 
 def _oci_image(store: Store, ref: Optional[str]) -> Image:
     what = store.path
     index = store.read_json("index.json")
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-        raise SmithError("%s: index.json has no manifests list; not an OCI layout" % what)
-    cands = index["manifests"]
+    if not isinstance(index, dict):
+        raise SmithError("%s: index.json must be a JSON object, not %s; not an OCI layout"
+                         % (what, _kind(index)))
+    manifests = _descriptors(index, "manifests", "%s: index.json" % what, required=True)
+    cands = manifests
     if ref is not None:
         cands = [m for m in cands if (m.get("annotations") or {}).get(REF_NAME) == ref]
         if not cands:
-            refs = sorted({(m.get("annotations") or {}).get(REF_NAME, "") for m in
-                           index["manifests"]} - {""})
+            refs = sorted({(m.get("annotations") or {}).get(REF_NAME, "") for m in manifests} - {""})
             raise SmithError("%s: no image tagged %r; tags present: %s" % (what, ref, refs or "none"))
     else:  # attachments (SBOMs, signatures) are not the image
         cands = [m for m in cands if not m.get("artifactType") and "subject" not in m]
-    manifest = _pick(store, cands, what, depth=0)
+    manifest = _pick(store, cands, what, depth=0, budget=[MAX_DOCUMENTS])
     return _from_manifest(store, manifest, what)
 
 
-def _pick(store: Store, cands: List[Dict[str, Any]], what: str, depth: int) -> Dict[str, Any]:
+def _pick(store: Store, cands: List[Dict[str, Any]], what: str, depth: int,
+          budget: List[int]) -> Dict[str, Any]:
     if depth > 4:
         raise SmithError("%s: indexes nested more than 4 deep; refusing" % what)
     found = []
     for desc in cands:
-        if not isinstance(desc, dict) or not _is_amd64_linux(desc.get("platform")):
+        if not _is_amd64_linux(desc.get("platform")):
             continue
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SmithError("%s: more than %d manifests and indexes to read; refusing"
+                             % (what, MAX_DOCUMENTS))
         mt, doc = _media_type(store, desc, what)
+        doc_what = "%s: %s %s" % (what, "index" if mt in INDEXES else "manifest", desc["digest"])
         if mt in INDEXES:
-            sub = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
+            sub = _descriptors(doc, "manifests", doc_what, required=True)
             try:
-                found.append(_pick(store, sub, what, depth + 1))
+                found.append(_pick(store, sub, what, depth + 1, budget))
             except SmithError as e:
                 if "no linux/amd64" not in str(e):
                     raise
         elif mt in MANIFESTS:
-            if isinstance(doc.get("config"), dict) and doc["config"].get("mediaType") in (
-                    OCI_CONFIG, DOCKER_CONFIG, None):
+            config = check_descriptor(safe_json.field(doc, "config", dict, doc_what), doc_what + " config")
+            _descriptors(doc, "layers", doc_what, required=False)
+            if config.get("mediaType") in (OCI_CONFIG, DOCKER_CONFIG, None):
                 found.append(doc)
         else:
-            raise SmithError("%s: unsupported manifest media type %r" % (what, mt))
+            raise SmithError("%s: unsupported manifest media type %r" % (what, mt[:200]))
     if not found:
         raise SmithError("%s: no linux/amd64 image found in the index" % what)
     if len(found) > 1:
@@ -276,7 +368,10 @@ def _pick(store: Store, cands: List[Dict[str, Any]], what: str, depth: int) -> D
 
 
 def _from_manifest(store: Store, manifest: Dict[str, Any], what: str) -> Image:
-    config = read_json_blob(store, manifest["config"], what + " config")
+    """`manifest` was checked by _pick: config and layers are descriptors."""
+    cdesc = manifest["config"]
+    config = check_config(read_json_blob(store, cdesc, what + ": config"),
+                          "%s: config %s" % (what, cdesc["digest"]))
     layers_desc = manifest.get("layers") or []
     diff_ids = _diff_ids(config, len(layers_desc), what)
     layers = []
@@ -284,21 +379,19 @@ def _from_manifest(store: Store, manifest: Dict[str, Any], what: str) -> Image:
         mt = desc.get("mediaType")
         if mt not in LAYER_TYPES:
             raise SmithError("%s: layer %s has unsupported media type %r"
-                             % (what, desc.get("digest"), mt))
-        layers.append(Layer(blob_name(desc.get("digest"), what), desc["digest"], diff_id, mt,
-                            desc.get("size")))
+                             % (what, desc["digest"], mt if not isinstance(mt, str) else mt[:200]))
+        layers.append(Layer(blob_name(desc["digest"], what), desc["digest"], diff_id, mt, desc["size"]))
     return Image(store, config, layers, manifest)
 
 
-def _diff_ids(config: Any, count: int, what: str) -> List[str]:
-    if not isinstance(config, dict):
-        raise SmithError("%s: image config is not a JSON object" % what)
+def _diff_ids(config: Dict[str, Any], count: int, what: str) -> List[str]:
+    """`config` was checked by check_config: rootfs.diff_ids, when present, is a list of strings."""
     diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
     if len(diff_ids) != count:
         raise SmithError("%s: config lists %d diff_ids for %d layers; the image is corrupt"
                          % (what, len(diff_ids), count))
     for d in diff_ids:
-        blob_name(d, what + " diff_id")
+        blob_name(d, what + ": config diff_id")
     return list(diff_ids)
 
 
@@ -307,6 +400,13 @@ def _docker_archive_image(store: Store, ref: Optional[str]) -> Image:
     entries = store.read_json("manifest.json")
     if not isinstance(entries, list) or not entries:
         raise SmithError("%s: manifest.json is not a non-empty list; not a docker archive" % what)
+    for i, e in enumerate(entries):
+        ewhat = "%s: manifest.json [%d]" % (what, i)
+        if not isinstance(e, dict):
+            raise SmithError("%s: must be a JSON object, not %s" % (ewhat, _kind(e)))
+        safe_json.field(e, "Config", str, ewhat)
+        _strings(e, "Layers", ewhat, list)
+        _strings(e, "RepoTags", ewhat, list)
     if ref is not None:
         entries = [e for e in entries if ref in (e.get("RepoTags") or [])
                    or any(t.endswith(":" + ref) for t in e.get("RepoTags") or [])]
@@ -315,7 +415,7 @@ def _docker_archive_image(store: Store, ref: Optional[str]) -> Image:
     if len(entries) > 1:
         raise SmithError("%s: holds %d images; pick one with PATH:TAG" % (what, len(entries)))
     entry = entries[0]
-    cfg_name = str(entry.get("Config", ""))
+    cfg_name = entry["Config"]
     with store.open(cfg_name) as f:
         data = f.read(MAX_JSON + 1)
     base = os.path.basename(cfg_name)
@@ -323,9 +423,9 @@ def _docker_archive_image(store: Store, ref: Optional[str]) -> Image:
     if len(hexpart) == 64 and hashlib.sha256(data).hexdigest() != hexpart:
         raise SmithError("%s: config %s does not hash to its name; the archive is corrupt or "
                          "tampered with" % (what, cfg_name))
-    config = _parse_json(data, "%s: %s" % (what, cfg_name))
+    config = check_config(_parse_json(data, "%s: %s" % (what, cfg_name)), "%s: %s" % (what, cfg_name))
     names = entry.get("Layers") or []
     diff_ids = _diff_ids(config, len(names), what)
-    layers = [Layer(str(n), None, d, "application/vnd.docker.image.rootfs.diff.tar", None)
+    layers = [Layer(n, None, d, "application/vnd.docker.image.rootfs.diff.tar", None)
               for n, d in zip(names, diff_ids)]
     return Image(store, config, layers, None)
