@@ -132,6 +132,22 @@ def move_mount(tree_fd: int, target: str) -> None:
                          MOVE_MOUNT_F_EMPTY_PATH), "move_mount %s" % target)
 
 
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+UMOUNT_NOFOLLOW = 0x8
+
+
+def move_mount_to_fd(tree_fd: int, target_fd: int, shown_as: str) -> None:
+    """Attach a detached tree on the directory held by target_fd (an O_PATH fd opened without
+    following symlinks): no path is resolved again, so nothing can be swapped in between."""
+    check(libc().syscall(SYS_MOVE_MOUNT, tree_fd, b"", target_fd, b"",
+                         MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), "move_mount %s" % shown_as)
+
+
+def umount_nofollow(target: str) -> None:
+    """Lazily unmount target, never through a symlink in its last component."""
+    check(libc().umount2(os.fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW), "umount %s" % target)
+
+
 def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dir_fd` with RESOLVE_* restrictions (an fd).
     Raises OSError (ENOSYS on kernels before 5.6 or under a seccomp filter that lacks it)."""
