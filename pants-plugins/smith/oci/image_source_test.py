@@ -339,7 +339,7 @@ def test_generated_metadata_gives_an_image_or_a_smith_error(tmp_path_factory):
             assert str(e).startswith(layout), e
         else:
             img.store.close()
-            assert img.layers and all(isinstance(x.digest, str) for x in img.layers)
+            assert all(isinstance(x.digest, str) and isinstance(x.size, int) for x in img.layers)
             assert isinstance(img.runtime_config()["Env"], list)
 
     check()
