@@ -7,13 +7,13 @@ Everything outside smith/plugin/ is the Pants-free core.
 
 
 def target_types():
-    from smith.plugin.target_types import all_target_types, service_test
+    from smith.plugin.target_types import all_target_types, service
 
-    return [*all_target_types(), *service_test.target_types()]
+    return [*all_target_types(), *service.target_types()]
 
 
 def rules():
-    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service_test, test
+    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service, test
     from smith.plugin.rules.util import (
         binary,
         command,
@@ -52,5 +52,5 @@ def rules():
         *publish.rules(),
         *lockfiles.rules(),
         *outdated.rules(),
-        *service_test.rules(),
+        *service.rules(),
     ]

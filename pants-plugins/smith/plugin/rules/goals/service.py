@@ -39,7 +39,7 @@ from smith.plugin.rules.util.launch import (
 )
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.subsystems import SmithTestSubsystem
-from smith.plugin.target_types import service_test as t
+from smith.plugin.target_types import service as t
 from smith.plugin.target_types.test import (
     SmithTestArgsField,
     SmithTestCommandField,
