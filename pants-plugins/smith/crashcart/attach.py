@@ -6,18 +6,26 @@ path means something) and made read-only before anyone can see it; a forked help
 the target's mount namespace (and its root, which may be a chroot) and move_mount()s it into
 place, so crashcart itself never leaves the host's namespaces.
 
-The mount point is made as the container's root, in the first way that works:
-1. mkdir /dev/crashcart (runc and smith-runtime mount a writable tmpfs on /dev);
-2. /dev is a read-only mount of a writable tmpfs (readonlyPaths): mkdir through a private,
+The mount point is a real directory /dev/crashcart (never a symlink: it is opened with
+O_NOFOLLOW and the toolbox is mounted on that fd, so the container cannot redirect it). When
+the image has none, it is made as the container's root, and only ever on a file system that
+belongs to the container alone: a tmpfs that is mounted nowhere in crashcart's (the host's)
+mount namespace.
+1. mkdir /dev/crashcart (runc and smith-runtime mount a private writable tmpfs on /dev);
+2. /dev is a read-only mount of such a tmpfs (readonlyPaths): mkdir through a private,
    writable copy of that mount; nothing in the container's mount table changes;
-3. /dev's file system is read-only: shadow_dev covers /dev with an overlay for the session.
+3. otherwise (/dev's file system is read-only, or shared with the host: devtmpfs, a bind of
+   the host's /dev): shadow_dev covers /dev with an overlay whose upper layer is a private
+   tmpfs, for the session; the directory is made there and nothing is written below.
 Detaching removes the mount (and the directory, or the overlay), so the container's
-mountinfo is as it was.
+mountinfo is as it was. --unmount finds a toolbox wherever it is mounted in the target (by
+its file system and root, as mountinfo shows them), not only at /dev/crashcart.
 """
 import errno
 import os
+import stat
 import traceback
-from typing import Callable, Tuple
+from typing import Callable, List, Optional, Set, Tuple
 
 from smith import linux
 from smith.crashcart import shadow_dev, syscalls
@@ -38,14 +46,56 @@ def check_toolbox(path: str) -> str:
     return os.path.abspath(path)
 
 
+def _mountinfo(pid: "int | str") -> List[List[str]]:
+    try:
+        with open("/proc/%s/mountinfo" % pid) as f:
+            return [line.split(" ") for line in f]
+    except OSError:  # ENOENT once reaped, EINVAL while a zombie
+        return []  # the process is gone, and its mounts with it
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal."""
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
 def mounted(pid: int) -> bool:
     """Whether /dev/crashcart is a mount point as the process sees it (mountinfo paths are
     relative to its root)."""
-    try:
-        with open("/proc/%d/mountinfo" % pid) as f:
-            return any(line.split(" ")[4] == MOUNT_POINT for line in f)
-    except OSError:  # ENOENT once reaped, EINVAL while a zombie
-        return False  # the process is gone, and its mounts with it
+    return any(_unescape(f[4]) == MOUNT_POINT for f in _mountinfo(pid))
+
+
+def toolbox_identity(toolbox: Optional[str]) -> Optional[Tuple[str, str]]:
+    """(major:minor, root) that a mount of the toolbox shows in mountinfo: its file system and
+    its path inside it, found from the mount that holds it here."""
+    if not toolbox or not os.path.isdir(toolbox):
+        return None
+    real = os.path.realpath(toolbox)
+    st = os.stat(real)
+    devno = "%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev))
+    best = None
+    for f in _mountinfo("self"):
+        mp = _unescape(f[4])
+        if f[2] == devno and (real == mp or real.startswith(mp.rstrip("/") + "/")):
+            if best is None or len(mp) > len(best[0]):
+                best = (mp, _unescape(f[3]))
+    if best is None:
+        return None
+    mp, root = best
+    rel = real[len(mp.rstrip("/")):]
+    return devno, (root.rstrip("/") + rel) or "/"
+
+
+def attached_at(pid: int, toolbox: Optional[str]) -> List[str]:
+    """Every mount point of the toolbox in pid's mount namespace: /dev/crashcart, and any other
+    place a mount of the toolbox ended up (e.g. one made through a symlink by an older crashcart)."""
+    ident = toolbox_identity(toolbox)
+    points = []
+    for f in _mountinfo(pid):
+        mp = _unescape(f[4])
+        if mp == MOUNT_POINT or (ident is not None and (f[2], _unescape(f[3])) == ident):
+            points.append(mp)
+    return sorted(set(points))
 
 
 def in_child(work: Callable[[], str]) -> str:
@@ -151,38 +201,91 @@ def _ro_bind_of_tmpfs(dev: shadow_dev.DevMount) -> bool:
     return dev.fstype in ("tmpfs", "devtmpfs") and "ro" in dev.options
 
 
-def _make_mount_point(what: str, dev: shadow_dev.DevMount, uid: int, gid: int,
-                      private_ns: int, container: MountNs) -> None:
-    """mkdir /dev/crashcart as the container's root; on a read-only /dev through a writable
-    copy of its mount, and failing that under a session-long overlay (shadow_dev)."""
-    name = os.path.basename(MOUNT_POINT)
+def host_devnos() -> Set[str]:
+    """major:minor of every file system mounted in crashcart's own (the host's) namespace."""
+    return {f[2] for f in _mountinfo("self")}
+
+
+def private_to_container(dev: shadow_dev.DevMount, host: Set[str]) -> bool:
+    """/dev's file system is the container's own: a tmpfs that the host has mounted nowhere.
+    devtmpfs is one file system for the whole machine; a bind of a host directory is the host's."""
+    return dev.fstype == "tmpfs" and bool(dev.devno) and dev.devno not in host
+
+
+def _lstat(path: str) -> Optional[os.stat_result]:
     try:
-        _as_container_root(uid, gid, lambda: os.mkdir(MOUNT_POINT, 0o755))
-        return
-    except FileExistsError:
-        return
-    except OSError as e:
-        err = e
-    if err.errno == errno.EROFS and _ro_bind_of_tmpfs(dev):
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _make_mount_point(what: str, dev: shadow_dev.DevMount, uid: int, gid: int,
+                      private_ns: int, container: MountNs, private: bool) -> None:
+    """A real directory /dev/crashcart: the image's own, or made as the container's root on
+    /dev's file system only when that is private to the container (through a writable copy of
+    a read-only mount of it); otherwise under a session-long overlay (shadow_dev) whose upper
+    layer is a private tmpfs: nothing is ever created on a file system shared with the host."""
+    name = os.path.basename(MOUNT_POINT)
+    top = _lstat("/dev")
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        raise SmithError("/dev in %s is %s; crashcart attaches only below a real /dev directory"
+                         % (what, "missing" if top is None else "not a directory (a symlink?)"))
+    st = _lstat(MOUNT_POINT)
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return  # shipped by the image: used as it is
+        raise SmithError("%s in %s is not a directory (a symlink or a file); crashcart mounts "
+                         "only on a real directory there, never through a link" % (MOUNT_POINT, what))
+    err: Optional[OSError] = None
+    if private:
         try:
-            _through_writable_clone(lambda fd: _as_container_root(
-                uid, gid, lambda: os.mkdir(name, 0o755, dir_fd=fd)))
+            _as_container_root(uid, gid, lambda: os.mkdir(MOUNT_POINT, 0o755))
             return
+        except FileExistsError:
+            return  # made meanwhile; it is opened without following links below
         except OSError as e:
             err = e
-    if err.errno == errno.EROFS:
+        if err.errno == errno.EROFS and _ro_bind_of_tmpfs(dev):
+            try:
+                _through_writable_clone(lambda fd: _as_container_root(
+                    uid, gid, lambda: os.mkdir(name, 0o755, dir_fd=fd)))
+                return
+            except OSError as e:
+                err = e
+    if err is None or err.errno == errno.EROFS:
         try:
             shadow_dev.shadow(dev, private_ns, container.enter)
             return
         except OSError as e:
-            err = e
-            why = "/dev is read-only there and covering it with an overlay failed (%s)" % e
+            why = "/dev there is %s and covering it with an overlay failed (%s)" % (
+                "read-only" if err is not None else "not the container's own tmpfs", e)
     else:
         why = err.strerror
     raise SmithError(
         "cannot create %s in %s: %s. Add an empty /dev/crashcart directory to the image or "
         "keep /dev a tmpfs (runc and smith-runtime mount one there by default)"
         % (MOUNT_POINT, what, why))
+
+
+def _mount_on_mount_point(tree: int, what: str) -> None:
+    """Mount the toolbox on /dev/crashcart held by an O_PATH fd opened without following links:
+    the container cannot swap in a symlink to send it elsewhere."""
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        dev = os.open("/dev", flags)
+        try:
+            fd = os.open(os.path.basename(MOUNT_POINT), flags, dir_fd=dev)
+        finally:
+            os.close(dev)
+    except OSError as e:
+        raise SmithError("cannot open %s in %s as a directory without following links: %s"
+                         % (MOUNT_POINT, what, e.strerror))
+    try:
+        linux.move_mount_to_fd(tree, fd, MOUNT_POINT)
+    except OSError as e:
+        raise SmithError("cannot mount the toolbox at %s in %s: %s" % (MOUNT_POINT, what, e))
+    finally:
+        os.close(fd)
 
 
 def _remove_mount_point(dev: shadow_dev.DevMount) -> None:
@@ -209,6 +312,7 @@ def attach(pid: int, what: str, toolbox: str) -> None:
 
         uid, gid = container_root(pid)
         dev = shadow_dev.dev_mount(pid)
+        private = private_to_container(dev, host_devnos())
         container = MountNs(pid, what)
 
         def work() -> str:
@@ -216,12 +320,8 @@ def attach(pid: int, what: str, toolbox: str) -> None:
             syscalls.make_private_mount_ns()
             private_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             container.enter()
-            _make_mount_point(what, dev, uid, gid, private_ns, container)
-            try:
-                linux.move_mount(tree, MOUNT_POINT)
-            except OSError as e:
-                raise SmithError("cannot mount the toolbox at %s in %s: %s"
-                                 % (MOUNT_POINT, what, e))
+            _make_mount_point(what, dev, uid, gid, private_ns, container, private)
+            _mount_on_mount_point(tree, what)
             return ""
         try:
             in_child(work)
@@ -231,18 +331,28 @@ def attach(pid: int, what: str, toolbox: str) -> None:
         os.close(tree)
 
 
-def detach(pid: int, what: str) -> None:
-    """Lazily unmount /dev/crashcart (a tool may still hold it) and remove the directory if
-    it is empty and writable: the container's mountinfo and /dev are as before."""
+def detach(pid: int, what: str, toolbox: Optional[str] = None) -> None:
+    """Lazily unmount the toolbox (a tool may still hold it) wherever it is mounted in pid's
+    namespace (attached_at), and remove /dev/crashcart if it is empty and writable, or the
+    overlay over /dev: the container's mountinfo and /dev are as before."""
     dev = shadow_dev.dev_mount(pid)
+    elsewhere = [p for p in attached_at(pid, toolbox) if p != MOUNT_POINT]
+    at_mount_point = mounted(pid)
     container = MountNs(pid, what)
 
     def work() -> str:
         container.enter()
+        for point in elsewhere:  # never through a symlink planted since
+            try:
+                linux.umount_nofollow(point)
+            except OSError as e:
+                raise SmithError("cannot unmount the toolbox at %s in %s: %s" % (point, what, e.strerror))
+        if not at_mount_point:
+            return ""
         # Under our overlay, unmounting /dev itself takes the toolbox along.
         target = "/dev" if shadow_dev.is_shadowed(dev) else MOUNT_POINT
         try:
-            linux.umount(target, detach=True)
+            linux.umount_nofollow(target)
         except OSError as e:
             raise SmithError("cannot unmount %s in %s: %s" % (target, what, e.strerror))
         if target == MOUNT_POINT:

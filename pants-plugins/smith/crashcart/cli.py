@@ -65,9 +65,10 @@ def main(argv: List[str]) -> int:
                          "namespaces; run it with sudo")
     tgt = target.find_target(args.target, args.runtime_root, args.runc_root)
     if args.unmount:
-        if not attach.mounted(tgt.pid):
-            raise SmithError("no toolbox is attached at %s in %s" % (attach.MOUNT_POINT, tgt.what))
-        attach.detach(tgt.pid, tgt.what)
+        if not attach.attached_at(tgt.pid, args.toolbox):
+            raise SmithError("no toolbox is attached at %s (or elsewhere) in %s"
+                             % (attach.MOUNT_POINT, tgt.what))
+        attach.detach(tgt.pid, tgt.what, args.toolbox)
         return 0
     toolbox = attach.check_toolbox(args.toolbox)
     left = attach.mounted(tgt.pid)

@@ -3,6 +3,7 @@ httpd serving over the container's loopback, with a read-only root and no libc a
 every tool that works must have come, with its libc, from the toolbox."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -363,3 +364,95 @@ def test_container_dies_during_the_session(tmp_path, toolbox):
         assert (proc.returncode, err) == (128 + signal.SIGKILL, "")
     finally:
         stop(c)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "smith"])
+def test_dev_a_read_only_bind_of_the_host_devtmpfs(runtime, tmp_path, toolbox):
+    """/dev is a read-only bind of the host's /dev (devtmpfs, one file system for the whole
+    machine): a writable copy of that mount would create /dev/crashcart on the host. crashcart
+    never writes to a file system shared with the host: /dev is covered by an overlay whose upper
+    layer is a private tmpfs, for the session only."""
+    def host_dev(config):
+        config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/dev")]
+        config["mounts"].append({"destination": "/dev", "type": "bind", "source": "/dev",
+                                 "options": ["bind", "ro", "nosuid"]})
+    assert not os.path.lexists("/dev/crashcart")
+    c = start(tmp_path, runtime, "hostdev-" + runtime, args=("sleep", "1000"), edit=host_dev)
+    try:
+        pid = c.pid
+        before = mountinfo(pid)
+        assert [line.split() for line in before.splitlines() if line.split()[4] == "/dev"][-1][-3] \
+            in ("devtmpfs", "tmpfs")
+        res = c.crashcart(toolbox, c.cid, "--", "bash", "-c", "ls -d /dev/crashcart/bin; ls /dev/null")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == ["/dev/crashcart/bin", "/dev/null"]
+        assert not os.path.lexists("/dev/crashcart")  # nothing made on the host's /dev
+        assert mountinfo(pid) == before
+        assert c.crashcart(toolbox, "--mount-only", c.cid).returncode == 0
+        assert not os.path.lexists("/dev/crashcart")
+        assert " overlay crashcart-dev " in mountinfo(pid)
+        assert c.crashcart(toolbox, "--unmount", c.cid).returncode == 0
+        assert mountinfo(pid) == before and not os.path.lexists("/dev/crashcart")
+    finally:
+        stop(c)
+        if os.path.isdir("/dev/crashcart") and not os.path.ismount("/dev/crashcart"):
+            os.rmdir("/dev/crashcart")  # what the old code left on the host
+
+
+@pytest.mark.parametrize("planted", ["dev", "mount_point"])
+def test_mount_point_reached_through_a_symlink(tmp_path, toolbox, planted):
+    """A target whose /dev (a chroot's) or /dev/crashcart is a symlink: crashcart refuses it (the
+    toolbox is mounted only on a real directory, opened without following links), and a toolbox
+    already mounted through such a link (as an older crashcart did, at the link's target) is
+    found and detached by --unmount."""
+    from smith import linux
+    from smith.crashcart import attach, syscalls
+
+    root = tmp_path / "root"
+    shutil.copytree(tb.busybox_rootfs(), str(root), symlinks=True)
+    (root / "realdev").mkdir()
+    if planted == "dev":
+        subprocess.run(["rm", "-rf", str(root / "dev")], check=True)
+        os.symlink("realdev", str(root / "dev"))
+    else:
+        (root / "dev").mkdir(exist_ok=True)
+        os.symlink("../realdev", str(root / "dev" / "crashcart"))
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "chroot", str(root),
+                             "/bin/sh", "-c", "echo ready; exec sleep 60"], env=tool_env(),
+                            stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        pid = proc.pid
+        before = mountinfo(pid)
+        res = testing.crashcart("--toolbox", toolbox, str(pid), "--", "true")
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert res.stderr.startswith("crashcart: error: %s in " % ("/dev" if planted == "dev" else "/dev/crashcart")) \
+            and "a symlink" in res.stderr, res.stderr
+        assert mountinfo(pid) == before and os.listdir(str(root / "realdev")) == []
+
+        # What an older crashcart did: mkdir and move_mount through the link.
+        tree = linux.open_tree_clone(toolbox)
+        syscalls.make_read_only(tree)
+        ns = attach.MountNs(pid, "test")
+        try:
+            def old_attach():
+                syscalls.make_private_mount_ns()
+                ns.enter()
+                if planted == "dev":
+                    os.mkdir("/dev/crashcart")
+                    linux.move_mount(tree, "/dev/crashcart")
+                else:
+                    linux.move_mount(tree, "/realdev")
+                return ""
+            attach.in_child(old_attach)
+        finally:
+            ns.close()
+            os.close(tree)
+        where = "/realdev/crashcart" if planted == "dev" else "/realdev"
+        assert " %s ro," % where in mountinfo(pid)
+        res = testing.crashcart("--toolbox", toolbox, "--unmount", str(pid))
+        assert res.returncode == 0, res.stderr
+        assert " %s ro," % where not in mountinfo(pid)
+    finally:
+        proc.kill()
+        proc.wait()

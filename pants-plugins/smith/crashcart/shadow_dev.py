@@ -23,6 +23,7 @@ class DevMount(NamedTuple):
     source: str
     options: List[str]  # per-mount options (ro, nosuid, ...)
     children: List[str]  # mount points of the mounts directly on top of it
+    devno: str = ""  # major:minor of its file system (st_dev)
 
 
 def dev_mount(pid: int) -> DevMount:
@@ -40,7 +41,7 @@ def dev_mount(pid: int) -> DevMount:
         return DevMount("", "", [], [])
     fields, rfields = top
     children = [f[4] for f, _ in rows if f[1] == fields[0] and f[4].startswith("/dev/")]
-    return DevMount(rfields[0], rfields[1], fields[5].split(","), children)
+    return DevMount(rfields[0], rfields[1], fields[5].split(","), children, fields[2])
 
 
 def is_shadowed(dev: DevMount) -> bool:
