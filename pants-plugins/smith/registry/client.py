@@ -9,6 +9,7 @@ smith.safe_json, digests are validated before they name a URL, credentials go on
 own origin (and to its token realm, which must be https unless the registry is plain http or
 --insecure), and text from the server is escaped before it is printed."""
 import base64
+import hashlib
 import math
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
+from smith.registry.blob_locations import BlobLocations
 from smith.registry.challenge import parse_challenges
 from smith.registry.credentials import Credentials
 from smith.registry.digests import check_digest, digest_of, hasher_for, verify_bytes
@@ -50,8 +52,12 @@ def _covered(scope: str, scopes: List[str]) -> bool:
 class RegistryClient:
     def __init__(self, registry: str, transport: Optional[Transport] = None,
                  credentials: Optional[Credentials] = None, retries: int = 4,
-                 backoff: float = 0.5, chunk_threshold: int = 64 * MiB, chunk_size: int = 16 * MiB):
+                 backoff: float = 0.5, chunk_threshold: int = 64 * MiB, chunk_size: int = 16 * MiB,
+                 locations: Optional[BlobLocations] = None):
+        """`locations` remembers which repositories hold which blobs (to mount them from
+        there); by default only for this client's lifetime."""
         self.registry = registry  # host[:port] the requests go to
+        self.locations = locations if locations is not None else BlobLocations()
         self.transport = transport or Transport()
         self.credentials = credentials
         self.retries, self.backoff = retries, backoff
@@ -241,31 +247,40 @@ class RegistryClient:
     def upload_blob(self, repo: str, digest: str, size: int, path: str,
                     mount_from: Optional[str] = None) -> str:
         """Make `digest` (the file at `path`) exist in `repo`: 'exists', 'mounted' or 'uploaded'.
+        A blob the registry lacks is mounted from `mount_from` or from a repository of the same
+        registry where this client (or the location cache) saw it, else uploaded.
         Threads of one client upload a given blob to a repository once: the others wait."""
         with self._lock:
             gate = self._uploading.setdefault((repo, digest), threading.Lock())
         with gate:
-            return self._upload_blob(repo, digest, size, path, mount_from)
+            outcome = self._upload_blob(repo, digest, size, path, mount_from)
+        self.locations.seen(self.registry, repo, digest)
+        return outcome
 
     def _upload_blob(self, repo: str, digest: str, size: int, path: str,
                      mount_from: Optional[str]) -> str:
         if self.blob_exists(repo, digest):
             return "exists"
-        scopes = self._push(repo) + (["repository:%s:pull" % mount_from] if mount_from else [])
+        sources = [mount_from] if mount_from and mount_from != repo else []
+        sources += [r for r in self.locations.candidates(self.registry, repo, digest)
+                    if r not in sources]
         state: Dict[str, object] = {"location": None, "offset": 0}
+        for source in sources[:2]:  # a declined mount (202) opened an upload: use that one
+            if self._mount(repo, digest, source, state):
+                return "mounted"
+            if state["location"] is not None:
+                break
+        scopes = self._push(repo)
 
         def attempt() -> str:
             # Only chunked uploads resume: a monolithic PUT cut short may have left part of the
             # body in the session, so it starts over in a new one.
-            if state["location"] is not None and (size <= self.chunk_threshold
-                                                  or not self._resume(state, scopes)):
+            fresh = state.pop("fresh", False)  # the session a declined mount just opened
+            if state["location"] is not None and not fresh and (
+                    size <= self.chunk_threshold or not self._resume(state, scopes)):
                 state["location"], state["offset"] = None, 0
             if state["location"] is None:
-                query = "?" + urllib.parse.urlencode({"mount": digest, "from": mount_from}) \
-                    if mount_from else ""
-                resp = self._request("POST", "/v2/%s/blobs/uploads/%s" % (repo, query), scopes)
-                if resp.status == 201 and mount_from:
-                    return "mounted"
+                resp = self._request("POST", "/v2/%s/blobs/uploads/" % repo, scopes)
                 if resp.status != 202 or not resp.header("Location"):
                     raise self._fail(resp, "starting upload of %s to %s" % (digest, repo))
                 state["location"] = self._absolute(resp)
@@ -273,6 +288,34 @@ class RegistryClient:
                 self._send_chunks(state, scopes, path, size, digest)
             return self._finish(state, scopes, path, size, digest)
         return self._retrying("uploading blob %s to %s" % (digest, repo), attempt)
+
+    def _mount(self, repo: str, digest: str, source: str, state: Dict[str, object]) -> bool:
+        """Ask the registry to mount `digest` from `source` into `repo`: True when it did (201).
+        A registry that declines answers 202 with a new upload session, left in `state`; any
+        other answer (e.g. 401/403/404 for a source we may not read) just means: upload it."""
+        scopes = self._push(repo) + self._pull(source)
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+
+        def attempt() -> Optional[Response]:
+            try:
+                return self._request("POST", "/v2/%s/blobs/uploads/?%s" % (repo, query), scopes)
+            except SmithError:  # e.g. credentials refused for the other repository
+                return None
+        try:
+            resp = self._retrying("mounting blob %s from %s" % (digest, source), attempt)
+        except SmithError:
+            return False
+        if resp is None:
+            return False
+        if resp.status == 201:
+            echoed = resp.header("Docker-Content-Digest")
+            if echoed and echoed != digest:
+                raise SmithError("%s mounted %s from %s as %s" % (
+                    self.registry, digest, source, printable(echoed, 150)))
+            return True
+        if resp.status == 202 and resp.header("Location"):
+            state["location"], state["fresh"] = self._absolute(resp), True
+        return False
 
     def _absolute(self, resp: Response) -> str:
         return urllib.parse.urljoin(resp.url, resp.header("Location") or "")
@@ -329,7 +372,17 @@ class RegistryClient:
             resp = self._request("PUT", url, scopes, headers)
         else:
             headers["Content-Length"] = str(size)
-            resp = self._request("PUT", url, scopes, headers, lambda: open(path, "rb"))
+            readers: List[_HashingFile] = []
+
+            def body() -> Body:
+                readers.append(_HashingFile(path, digest))
+                return readers[-1]
+            resp = self._request("PUT", url, scopes, headers, body)
+            sent = readers[-1]
+            if sent.read_all and sent.digest() != digest:
+                raise SmithError("%s: the file has digest %s, not %s (the blob it should be); "
+                                 "the layout is corrupt or changed while it was pushed" % (
+                                     path, sent.digest(), digest))
         if resp.status != 201:
             self._check_session(resp)
             raise self._fail(resp, "finishing upload of %s (%s)" % (digest, path))
@@ -370,6 +423,7 @@ class RegistryClient:
             if os.path.exists(dest):
                 os.unlink(dest)
             raise
+        self.locations.seen(self.registry, repo, digest)
 
     # ---- manifests -----------------------------------------------------------------------
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
@@ -457,3 +511,36 @@ class RegistryClient:
             raise SmithError("%s: media type %s; smith reads OCI and Docker v2 manifests and "
                              "indexes only" % (what, printable(repr(media_type), 100)))
         return data, media_type, digest
+
+
+class _HashingFile:
+    """The file of a blob being uploaded, hashed as http.client reads it to send it."""
+
+    def __init__(self, path: str, digest: str) -> None:
+        self._f = open(path, "rb")
+        self._hasher = hasher_for(digest)
+        self.read_all = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if data:
+            self._hasher.update(data)
+        else:
+            self.read_all = True
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset, whence) != (0, 0):
+            raise ValueError("a hashed upload restarts only from its beginning")
+        self._hasher = hashlib.new(self._hasher.name)
+        self.read_all = False
+        return self._f.seek(0)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def digest(self) -> str:
+        return "%s:%s" % (self._hasher.name, self._hasher.hexdigest())
+
+    def close(self) -> None:
+        self._f.close()

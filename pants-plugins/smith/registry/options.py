@@ -5,6 +5,7 @@ import tempfile
 
 
 from smith.errors import SmithError
+from smith.registry.blob_locations import BlobLocations, default_cache_file
 from smith.registry.client import RegistryClient
 from smith.registry.credentials import find_credentials
 from smith.registry.reference import Reference
@@ -40,6 +41,8 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
                    % (DEFAULT_MIN_RATE / 1024))
     p.add_argument("--rate-window", type=float, default=DEFAULT_RATE_WINDOW, metavar="SECONDS",
                    help="the window of --min-rate (default %g)" % DEFAULT_RATE_WINDOW)
+    p.add_argument("--jobs", type=int, default=4, metavar="N", help="blobs transferred at once "
+                   "(default 4)")
     return p
 
 
@@ -53,13 +56,18 @@ def client_for(args: argparse.Namespace, ref: Reference) -> RegistryClient:
         if not 0 < value < float("inf"):
             raise SmithError("--%s %s: give a positive number of seconds" % (
                 name.replace("_", "-"), value))
+    if not 1 <= args.jobs <= 32:
+        raise SmithError("--jobs %d: use 1..32" % args.jobs)
     if not 0 <= args.min_rate < float("inf"):
         raise SmithError("--min-rate %s: give KiB/s, 0 or more" % args.min_rate)
     creds = find_credentials(ref.registry, ref.repository, auth_file=args.auth_file)
     transport = Transport(ca_file=args.ca, insecure=args.insecure, timeout=args.timeout,
                           deadline=args.deadline, min_rate=args.min_rate * 1024,
                           rate_window=args.rate_window)
-    return RegistryClient(ref.api_host, transport, creds, retries=args.retries)
+    # Where blobs were seen, across runs: lets a push mount instead of upload (a hint only).
+    locations = BlobLocations(default_cache_file())
+    return RegistryClient(ref.api_host, transport, creds, retries=args.retries,
+                          locations=locations)
 
 
 def write_atomically(path: str, text: str) -> None:

@@ -22,7 +22,7 @@ MAX_NESTING = 3  # an index may (rarely) point at another index
 
 
 def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest: str,
-               ref_name: str = "latest", jobs: int = 3,
+               ref_name: str = "latest", jobs: int = 4,
                verify: Optional[Callable[[RegistryClient, str], None]] = None) -> str:
     """Write the image for `platform` to the layout `dest`; return its manifest digest.
     `verify(client, digest)` (e.g. a signature check) runs on the top-level digest before

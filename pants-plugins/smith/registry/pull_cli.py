@@ -43,8 +43,10 @@ def main(argv: List[str]) -> int:
             verify_signed(client, ref.registry, ref.repository, top_digest, public_key,
                           args.verify_key, "%s/%s@%s" % (ref.registry, ref.repository,
                                                          top_digest))
-    digest = pull_image(client_for(args, ref), ref, platform, args.layout, args.ref_name,
+    client = client_for(args, ref)
+    digest = pull_image(client, ref, platform, args.layout, args.ref_name, jobs=args.jobs,
                         verify=verify)
+    client.locations.save()
     if args.digest_file:
         write_atomically(args.digest_file, digest + "\n")
     print(digest)

@@ -14,8 +14,12 @@ from smith.registry.layout import (blob_path, media_type_of, read_json_blob, ref
 
 
 class Pusher:
+    """Blobs go up `jobs` at a time (the layers, largest first, then the config), each checked
+    with HEAD first and mounted from another repository when the client knows one that holds it;
+    a manifest goes up only after all its blobs, an index only after its manifests."""
+
     def __init__(self, client: RegistryClient, layout: str, repo: str,
-                 mount_from: Optional[str] = None, jobs: int = 3):
+                 mount_from: Optional[str] = None, jobs: int = 4):
         self.client, self.layout, self.repo = client, layout, repo
         self.mount_from, self.jobs = mount_from, max(1, jobs)
         self.stats: Dict[str, int] = {"exists": 0, "mounted": 0, "uploaded": 0}
@@ -44,9 +48,12 @@ class Pusher:
                 self.push_tree(child)
         else:
             # a foreign layer stays where its URLs point
-            blobs = [d for d in distinct_blobs(check_manifest(manifest, what), what)
-                     if not d.get("urls")]
-            with ThreadPoolExecutor(self.jobs) as pool:
+            checked = check_manifest(manifest, what)
+            blobs = [d for d in distinct_blobs(checked, what) if not d.get("urls")]
+            config = checked["config"]["digest"]
+            # Largest layers first keep every worker busy to the end; the config is tiny.
+            blobs.sort(key=lambda d: (d["digest"] == config, -d["size"]))
+            with ThreadPoolExecutor(min(self.jobs, max(1, len(blobs)))) as pool:
                 for outcome in pool.map(self._upload, blobs):
                     self.stats[outcome] += 1
         digest, resp = self.client.put_manifest_response(self.repo, descriptor["digest"], data,
@@ -81,11 +88,11 @@ class Pusher:
 
 def push_layout(client: RegistryClient, layout: str, ref: Optional[str], repo: str,
                 tags: List[str], mount_from: Optional[str] = None,
-                stats: Optional[Dict[str, int]] = None) -> str:
+                stats: Optional[Dict[str, int]] = None, jobs: int = 4) -> str:
     """Push the chosen image of `layout` and its referrers; tag it; return its digest.
     `stats`, if given, receives how many blobs existed, were mounted or uploaded."""
     entry = select_image(layout, ref)
-    pusher = Pusher(client, layout, repo, mount_from)
+    pusher = Pusher(client, layout, repo, mount_from, jobs)
     if stats is not None:
         pusher.stats = stats
         stats.update({"exists": 0, "mounted": 0, "uploaded": 0})

@@ -58,7 +58,9 @@ def main(argv: List[str]) -> int:
             build.setdefault("resolvedDependencies", []).insert(0, source)
     client = client_for(args, dest)
     stats: Dict[str, int] = {}
-    digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from, stats)
+    digest = push_layout(client, layout, ref, dest.repository, tags, args.mount_from, stats,
+                         jobs=args.jobs)
+    client.locations.save()
     if key is not None:
         where = "%s/%s" % (dest.registry, dest.repository)
         identities = ["%s:%s" % (where, t) for t in tags] or [where]

@@ -11,6 +11,11 @@ Bounds on every exchange (a registry is a stranger; it may be slow on purpose):
   `limit` + 1 bytes, before more is read;
 - one watchdog thread enforces the first two for all exchanges: it shuts the socket down, so a
   read blocked in the middle of a buffer returns at once.
+Connections are kept open (HTTP/1.1 keep-alive) and reused, one per thread at a time and at most
+MAX_IDLE idle ones per origin: a connection goes back to the pool only after an exchange whose
+answer was read to its end and that the server did not ask to close; any error closes it. A
+request on a reused connection that the server had meanwhile closed is sent again once on a new
+one (its body rewound), before anything of the answer was read.
 Plain http is spoken only to local registries and to those given with --insecure, also when a
 redirect or an upload Location points elsewhere; credentials never cross to another origin
 (scheme, host or port) on a redirect."""
@@ -33,6 +38,10 @@ IO_BLOCK = 1 << 20
 SEND_BLOCK = 64 << 10  # progress of an upload is counted per block sent
 MAX_BODY = 4 << 20  # distribution refuses manifests above 4 MiB, so nothing we keep is larger
 MAX_ERROR_BODY = 64 << 10  # what is kept of a non-2xx answer, for the error message
+MAX_IDLE = 8  # idle keep-alive connections kept per origin
+# What a reused keep-alive connection closed by the server meanwhile looks like.
+STALE_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                ConnectionAbortedError)
 
 DEFAULT_TIMEOUT = 60.0  # seconds a socket may stay silent
 DEFAULT_DEADLINE = 3600.0  # seconds one exchange may take in all
@@ -165,8 +174,8 @@ class _Guard:
         return self.deadline
 
     def connected(self, sock: socket.socket) -> socket.socket:
-        with self._lock:
-            self._dup = sock.dup()
+        with self._lock:  # fromfd dups the descriptor, also of a TLS socket (kept alive)
+            self._dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
         self.phase = "sending"
         self.window_start, self.window_moved = time.monotonic(), self.moved
         return sock
@@ -302,6 +311,8 @@ class Transport:
             self._context.verify_mode = ssl.CERT_NONE
         self._schemes: Dict[str, str] = {}
         self._lock = threading.Lock()
+        self._idle: Dict[Tuple[str, str], List[http.client.HTTPConnection]] = {}
+        self.connections_opened = 0  # new TCP connections (keep-alive reuse is not counted)
 
     def plain_http_ok(self, hostport: str) -> bool:
         """Plain http is for registries on this machine, or ones the user named --insecure."""
@@ -375,25 +386,79 @@ class Transport:
         else:
             raise SmithError("%s: unsupported URL from the registry (only http and https)"
                              % printable(url))
+        # The guard of the exchange under way: a kept-alive connection serves several.
         conn.guard = guard  # type: ignore[attr-defined]
         conn.response_class = lambda sock, *a, **kw: _GuardedResponse(  # type: ignore
-            sock, *a, guard=guard, **kw)
+            sock, *a, guard=conn.guard, **kw)  # type: ignore[attr-defined]
         create = conn._create_connection  # type: ignore[attr-defined]
-        conn._create_connection = lambda *a, **kw: guard.connected(  # type: ignore
+        conn._create_connection = lambda *a, **kw: conn.guard.connected(  # type: ignore
             create(*a, **kw))
         return conn
+
+    # ---- keep-alive pool -----------------------------------------------------------------
+    def _checkout(self, key: Tuple[str, str]) -> Optional[http.client.HTTPConnection]:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def _checkin(self, key: Tuple[str, str], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < MAX_IDLE:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (the transport stays usable: it opens new ones)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     def _send_once(self, method: str, url: str, headers: Dict[str, str], body: Body,
                    sink: Optional[Callable[[bytes], None]], limit: Optional[int]) -> Response:
         parts = urllib.parse.urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        conn = self._checkout(key)
+        if conn is not None:
+            start = body.tell() if hasattr(body, "seek") and hasattr(body, "tell") else None
+            rewindable = body is None or isinstance(body, bytes) or start is not None
+            try:
+                return self._exchange(method, url, parts, key, conn, headers, body, sink, limit,
+                                      reused=rewindable)
+            except _Stale:
+                if start is not None:
+                    body.seek(start)  # type: ignore[union-attr]
+        return self._exchange(method, url, parts, key, None, headers, body, sink, limit,
+                              reused=False)
+
+    def _exchange(self, method: str, url: str, parts: urllib.parse.SplitResult,
+                  key: Tuple[str, str], conn: Optional[http.client.HTTPConnection],
+                  headers: Dict[str, str], body: Body, sink: Optional[Callable[[bytes], None]],
+                  limit: Optional[int], reused: bool) -> Response:
+        """One request and its answer on `conn` (a kept-alive one) or a new connection. With
+        `reused`, a connection the server had closed raises _Stale so the caller resends."""
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
         guard = _Guard(self)
+        keep = False
         try:
-            conn = self._connection(parts, guard)
+            if conn is None:
+                conn = self._connection(parts, guard)
+                with self._lock:
+                    self.connections_opened += 1
+            else:
+                conn.guard = guard  # type: ignore[attr-defined]
+                if conn.sock is not None:
+                    conn.sock.settimeout(min(self.timeout, guard.remaining()))
+                    guard.connected(conn.sock)
         except BaseException:
             guard.finish()
+            if conn is not None:
+                conn.close()
             raise
         try:
             conn.request(method, path, body=body, headers=headers)
@@ -403,6 +468,9 @@ class Transport:
                             self._read_body(method, url, raw, sink, limit), url)
             if guard.expired:  # the shutdown may look like the end of an unsized body
                 raise RetryableError("%s %s: %s" % (method, url, guard.expired))
+            if method == "HEAD":
+                raw.read()  # closes the (empty) answer so the connection can serve again
+            keep = raw.isclosed() and not raw.will_close
         except SmithError:
             raise
         except RetryableError:
@@ -410,10 +478,15 @@ class Transport:
         except Exception as e:
             if guard.expired:
                 raise RetryableError("%s %s: %s" % (method, url, guard.expired)) from None
+            if reused and isinstance(e, STALE_ERRORS) and guard.phase != "receiving":
+                raise _Stale() from None
             raise self._translate(method, url, parts, e) from None
         finally:
             guard.finish()
-            conn.close()
+            if keep:
+                self._checkin(key, conn)
+            else:
+                conn.close()
         if resp.status in RETRY_STATUSES:
             raise RetryableError("%s %s: HTTP %d %s" % (
                 method, url, resp.status, printable(resp.body)), resp.status)
@@ -478,6 +551,10 @@ class Transport:
         if isinstance(e, (ValueError, UnicodeError)):  # e.g. a header http.client refuses
             return SmithError("%s %s: malformed answer: %s" % (method, url, printable(str(e))))
         return e
+
+
+class _Stale(Exception):
+    """A kept-alive connection the server had closed before our request reached it."""
 
 
 class _PlainHttp(Exception):
