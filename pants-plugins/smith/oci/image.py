@@ -71,6 +71,19 @@ class Blobs:
                                                      desc["size"]))
         os.replace(dst + ".part", dst)
 
+    def put_recompressed(self, src, desc: Dict[str, Any], compression: str,
+                         what: str) -> Dict[str, Any]:
+        """A layer blob recompressed with `compression` (same tar, same diff_id)."""
+        tmp = os.path.join(self.dir, ".recompressing.%d" % os.getpid())
+        try:
+            with open(tmp, "wb") as out:
+                new = layer.recompress(src, out, compression, desc["diff_id"], what)
+            os.replace(tmp, os.path.join(self.dir, str(new["digest"]).split(":", 1)[1]))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return new
+
 
 def load_config_file(path: str) -> Dict[str, Any]:
     try:
@@ -100,11 +113,12 @@ def load_config_file(path: str) -> Dict[str, Any]:
     return cfg
 
 
-def skeleton_layer(uid: int, gid: int, mtime: int) -> Tuple[bytes, Dict[str, Any]]:
+def skeleton_layer(uid: int, gid: int, mtime: int,
+                   compression: str = "gzip") -> Tuple[bytes, Dict[str, Any]]:
     entries = [Entry(d, DIR, 0o755, "skeleton") for d in SKELETON_DIRS]
     entries.append(Entry("tmp", SYMLINK, 0o777, "skeleton", target="run"))
     out = io.BytesIO()
-    desc = layer.write_gzip_layer(layer.plan(entries), out, uid, gid, mtime)
+    desc = layer.write_layer(layer.plan(entries), out, uid, gid, mtime, compression)
     return out.getvalue(), desc
 
 
@@ -181,15 +195,21 @@ def _read_layer_dir(path: str) -> Tuple[str, Dict[str, Any]]:
                              % (path, key))
     if desc["mediaType"] not in LAYER_TYPES:
         raise SmithError("--layer %s: unsupported layer media type %r" % (path, desc["mediaType"]))
-    return os.path.join(path, "layer.tar.gz"), desc
+    name = "layer.tar.zst" if desc["mediaType"] == layer.ZSTD_LAYER_MEDIA_TYPE else "layer.tar.gz"
+    return os.path.join(path, name), desc
 
 
 def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
                  base: Optional[str] = None, skeleton: bool = True, uid: int = 10,
                  gid: int = 10, mtime: int = 0,
-                 attachments: Optional[List[Tuple[str, str]]] = None) -> Dict[str, Any]:
+                 attachments: Optional[List[Tuple[str, str]]] = None,
+                 compression: str = "gzip") -> Dict[str, Any]:
     """Write an OCI layout into the (empty, existing) directory `out`; returns the manifest
-    descriptor as it appears in index.json."""
+    descriptor as it appears in index.json. The skeleton and the `layer_dirs` layers are
+    `compression` ("gzip" or "zstd"; a layer written otherwise is recompressed, its diff_id
+    checked); base layers stay as the base has them."""
+    if compression not in layer.COMPRESSIONS:
+        raise SmithError("--compression %r: use gzip or zstd" % compression)
     if not tag or any(c.isspace() for c in tag):
         raise SmithError("--tag %r: give a non-empty tag without spaces, e.g. latest" % tag)
     blobs = Blobs(out)
@@ -208,7 +228,7 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
         diff_ids += [i for _, i in base_layers]
         history += [h for h in base_config.get("history") or [] if isinstance(h, dict)]
     if skeleton:
-        data, desc = skeleton_layer(uid, gid, mtime)
+        data, desc = skeleton_layer(uid, gid, mtime, compression)
         skeleton = desc["diff_id"] not in diff_ids  # a smith base already has it
     if skeleton:
         diff_ids.append(desc.pop("diff_id"))
@@ -218,9 +238,13 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
         path, desc = _read_layer_dir(d)
         try:
             with open(path, "rb") as f:
-                blobs.put_file(f, desc, "--layer %s" % d)
+                if desc["mediaType"] == layer.COMPRESSIONS[compression][0]:
+                    blobs.put_file(f, desc, "--layer %s" % d)
+                else:
+                    desc = blobs.put_recompressed(f, desc, compression, "--layer %s" % d)
         except OSError as e:
-            raise SmithError("--layer %s: cannot read layer.tar.gz (%s)" % (d, e.strerror))
+            raise SmithError("--layer %s: cannot read %s (%s)" % (d, os.path.basename(path),
+                                                                 e.strerror))
         diff_ids.append(desc["diff_id"])
         layers.append({k: desc[k] for k in ("mediaType", "digest", "size")})
         history.append(_history("smith layer", created))

@@ -24,6 +24,9 @@ def parser() -> ArgParser:
                    help="mtime of skeleton entries (default $SOURCE_DATE_EPOCH, else 0)")
     p.add_argument("--attach", action="append", default=[], metavar="ARTIFACT_TYPE=FILE",
                    help="attach FILE as an OCI artifact referring to the image (e.g. an SBOM)")
+    p.add_argument("--compression", choices=sorted(layer.COMPRESSIONS), default="gzip",
+                   help="compression of the image's own layers: gzip (default) or zstd "
+                   "(application/vnd.oci.image.layer.v1.tar+zstd; base layers stay as they are)")
     p.add_argument("--docker-archive", metavar="FILE.tar",
                    help="also write a `docker save`-format tar of the image")
     return p
@@ -42,7 +45,8 @@ def main(argv: List[str]) -> int:
     mtime = layer.default_mtime() if args.mtime is None else args.mtime
     entry = image.write_layout(args.output, args.tag, cfg, args.layer, base=args.base,
                                skeleton=not args.no_skeleton, uid=args.uid, gid=args.gid,
-                               mtime=mtime, attachments=attachments)
+                               mtime=mtime, attachments=attachments,
+                               compression=args.compression)
     if args.docker_archive:
         docker_archive.write_docker_archive(os.path.abspath(args.output), args.tag,
                                             args.docker_archive)

@@ -21,6 +21,10 @@ from smith.oci.tree import DIR, FILE, SYMLINK, Entry
 from smith.oci.atomic import atomic_dir_files, atomic_file
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+ZSTD_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+zstd"
+# compression -> (media type, file name in a `smith layer` directory)
+COMPRESSIONS = {"gzip": (LAYER_MEDIA_TYPE, "layer.tar.gz"),
+                "zstd": (ZSTD_LAYER_MEDIA_TYPE, "layer.tar.zst")}
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20  # tar bytes handed to zlib at a time
@@ -192,22 +196,67 @@ def _pipelined(chunks: Iterator[bytes], consume: Callable[[bytes], None]) -> str
     return "sha256:" + tar_hash.hexdigest()
 
 
+def compression_sink(out: BinaryIO, compression: str):
+    """The deterministic compressor of `compression` ("gzip" or "zstd") writing to `out`."""
+    if compression == "gzip":
+        return GzipSink(out)
+    if compression == "zstd":
+        from smith.oci.deterministic_zstd import ZstdSink
+        return ZstdSink(out)
+    raise SmithError("compression %r: use gzip or zstd" % compression)
+
+
 def write_gzip_layer(records: List[Record], out: BinaryIO, uid: int, gid: int,
                      mtime: int) -> Dict[str, object]:
     """Write the gzip'ed layer to `out`; returns its descriptor (with diff_id)."""
-    sink = GzipSink(out)
+    return write_layer(records, out, uid, gid, mtime, "gzip")
+
+
+def write_layer(records: List[Record], out: BinaryIO, uid: int, gid: int, mtime: int,
+                compression: str = "gzip") -> Dict[str, object]:
+    """Write the layer compressed with `compression` to `out`; returns its descriptor (with
+    diff_id). The tar is the same for every compression: only digest and size differ."""
+    sink = compression_sink(out, compression)
     diff_id = _pipelined(tar_chunks(records, uid, gid, mtime), sink.write)
     sink.close()
-    return {"mediaType": LAYER_MEDIA_TYPE, "digest": "sha256:" + sink.sha256.hexdigest(),
-            "size": sink.size, "diff_id": diff_id}
+    return {"mediaType": COMPRESSIONS[compression][0],
+            "digest": "sha256:" + sink.sha256.hexdigest(), "size": sink.size, "diff_id": diff_id}
+
+
+def recompress(src: BinaryIO, out: BinaryIO, compression: str, diff_id: str,
+               what: str) -> Dict[str, object]:
+    """The layer blob `src` (gzip, zstd or plain tar) written to `out` compressed with
+    `compression`; its tar must hash to `diff_id` (checked as it streams)."""
+    from smith.untar import decompressed, STREAM_ERRORS
+    sink = compression_sink(out, compression)
+    tar_hash = hashlib.sha256()
+    try:
+        reader = decompressed(src, what)
+        while True:
+            chunk = reader.read(_CHUNK)
+            if not chunk:
+                break
+            tar_hash.update(chunk)
+            sink.write(chunk)
+    except STREAM_ERRORS as e:
+        raise SmithError("%s: the layer cannot be decompressed (%s); rebuild it" % (what, e))
+    finally:
+        sink.close()
+    if "sha256:" + tar_hash.hexdigest() != diff_id:
+        raise SmithError("%s: the layer's tar is sha256:%s, but its diff_id says %s; rebuild it"
+                         % (what, tar_hash.hexdigest(), diff_id))
+    return {"mediaType": COMPRESSIONS[compression][0],
+            "digest": "sha256:" + sink.sha256.hexdigest(), "size": sink.size, "diff_id": diff_id}
 
 
 def write_layer_dir(records: List[Record], out_dir: str, uid: int, gid: int,
-                    mtime: int) -> Dict[str, object]:
-    """DIR/layer.tar.gz + DIR/layer.json, both renamed into place only when complete."""
-    with atomic_dir_files(out_dir, ["layer.tar.gz", "layer.json"]) as tmp:
-        with open(tmp["layer.tar.gz"], "wb") as f:
-            desc = write_gzip_layer(records, f, uid, gid, mtime)
+                    mtime: int, compression: str = "gzip") -> Dict[str, object]:
+    """DIR/layer.tar.gz (or layer.tar.zst) + DIR/layer.json, both renamed into place only when
+    complete."""
+    name = COMPRESSIONS[compression][1] if compression in COMPRESSIONS else "layer.tar.gz"
+    with atomic_dir_files(out_dir, [name, "layer.json"]) as tmp:
+        with open(tmp[name], "wb") as f:
+            desc = write_layer(records, f, uid, gid, mtime, compression)
         with open(tmp["layer.json"], "w", encoding="utf-8") as f:
             f.write(json.dumps(desc, sort_keys=True, separators=(",", ":")) + "\n")
     return desc

@@ -29,6 +29,8 @@ def parser() -> ArgParser:
                    help="put HOSTDIR's content (or a single file) at IMAGEPATH")
     p.add_argument("--tar", action="append", default=[], metavar="TREE.tar",
                    help="an uncompressed tree tar to add at the image root")
+    p.add_argument("--compression", choices=sorted(layer.COMPRESSIONS), default="gzip",
+                   help="gzip (layer.tar.gz, the default) or zstd (layer.tar.zst)")
     p.add_argument("--delete", action="append", default=[], metavar="IMAGEPATH",
                    help="whiteout of a base-image path; PATH/* hides a directory's content")
     return p
@@ -50,6 +52,7 @@ def main(argv: List[str]) -> int:
     records = layer.plan(entries, normalise=True, keep_special=args.keep_special,
                          deleted=[d for d in deleted if not d.endswith("*")])
     mtime = layer.default_mtime() if args.mtime is None else args.mtime
-    desc = layer.write_layer_dir(records, args.output, args.uid, args.gid, mtime)
+    desc = layer.write_layer_dir(records, args.output, args.uid, args.gid, mtime,
+                                 args.compression)
     print(json.dumps(desc, sort_keys=True, separators=(",", ":")))
     return 0
