@@ -54,7 +54,7 @@ class SmithCommandBundleField(StringSequenceField):
     help = help_text(
         """
         Pure-Python packages of the `[smith-tool]` requirements to pack into the zipapp too,
-        e.g. `["elftools", "yaml", "debian"]` for the full `smith` CLI.
+        e.g. `["elftools", "debian"]` for the full `smith` CLI.
         """
     )
 
