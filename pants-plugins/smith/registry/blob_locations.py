@@ -12,7 +12,6 @@ validated (a digest, a repository name) before it is used; an unreadable file is
 import json
 import os
 import re
-import tempfile
 import threading
 from typing import Dict, List, Optional
 
@@ -101,6 +100,7 @@ class BlobLocations:
         keys = list(merged)[-MAX_BLOBS:]
         body = json.dumps({"version": 1, "blobs": {k: merged[k] for k in keys}},
                           separators=(",", ":"))
+        import tempfile  # late: a push without a cache file never needs it
         try:
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -37,8 +37,8 @@ class Pusher:
                              "corrupt, rebuild it" % (self.layout, digest, actual, size))
         return self.client.upload_blob(self.repo, digest, actual, path, self.mount_from)
 
-    def push_tree(self, descriptor: dict) -> str:
-        """Blobs and children first, then the manifest itself by digest."""
+    def push_tree(self, descriptor: dict, tag: Optional[str] = None) -> str:
+        """Blobs and children first, then the manifest itself by digest (or under `tag`)."""
         data, manifest = read_json_blob(self.layout, descriptor["digest"])
         what = "%s: %s" % (self.layout, descriptor["digest"])
         safe_json.field(manifest, "mediaType", str, what, required=False)
@@ -56,8 +56,8 @@ class Pusher:
             with ThreadPoolExecutor(min(self.jobs, max(1, len(blobs)))) as pool:
                 for outcome in pool.map(self._upload, blobs):
                     self.stats[outcome] += 1
-        digest, resp = self.client.put_manifest_response(self.repo, descriptor["digest"], data,
-                                                         media_type)
+        digest, resp = self.client.put_manifest_response(self.repo, tag or descriptor["digest"],
+                                                         data, media_type)
         subject = manifest.get("subject")
         if isinstance(subject, dict) and not resp.header("OCI-Subject"):
             self._add_to_referrers_tag(subject["digest"], digest, data, manifest)
@@ -96,13 +96,18 @@ def push_layout(client: RegistryClient, layout: str, ref: Optional[str], repo: s
     if stats is not None:
         pusher.stats = stats
         stats.update({"exists": 0, "mounted": 0, "uploaded": 0})
-    digest = pusher.push_tree(entry)
-    subjects = [digest]
-    data, manifest = read_json_blob(layout, digest)
+    data, manifest = read_json_blob(layout, entry["digest"])
+    subjects = [entry["digest"]]
     if media_type_of(entry, manifest) in media_types.INDEXES:
         subjects += [m["digest"] for m in manifest.get("manifests") or []]
-    for artifact in referrers_in_layout(layout, subjects):
+    referrers = referrers_in_layout(layout, subjects)
+    # Without referrers the first tag is the manifest's one PUT (a PUT by digest and then by
+    # tag would store it twice); with them, tags come last, once the referrers are there.
+    first = tags[0] if tags and not referrers else None
+    digest = pusher.push_tree(entry, first)
+    for artifact in referrers:
         pusher.push_tree(artifact)
     for tag in tags:
-        client.put_manifest(repo, tag, data, media_type_of(entry, manifest))
+        if tag != first:
+            client.put_manifest(repo, tag, data, media_type_of(entry, manifest))
     return digest

@@ -299,20 +299,44 @@ class Transport:
                              "rate not negative")
         self.ca_file, self.insecure, self.timeout = ca_file, insecure, timeout
         self.deadline, self.min_rate, self.rate_window = deadline, min_rate, rate_window
-        self._context = ssl.create_default_context()
-        if ca_file:
-            try:
-                self._context.load_verify_locations(cafile=ca_file)
-            except (OSError, ssl.SSLError) as e:
-                raise SmithError("CA file %s could not be loaded (%s); give a PEM certificate"
-                                 % (ca_file, e))
-        if insecure:
-            self._context.check_hostname = False
-            self._context.verify_mode = ssl.CERT_NONE
         self._schemes: Dict[str, str] = {}
         self._lock = threading.Lock()
+        # Loading the system CAs costs ~0.1 s: done at the first verified TLS connection (or now
+        # when a CA file is given, so a bad one fails at once), never for a plain-http registry.
+        self._context_value: Optional[ssl.SSLContext] = None
+        if ca_file:
+            self._verified_context()
         self._idle: Dict[Tuple[str, str], List[http.client.HTTPConnection]] = {}
         self.connections_opened = 0  # new TCP connections (keep-alive reuse is not counted)
+
+    def _verified_context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context_value is not None:
+                return self._context_value
+        context = ssl.create_default_context()
+        if self.ca_file:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as e:
+                raise SmithError("CA file %s could not be loaded (%s); give a PEM certificate"
+                                 % (self.ca_file, e))
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        with self._lock:
+            if self._context_value is None:
+                self._context_value = context
+            return self._context_value
+
+    @staticmethod
+    def _probe_context() -> ssl.SSLContext:
+        """Only for the scheme probe of a local (or --insecure) registry: does it speak TLS at
+        all? Nothing but `GET /v2/` without credentials goes over it, and its connection is
+        closed, never kept: the requests that follow use the verified context."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
 
     def plain_http_ok(self, hostport: str) -> bool:
         """Plain http is for registries on this machine, or ones the user named --insecure."""
@@ -348,7 +372,7 @@ class Transport:
         headers.setdefault("User-Agent", "smith-registry-client")
         for _ in range(max_redirects + 1):
             try:
-                resp = self._send_once(method, url, headers, body, sink, limit)
+                resp = self._send_once(method, url, headers, body, sink, limit, probing)
             except _PlainHttp:
                 if probing:
                     raise
@@ -369,13 +393,14 @@ class Transport:
             return resp
         raise SmithError("%s %s: more than %d redirects" % (method, url, max_redirects))
 
-    def _connection(self, parts: urllib.parse.SplitResult, guard: _Guard
+    def _connection(self, parts: urllib.parse.SplitResult, guard: _Guard, probing: bool = False
                     ) -> http.client.HTTPConnection:
         url = urllib.parse.urlunsplit(parts)
         if parts.scheme == "https":
+            context = self._probe_context() if probing else self._verified_context()
             conn: http.client.HTTPConnection = _HTTPSConnection(
                 parts.netloc, timeout=min(self.timeout, guard.remaining()),
-                context=self._context, blocksize=IO_BLOCK)
+                context=context, blocksize=IO_BLOCK)
         elif parts.scheme == "http":
             if not self.plain_http_ok(parts.netloc):
                 raise SmithError("%s: refusing plain http to %s: only local registries and ones "
@@ -418,9 +443,13 @@ class Transport:
                 conn.close()
 
     def _send_once(self, method: str, url: str, headers: Dict[str, str], body: Body,
-                   sink: Optional[Callable[[bytes], None]], limit: Optional[int]) -> Response:
+                   sink: Optional[Callable[[bytes], None]], limit: Optional[int],
+                   probing: bool = False) -> Response:
         parts = urllib.parse.urlsplit(url)
         key = (parts.scheme, parts.netloc)
+        if probing:  # a connection of its own, closed after the answer
+            return self._exchange(method, url, parts, key, None, headers, body, sink, limit,
+                                  reused=False, probing=True)
         conn = self._checkout(key)
         if conn is not None:
             start = body.tell() if hasattr(body, "seek") and hasattr(body, "tell") else None
@@ -437,7 +466,7 @@ class Transport:
     def _exchange(self, method: str, url: str, parts: urllib.parse.SplitResult,
                   key: Tuple[str, str], conn: Optional[http.client.HTTPConnection],
                   headers: Dict[str, str], body: Body, sink: Optional[Callable[[bytes], None]],
-                  limit: Optional[int], reused: bool) -> Response:
+                  limit: Optional[int], reused: bool, probing: bool = False) -> Response:
         """One request and its answer on `conn` (a kept-alive one) or a new connection. With
         `reused`, a connection the server had closed raises _Stale so the caller resends."""
         path = parts.path or "/"
@@ -447,7 +476,7 @@ class Transport:
         keep = False
         try:
             if conn is None:
-                conn = self._connection(parts, guard)
+                conn = self._connection(parts, guard, probing)
                 with self._lock:
                     self.connections_opened += 1
             else:
@@ -470,7 +499,7 @@ class Transport:
                 raise RetryableError("%s %s: %s" % (method, url, guard.expired))
             if method == "HEAD":
                 raw.read()  # closes the (empty) answer so the connection can serve again
-            keep = raw.isclosed() and not raw.will_close
+            keep = raw.isclosed() and not raw.will_close and not probing
         except SmithError:
             raise
         except RetryableError:
