@@ -6,14 +6,21 @@ import json
 import pytest
 from pants.backend.python import register as python_backend
 from pants.core import register as core
-from pants.core.goals.package import BuiltPackage
+from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.engine.addresses import Address, Addresses
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.target import Dependencies, DependenciesRequest, InvalidFieldException
+from pants.engine.target import (
+    Dependencies,
+    DependenciesRequest,
+    FieldSetsPerTarget,
+    FieldSetsPerTargetRequest,
+    InvalidFieldException,
+)
 from pants.testutil.rule_runner import QueryRule, RuleRunner, engine_error
 
 from smith.packages import lockfile, repo_config
 from smith.plugin import register
+from smith.plugin.rules.goals.package import SmithLayoutPackageFieldSet
 from smith.plugin.rules.util.binary import SmithBinaryError, SmithBinaryFieldSet
 from smith.plugin.rules.util.command import SmithCommandError, SmithCommandFieldSet
 from smith.plugin.rules.util.dependencies import SmithDependencyError
@@ -63,7 +70,8 @@ smith_minimize(name="by-address", image=":i1")
 smith_minimize(name="by-path", image="f.txt")
 smith_minimize(name="outside", image="../../../etc/image.tar")
 smith_command(name="not-smith", module="os")
-""",
+smith_remote_image(name="remote", registry="127.0.0.1:5000", repository="hello", digest="sha256:%s")
+""" % ("0" * 64),
     "ok/BUILD": REPO + """
 smith_lockfiles(name="lockfiles")
 smith_packages(name="empty", packages=["hello"], exclude=["libc-bin", "libc-bin"])
@@ -96,6 +104,7 @@ def rule_runner() -> RuleRunner:
             *python_backend.rules(),
             *register.rules(),
             QueryRule(Addresses, [DependenciesRequest]),
+            QueryRule(FieldSetsPerTarget, [FieldSetsPerTargetRequest]),
             QueryRule(BuiltSmithPackages, [SmithPackagesFieldSet]),
             QueryRule(ResolvedRepository, [RepositoryRequest]),
             QueryRule(BuiltSmithImage, [SmithImageFieldSet]),
@@ -259,3 +268,9 @@ def test_repository_request_reads_the_smith_repository(rule_runner):
     repo = rule_runner.request(ResolvedRepository, [fs.repository_request()])
     assert repo.address == Address("ok", target_name="bookworm")
     assert repo.canonical() == REPO_JSON
+
+
+def test_every_image_kind_is_packaged_by_the_one_layout_member(rule_runner):
+    targets = [_target(rule_runner, s) for s in ("img:i1", "img:by-address", "img:remote")]
+    found = rule_runner.request(FieldSetsPerTarget, [FieldSetsPerTargetRequest(PackageFieldSet, targets)])
+    assert [[type(fs) for fs in per] for per in found.collection] == [[SmithLayoutPackageFieldSet]] * 3

@@ -196,7 +196,12 @@ class SmithDockerArchiveField(BoolField):
     help = "Also write `<output_path>.docker.tar`, a docker-archive that `docker load` / `podman load` accept."
 
 
-class SmithImageOutputPathField(OutputPathField):
+class SmithLayoutOutputPathField(OutputPathField):
+    """Base of the `output_path` of every target `pants package` turns into an OCI image layout
+    (smith_image, smith_minimize, smith_remote_image): one package rule serves them all."""
+
+
+class SmithImageOutputPathField(SmithLayoutOutputPathField):
     help = help_text(
         """
         Where `pants package` writes the OCI image layout directory, relative to `dist/`.

@@ -1,5 +1,4 @@
 """smith_minimize: an existing image cut down to one program (its ELF closure plus `paths`)."""
-from pants.core.goals.package import OutputPathField
 from typing import Optional, Tuple
 
 from pants.engine.addresses import Address
@@ -14,6 +13,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from smith.plugin.target_types.checks import DEFAULT_USER, parse_user
+from smith.plugin.target_types.image import SmithDockerArchiveField, SmithLayoutOutputPathField
 
 
 def is_address(value: str) -> bool:
@@ -128,13 +128,11 @@ class SmithMinimizeExposedPortsField(StringSequenceField):
     help = "ExposedPorts (`8080/tcp`, `53/udp`); replaces the image's when given."
 
 
-class SmithMinimizeDockerArchiveField(BoolField):
-    alias = "docker_archive"
-    default = False
+class SmithMinimizeDockerArchiveField(SmithDockerArchiveField):
     help = "Also write `<output_path>.docker.tar` (a `docker load`-able archive)."
 
 
-class SmithMinimizeOutputPathField(OutputPathField):
+class SmithMinimizeOutputPathField(SmithLayoutOutputPathField):
     help = "Where `pants package` writes the OCI image layout directory, relative to `dist/`."
 
 

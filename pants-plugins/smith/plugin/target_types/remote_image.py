@@ -2,7 +2,6 @@
 import re
 from typing import Optional
 
-from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
@@ -13,6 +12,7 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
+from smith.plugin.target_types.image import SmithLayoutOutputPathField
 from smith.plugin.target_types.checks import HOST as _HOST, REPOSITORY as _REPOSITORY, check as _check
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -98,7 +98,7 @@ class SmithRemoteVerifyKeyField(SingleSourceField):
     )
 
 
-class SmithRemoteImageOutputPathField(OutputPathField):
+class SmithRemoteImageOutputPathField(SmithLayoutOutputPathField):
     help = help_text(
         """
         Where `pants package` writes the pulled OCI image layout directory, relative to `dist/`.

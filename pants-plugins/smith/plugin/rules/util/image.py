@@ -2,7 +2,6 @@
 import json
 from dataclasses import dataclass
 
-from pants.core.goals.package import PackageFieldSet
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -58,7 +57,7 @@ def image_source_field_set(
 
 
 @dataclass(frozen=True)
-class SmithImageFieldSet(PackageFieldSet):
+class SmithImageFieldSet(FieldSet):
     required_fields = (SmithImageLayersField,)
 
     layers: SmithImageLayersField

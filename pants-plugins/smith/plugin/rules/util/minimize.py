@@ -1,6 +1,6 @@
 """smith_minimize -> `smith minimize` (cached) -> `smith layer --tar` -> `smith image`: an OCI layout.
 
-The same field set is a PackageFieldSet (dist/), a SmithTreeFieldSet and SmithRootFieldSet member
+The same field set is a SmithTreeFieldSet and SmithRootFieldSet member
 (its minimized tree) and a SmithImageSourceFieldSet member (-> BuiltSmithImage), so it can stand
 wherever a smith_image's result is used (a `base`, a test's image, another smith_minimize).
 """
@@ -8,7 +8,6 @@ import json
 import os
 from dataclasses import dataclass
 
-from pants.core.goals.package import PackageFieldSet
 from pants.core.target_types import FileSourceField, ResourceSourceField
 from pants.engine.fs import (
     AddPrefix,
@@ -25,6 +24,7 @@ from pants.engine.fs import (
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import (
+    FieldSet,
     HydratedSources,
     HydrateSourcesRequest,
     SourcesField,
@@ -67,7 +67,7 @@ class SmithMinimizeError(ValueError):
 
 
 @dataclass(frozen=True)
-class SmithMinimizeFieldSet(PackageFieldSet):
+class SmithMinimizeFieldSet(FieldSet):
     required_fields = (SmithMinimizeImageField,)
 
     image: SmithMinimizeImageField

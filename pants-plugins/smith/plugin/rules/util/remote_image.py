@@ -7,12 +7,11 @@ pull verifies every blob against its digest, so a cached result is the same byte
 """
 from dataclasses import dataclass
 
-from pants.core.goals.package import PackageFieldSet
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import EMPTY_DIGEST, AddPrefix, Digest, RemovePrefix
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import HydratedSources, HydrateSourcesRequest
+from pants.engine.target import FieldSet, HydratedSources, HydrateSourcesRequest
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
@@ -33,7 +32,7 @@ _PULLED = "pulled"
 
 
 @dataclass(frozen=True)
-class SmithRemoteImageFieldSet(PackageFieldSet):
+class SmithRemoteImageFieldSet(FieldSet):
     required_fields = (SmithRemoteRegistryField, SmithRemoteRepositoryField, SmithRemoteDigestField)
 
     registry: SmithRemoteRegistryField
