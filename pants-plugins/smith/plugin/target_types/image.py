@@ -184,6 +184,22 @@ class SmithSkeletonField(BoolField):
     )
 
 
+class SmithCompressionField(StringField):
+    alias = "compression"
+    default = "gzip"
+    valid_choices = ("gzip", "zstd")
+    help = help_text(
+        """
+        Compression of the image's own layers and skeleton: `gzip`
+        (`application/vnd.oci.image.layer.v1.tar+gzip`, read by every tool) or `zstd`
+        (`...tar+zstd`: level 3, one frame, ~5% smaller than gzip and faster to write and to
+        unpack; read by skopeo, podman, containerd >= 1.5 and smith's launcher, not by Debian
+        bookworm's umoci 0.4.7). Both are deterministic; layers of a `base` stay as the base has
+        them.
+        """
+    )
+
+
 class SmithTagField(StringField):
     alias = "tag"
     default = "latest"
@@ -282,6 +298,7 @@ IMAGE_FIELDS = (
     SmithExposedPortsField,
     SmithVolumesField,
     SmithSkeletonField,
+    SmithCompressionField,
     SmithTagField,
     SmithDockerArchiveField,
     SmithImageOutputPathField,

@@ -17,6 +17,7 @@ from smith.plugin.rules.util.tree import merge_origins
 from smith.plugin.target_types.image import (
     SmithAnnotationsField,
     SmithCmdField,
+    SmithCompressionField,
     SmithDockerArchiveField,
     SmithEntrypointField,
     SmithEnvField,
@@ -72,6 +73,7 @@ class SmithImageFieldSet(FieldSet):
     exposed_ports: SmithExposedPortsField
     volumes: SmithVolumesField
     skeleton: SmithSkeletonField
+    compression: SmithCompressionField
     tag: SmithTagField
     docker_archive: SmithDockerArchiveField
     output_path: SmithImageOutputPathField
@@ -142,6 +144,8 @@ async def build_image(
     argv += ["--uid", str(uid), "--gid", str(gid)]
     if not field_set.skeleton.value:
         argv.append("--no-skeleton")
+    if field_set.compression.value != "gzip":  # gzip images keep their argv (and cache keys)
+        argv += ["--compression", field_set.compression.value]
     inputs = [
         await Get(Digest, CreateDigest([FileContent("config.json", field_set.config_json())]))
     ]
