@@ -11,7 +11,7 @@ import time
 
 from smith.errors import SmithError
 from smith.linux import start_time
-from smith.runtime import cgroups, fastjson, spec, state
+from smith.runtime import cgroups, spec, state
 from smith.runtime.channel import Channel
 from smith.runtime.state import FIFO, STATE
 
@@ -364,8 +364,3 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             raise SmithError('cannot delete container "%s" that is not stopped: running '
                              '(stop it with kill, or use delete --force)' % cid)
         destroy(c)
-
-
-def load_state_json(path: str) -> dict:
-    with open(path, "rb") as f:
-        return fastjson.loads(f.read())

@@ -74,10 +74,6 @@ def action(name: str, errno_ret) -> int:
     return value
 
 
-def prepare() -> None:
-    _libseccomp()
-
-
 def conditions(args: list) -> list:
     """The rules to add for one syscall, each a list of (index, op, value, valueTwo): runc adds
     one rule per condition when two of them test the same argument, else one rule with all."""
