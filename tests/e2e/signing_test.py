@@ -158,4 +158,4 @@ smith_remote_image(name="unsigned", registry="{registry.host}", repository="hell
     assert (repo / "dist/remote_signed/signed/index.json").exists()
     proc = pants(repo, "package", "remote_signed:unsigned", check=False)
     assert proc.returncode != 0
-    assert "no signature by release.pub" in proc.stdout, proc.stdout[-3000:]
+    assert "no signature by remote_signed/release.pub: the image is not signed" in proc.stdout, proc.stdout[-3000:]
