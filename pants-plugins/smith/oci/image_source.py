@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
+from smith.registry import digests
 from smith.safe_fs import Root, Unsafe
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -39,7 +40,6 @@ LAYER_TYPES = (
 REF_NAME = "org.opencontainers.image.ref.name"
 MAX_JSON = 4 << 20
 MAX_DEPTH = 64  # JSON nesting of image metadata; real documents stay under 10
-DIGEST_HEX = {"sha256": 64, "sha512": 128}
 _CHUNK = 1 << 20
 
 
@@ -124,9 +124,7 @@ def check_digest(value: Any, what: str) -> str:
     """`algorithm:hex` with a known algorithm and the right length of lowercase hex."""
     if not isinstance(value, str):
         raise SmithError("%s: the digest must be a JSON string, not %s" % (what, _kind(value)))
-    algo, sep, hexpart = value.partition(":")
-    if not sep or algo not in DIGEST_HEX or len(hexpart) != DIGEST_HEX[algo] or \
-            hexpart.strip("0123456789abcdef"):
+    if not digests.is_digest(value):
         raise SmithError("%s: malformed digest %r; expected sha256:<64 hex digits> or "
                          "sha512:<128 hex digits>" % (what, value[:200]))
     return value
