@@ -5,16 +5,41 @@ usage: smith lock --repo REPO.json --output LOCK.json [--exclude NAME]... [--cac
 REPO.json: see smith.packages.repo_config. PKG uses the repository's own syntax:
 deb `redis-server`, `'redis-server (>= 5:7.0)'`, `'a | b'`; rpm `hello`, `'hello >= 1.0'`.
 --cache-dir keeps verified metadata files by sha256 (safe to share between runs).
-Writes LOCK.json atomically (see smith.packages.lockfile for the format) and prints one line
+Each architecture the repository lists (besides the shared all/noarch) is solved on its own,
+from its own and the shared packages only, so an arm64 dependency is never met by an amd64
+package; the pins go into one lock. Writes LOCK.json atomically (see smith.packages.lockfile for the format) and prints one line
 per locked package. Exit 0 on success, 1 with `smith lock: error: ...` when the repository
 cannot be read or the request cannot be resolved (the message shows the failed chain).
 """
 import argparse
-from typing import List
+import dataclasses
+from typing import Any, Callable, List, Tuple
 
+from smith.errors import SmithError
+from smith.oci.platform import SHARED_ARCHES
 from smith.packages import lockfile, repo_config
 from smith.packages.metadata import load_universe, parse_request
+from smith.packages.repo_config import RepoConfig
 from smith.packages.solver import Solver
+from smith.packages.universe import Universe
+
+
+def solve_each_architecture(repo: RepoConfig, requests, exclude: List[str],
+                            load: Callable[[RepoConfig], Universe]) -> List[Tuple[str, Any]]:
+    """(architecture, Solution) per architecture of `repo`; one architecture is solved as
+    before (one universe of everything listed)."""
+    own = [a for a in repo.architectures if a not in SHARED_ARCHES]
+    if len(own) <= 1:
+        return [(own[0] if own else "", Solver(load(repo), exclude).solve(requests))]
+    shared = [a for a in repo.architectures if a in SHARED_ARCHES]
+    out = []
+    for arch in own:
+        universe = load(dataclasses.replace(repo, architectures=[arch] + shared))
+        try:
+            out.append((arch, Solver(universe, exclude).solve(requests)))
+        except SmithError as e:
+            raise SmithError("architecture %s: %s" % (arch, e)) from None
+    return out
 
 
 def main(argv: List[str]) -> int:
@@ -27,9 +52,10 @@ def main(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     repo = repo_config.load(args.repo)
     requests = [clause for text in args.packages for clause in parse_request(repo.kind, text)]
-    universe = load_universe(repo, args.cache_dir)
-    solution = Solver(universe, args.exclude).solve(requests)
-    lockfile.write(args.output, lockfile.make(repo, args.packages, args.exclude, solution))
-    for p in sorted(solution.packages.values(), key=lambda p: p.name):
-        print("%s %s %s" % (p.name, p.version, p.arch))
+    solutions = solve_each_architecture(repo, requests, args.exclude,
+                                        lambda r: load_universe(r, args.cache_dir))
+    lock = lockfile.make_multi(repo, args.packages, args.exclude, solutions)
+    lockfile.write(args.output, lock)
+    for p in lock["packages"]:
+        print("%s %s %s" % (p["name"], p["version"], p["architecture"]))
     return 0

@@ -8,8 +8,13 @@ inputs give the same bytes.
   "request": {"packages": ["redis-server"], "exclude": ["libc-bin"]},
   "excluded": {"libc-bin": ["libc6"]},              # skipped dependency -> who wanted it
   "packages": [{"name", "version", "architecture", "url", "sha256", "size",
-                "depends": [names in this lock]}, ...]   # sorted by name
+                "depends": [names in this lock]}, ...]   # sorted by name, then architecture
 }
+Several architectures (repository "architectures": ["amd64", "arm64"]) are solved one by one
+and their pins kept side by side: an entry belongs to the architecture it names; an
+`Architecture: all` (rpm `noarch`) entry is shared and lists the architectures that use it in
+"used_by" (absent: every architecture of the lock, which is what one-architecture files mean).
+"depends" names packages of the same architecture's solution.
 A build compares "request" and "repository" with its BUILD target to detect a stale lock.
 This module is the one reader of the format: `smith lock|outdated|sbom` and the Pants rules
 (smith/plugin/rules/util/packages.py) all go through `loads` / `read` and `pins`.
@@ -17,10 +22,11 @@ This module is the one reader of the format: `smith lock|outdated|sbom` and the 
 import json
 import os
 import tempfile
-from typing import Any, Dict, Iterable, List, NamedTuple, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
+from smith.oci.platform import SHARED_ARCHES
 
 VERSION = 1
 HINT = "regenerate it with smith lock"
@@ -44,16 +50,36 @@ def request(packages: Iterable[str], exclude: Iterable[str]) -> Dict[str, Any]:
 
 def make(repo, packages: List[str], exclude: List[str], solution) -> Dict[str, Any]:
     """`repo`: a RepoConfig; `solution`: the solver's Solution."""
+    return make_multi(repo, packages, exclude, [("", solution)])
+
+
+def make_multi(repo, packages: List[str], exclude: List[str],
+               solutions: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """One lock from (architecture, Solution) pairs, one per architecture; a single pair
+    gives exactly the one-architecture format."""
+    entries: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+    excluded: Dict[str, set] = {}
+    for arch, solution in solutions:
+        for p in solution.packages.values():
+            key = (p.name, p.arch, p.version)
+            entry = entries.setdefault(key, {
+                "name": p.name, "version": p.version, "architecture": p.arch, "url": p.url,
+                "sha256": p.sha256, "size": p.size, "depends": set()})
+            entry["depends"].update(solution.depends[p.name])
+            if len(solutions) > 1 and p.arch in SHARED_ARCHES:
+                entry.setdefault("used_by", []).append(arch)
+        for name, wanted_by in solution.excluded.items():
+            excluded.setdefault(name, set()).update(wanted_by)
+    for entry in entries.values():
+        entry["depends"] = sorted(entry["depends"])
+        if entry.get("used_by") == [a for a, _ in solutions]:
+            del entry["used_by"]  # shared by all: the default
     return {
         "lockfile_version": VERSION,
         "repository": repo.to_json(),
         "request": request(packages, exclude),
-        "excluded": solution.excluded,
-        "packages": [
-            {"name": p.name, "version": p.version, "architecture": p.arch, "url": p.url,
-             "sha256": p.sha256, "size": p.size, "depends": solution.depends[p.name]}
-            for p in sorted(solution.packages.values(), key=lambda p: p.name)
-        ],
+        "excluded": {k: sorted(v) for k, v in excluded.items()},
+        "packages": [entries[k] for k in sorted(entries)],
     }
 
 
@@ -103,8 +129,23 @@ def read(path: str, hint: str = HINT) -> Dict[str, Any]:
     return loads(data, "lockfile %s" % path, hint)
 
 
-def pins(lock: Dict[str, Any], what: str, hint: str = HINT) -> Tuple[Pin, ...]:
-    """The locked packages of a lockfile from `loads`/`read`, each entry checked."""
+def architectures(lock: Dict[str, Any]) -> List[str]:
+    """The architectures a lock was solved for (not the shared all/noarch)."""
+    arches = lock["repository"].get("architectures")
+    if not isinstance(arches, list) or not all(isinstance(a, str) for a in arches):
+        return []
+    return [a for a in arches if a not in SHARED_ARCHES]
+
+
+def pins(lock: Dict[str, Any], what: str, hint: str = HINT,
+         architecture: Optional[str] = None) -> Tuple[Pin, ...]:
+    """The locked packages of a lockfile from `loads`/`read`, each entry checked; with
+    `architecture`, only that architecture's (its own and the shared packages it uses)."""
+    arches = architectures(lock)
+    if architecture is not None and architecture not in arches:
+        raise SmithError("%s has no pins for architecture %s (it was locked for %s); add %s to the "
+                         "smith_repository's `architectures` and %s"
+                         % (what, architecture, ", ".join(arches) or "none", architecture, hint))
     found = []
     for i, entry in enumerate(lock["packages"]):
         where = "%s: package entry %d" % (what, i)
@@ -113,7 +154,12 @@ def pins(lock: Dict[str, Any], what: str, hint: str = HINT) -> Tuple[Pin, ...]:
         try:
             pin = Pin(*(safe_json.field(entry, k, str, where) for k in ("name", "version", "architecture", "url", "sha256")),
                       safe_json.field(entry, "size", int, where))
+            used_by = entry.get("used_by", arches)
+            if not isinstance(used_by, list) or not all(isinstance(a, str) for a in used_by):
+                raise SmithError("%s: field 'used_by' must be a list of architectures" % where)
         except SmithError as e:
             raise SmithError("%s; %s" % (e, hint)) from None
-        found.append(pin)
+        if architecture is None or pin.architecture == architecture or (
+                pin.architecture in SHARED_ARCHES and architecture in used_by):
+            found.append(pin)
     return tuple(found)

@@ -13,6 +13,7 @@ class Pin:
     locked: str
     available: Optional[str]    # newest version in the repository now (None: name gone)
     gone: bool                  # the locked version's file is no longer listed
+    architecture: str = ""      # the pin's architecture (each architecture is reported apart)
 
     @property
     def outdated(self) -> bool:
@@ -29,7 +30,7 @@ def check(lock: Dict[str, Any], universe: Universe) -> List[Pin]:
         gone = not any(q.version == p["version"] and q.sha256 == p["sha256"] for q in versions)
         if newest is not None and universe.compare(newest, p["version"]) <= 0:
             newest = p["version"]       # never report a downgrade as "available"
-        pin = Pin(p["name"], p["version"], newest, gone)
+        pin = Pin(p["name"], p["version"], newest, gone, p["architecture"])
         if pin.outdated:
             out.append(pin)
     return out

@@ -7,7 +7,8 @@ Each lock's own "repository" is read again (deb: signature checked with --keyrin
 the Debian archive keyring, unless the lock's repository says trusted or --trusted is given). Prints one line per outdated pin:
   LOCK: NAME LOCKED -> AVAILABLE
   LOCK: NAME LOCKED -> AVAILABLE (the locked file is gone from the repository)
-or `LOCK: up to date`. --json writes [{"lock", "name", "locked", "available", "gone"}, ...].
+or `LOCK: up to date`; a lock of several architectures names each pin NAME:ARCH.
+--json writes [{"lock", "name", "architecture", "locked", "available", "gone"}, ...].
 Exit 0; with --check, exit 3 when anything is outdated or gone (1 is kept for errors).
 """
 import argparse
@@ -45,11 +46,13 @@ def main(argv: List[str]) -> int:
         if key not in universes:
             universes[key] = load_universe(repo, args.cache_dir)
         pins = check(lock, universes[key])
+        several = len(lockfile.architectures(lock)) > 1
         for pin in pins:
             gone = " (the locked file is gone from the repository)" if pin.gone else ""
-            print("%s: %s %s -> %s%s" % (path, pin.name, pin.locked, pin.available or "(none)", gone))
-            rows.append({"lock": path, "name": pin.name, "locked": pin.locked,
-                         "available": pin.available, "gone": pin.gone})
+            name = "%s:%s" % (pin.name, pin.architecture) if several else pin.name
+            print("%s: %s %s -> %s%s" % (path, name, pin.locked, pin.available or "(none)", gone))
+            rows.append({"lock": path, "name": pin.name, "architecture": pin.architecture,
+                         "locked": pin.locked, "available": pin.available, "gone": pin.gone})
         if not pins:
             print("%s: up to date" % path)
     if args.json:

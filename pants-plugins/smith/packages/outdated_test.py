@@ -8,7 +8,8 @@ import sys
 import pytest
 
 import smith
-from smith.packages import fixture_repos, lock_cli, outdated_cli
+from smith.packages import lock_cli, outdated_cli
+from smith.testutil import fixture_repos
 from smith.testutil.debian import tool_env
 
 
@@ -39,7 +40,7 @@ def test_deb_outdated(tmp_path, deb, capsys):
     assert "%s: libgreet1 0.9-1 -> 1.1-1\n" % old in out
     assert "%s: up to date\n" % new in out
     assert json.loads(report.read_text()) == [
-        {"lock": old, "name": "libgreet1", "locked": "0.9-1", "available": "1.1-1", "gone": False}]
+        {"lock": old, "name": "libgreet1", "architecture": "amd64", "locked": "0.9-1", "available": "1.1-1", "gone": False}]
     assert outdated_cli.main(keyring + ["--check", new]) == 0
     assert outdated_cli.main(keyring + ["--check", old]) == 3
     # A pin whose file no longer is in the repository is flagged even without a newer version.
