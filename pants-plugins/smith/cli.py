@@ -12,6 +12,7 @@ from smith.errors import SmithError
 COMMANDS = {
     "layer": ("smith.oci.layer_cli", "write a deterministic layer from files, dirs and tree tars"),
     "image": ("smith.oci.image_cli", "assemble layers + config into an OCI image layout"),
+    "image-index": ("smith.oci.image_index", "join one-platform image layouts into a multi-platform one"),
     "unpack": ("smith.oci.unpack_cli", "safely unpack an OCI layout / docker archive into a tree"),
     "merge": ("smith.oci.merge_cli", "merge tree tars into one deterministic tree tar"),
     "merge-packages": ("smith.packages.merge_cli", "merge package trees, naming packages that conflict"),
@@ -26,6 +27,7 @@ COMMANDS = {
     "pull": ("smith.registry.pull_cli", "pull an image by digest into an OCI layout"),
     "keygen": ("smith.registry.keygen_cli", "write a cosign/sigstore signing key pair"),
     "toolbox": ("smith.crashcart.toolbox", "build a crashcart debug toolbox from package trees"),
+    "pyc": ("smith.bytecode.compile_cli", "compile a layer's .py files to .pyc with the image's python"),
     "zipapp": ("smith.zipapp_cli", "pack Python sources into a deterministic executable zipapp"),
 }
 

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from smith.errors import SmithError
 from smith.oci import layer
+from smith.oci import platform as platforms
 from smith.oci.image_source import (LAYER_TYPES, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME,
                                     Image, open_image, verify_blob)
 from smith.oci.tree import DIR, SYMLINK, Entry
@@ -123,7 +124,8 @@ def skeleton_layer(uid: int, gid: int, mtime: int,
 
 
 def image_config(cfg: Dict[str, Any], base: Optional[Dict[str, Any]], uid: int, gid: int,
-                 diff_ids: List[str], history: List[Dict[str, Any]]) -> Dict[str, Any]:
+                 diff_ids: List[str], history: List[Dict[str, Any]],
+                 platform: str = platforms.DEFAULT) -> Dict[str, Any]:
     inherited = dict((base or {}).get("config") or {})
     c: Dict[str, Any] = {}
     env: Dict[str, str] = {}
@@ -162,13 +164,12 @@ def image_config(cfg: Dict[str, Any], base: Optional[Dict[str, Any]], uid: int, 
         volumes[v] = {}
     if volumes:
         c["Volumes"] = volumes
-    out: Dict[str, Any] = {
-        "architecture": "amd64",
-        "os": "linux",
+    out: Dict[str, Any] = dict(platforms.get(platform).oci())
+    out.update({
         "config": c,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
-    }
+    })
     if cfg.get("created"):
         out["created"] = cfg["created"]
     return out
@@ -203,11 +204,13 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
                  base: Optional[str] = None, skeleton: bool = True, uid: int = 10,
                  gid: int = 10, mtime: int = 0,
                  attachments: Optional[List[Tuple[str, str]]] = None,
-                 compression: str = "gzip") -> Dict[str, Any]:
+                 compression: str = "gzip", platform: str = platforms.DEFAULT) -> Dict[str, Any]:
     """Write an OCI layout into the (empty, existing) directory `out`; returns the manifest
     descriptor as it appears in index.json. The skeleton and the `layer_dirs` layers are
     `compression` ("gzip" or "zstd"; a layer written otherwise is recompressed, its diff_id
-    checked); base layers stay as the base has them."""
+    checked); base layers stay as the base has them. `platform` ("linux/arm64") sets the
+    config's architecture/os/variant and the index entry's platform."""
+    oci_platform = platforms.get(platform, "--platform").oci()
     if compression not in layer.COMPRESSIONS:
         raise SmithError("--compression %r: use gzip or zstd" % compression)
     if not tag or any(c.isspace() for c in tag):
@@ -248,15 +251,14 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
         diff_ids.append(desc["diff_id"])
         layers.append({k: desc[k] for k in ("mediaType", "digest", "size")})
         history.append(_history("smith layer", created))
-    config = image_config(cfg, base_config, uid, gid, diff_ids, history)
+    config = image_config(cfg, base_config, uid, gid, diff_ids, history, platform)
     config_desc = blobs.put_bytes(canonical_json(config), OCI_CONFIG)
     manifest: Dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                                 "config": config_desc, "layers": layers}
     if cfg.get("annotations"):
         manifest["annotations"] = cfg["annotations"]
     manifest_desc = blobs.put_bytes(canonical_json(manifest), OCI_MANIFEST)
-    entry = dict(manifest_desc, platform={"architecture": "amd64", "os": "linux"},
-                 annotations={REF_NAME: tag})
+    entry = dict(manifest_desc, platform=oci_platform, annotations={REF_NAME: tag})
     manifests = [entry]
     for artifact_type, path in attachments or []:
         manifests.append(_attachment(blobs, artifact_type, path, manifest_desc))

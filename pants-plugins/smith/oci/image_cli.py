@@ -3,7 +3,7 @@ import os
 from typing import List
 
 from smith.errors import SmithError
-from smith.oci import docker_archive, image, layer
+from smith.oci import docker_archive, image, layer, platform
 from smith.oci.layer_cli import ArgParser
 
 
@@ -27,6 +27,10 @@ def parser() -> ArgParser:
     p.add_argument("--compression", choices=sorted(layer.COMPRESSIONS), default="gzip",
                    help="compression of the image's own layers: gzip (default) or zstd "
                    "(application/vnd.oci.image.layer.v1.tar+zstd; base layers stay as they are)")
+    p.add_argument("--platform", default=platform.DEFAULT,
+                   help="the image's platform, one of %s (default %s): the config's "
+                   "architecture/os/variant and the index entry's platform"
+                   % (", ".join(platform.PLATFORMS), platform.DEFAULT))
     p.add_argument("--docker-archive", metavar="FILE.tar",
                    help="also write a `docker save`-format tar of the image")
     return p
@@ -46,7 +50,7 @@ def main(argv: List[str]) -> int:
     entry = image.write_layout(args.output, args.tag, cfg, args.layer, base=args.base,
                                skeleton=not args.no_skeleton, uid=args.uid, gid=args.gid,
                                mtime=mtime, attachments=attachments,
-                               compression=args.compression)
+                               compression=args.compression, platform=args.platform)
     if args.docker_archive:
         docker_archive.write_docker_archive(os.path.abspath(args.output), args.tag,
                                             args.docker_archive)
