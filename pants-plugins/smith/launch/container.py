@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 from smith import linux
 from smith.errors import SmithError
@@ -33,6 +33,11 @@ from smith.launch.layer_store import LayerStore
 
 TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TIMED_OUT = 124  # exit code after --timeout, as timeout(1) uses
+
+
+# Called as watch(image source path, root) once a container's root is mounted, before the
+# runtime starts: `smith trace` (oci/trace.py) watches the root's file system from here.
+ROOT_WATCHERS: List[Callable[[str, str], None]] = []
 
 
 class Settings(NamedTuple):
@@ -201,6 +206,8 @@ class Container:
                 raise SmithError("could not mount the container root from the store %s: %s (needs "
                                  "overlayfs and idmapped mounts, Linux >= 5.19, on a local file "
                                  "system such as ext4, xfs, btrfs or tmpfs)" % (self.settings.store, e))
+            for watch in ROOT_WATCHERS:
+                watch(self.image.store.path, root)
             uid, gid = bundle.user_ids(self.config.get("User") or "", root)
             write = self._write_dir(uid, gid)
             opts = self.opts._replace(read_dir=self._read_dir(userns))
