@@ -12,12 +12,13 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from smith.elf.closure import DEFAULT_PATH, compute_closure
+from smith.elf.closure import DEFAULT_PATH, Closure, compute_closure
 from smith.elf.nss import DEFAULT_USER, User, nss_files
 from smith.elf.rootfs import RootFS, glob_in_root, kept_paths
 from smith.elf.treetar import remove_tree, write_tree_tar
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
+from smith.oci.trace import Trace, kept_by_trace
 from smith.oci.unpack import apply_image
 from smith.untar import Limits
 
@@ -101,13 +102,27 @@ def _program_path(fs: RootFS, program: str, env: Dict[str, str]) -> Optional[str
     return None
 
 
+def _kept_by_traces(root: str, program: str, env: Dict[str, str], nss: bool,
+                    traces: Sequence[Trace]) -> Set[str]:
+    closure = Closure(root, env)
+    closure.add_program(program)
+    if nss:
+        closure.add_nss()
+    warnings: List[str] = []
+    kept = kept_by_trace(closure, list(traces), warnings.append)
+    for w in sorted(set(warnings + closure.warnings)):
+        print("smith minimize: warning: %s" % w, file=sys.stderr)
+    return kept
+
+
 def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = None,
              cmd: Optional[List[str]] = None, paths: Sequence[str] = (),
              excludes: Sequence[str] = (), nss: bool = False, user: Optional[User] = None,
              env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None,
-             limits: Optional[Limits] = None) -> Dict[str, Any]:
+             limits: Optional[Limits] = None, traces: Sequence[Trace] = ()) -> Dict[str, Any]:
     """Write the minimized tree of SOURCE (PATH or PATH:TAG) to `output_tar`; returns the kept
-    config. `workdir` is where the temp root goes (default: the cwd)."""
+    config. `workdir` is where the temp root goes (default: the cwd). `traces` (of `smith
+    trace`) add what a workload used, with the closures of its ELFs (oci/trace.py)."""
     parent = os.path.abspath(workdir or os.getcwd())
     tmp = tempfile.mkdtemp(prefix=".smith-minimize-", dir=parent)
     try:
@@ -124,6 +139,8 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
         result = compute_closure(root, [program], env=cfg.get("env") or {}, nss=nss)
         fs = RootFS(root)
         entries = set(result.paths) | _kept_paths(fs, paths)
+        if traces:
+            entries |= _kept_by_traces(root, program, cfg.get("env") or {}, nss, traces)
         dropped = sorted(p for p in entries if _excluded(p, excludes))
         kept = sorted(entries - set(dropped))
         program_path = _program_path(fs, program, cfg.get("env") or {})

@@ -5,7 +5,7 @@ from typing import List
 
 from smith.elf.nss import parse_user
 from smith.errors import SmithError
-from smith.oci import minimize
+from smith.oci import minimize, trace
 from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
 from smith.untar import Limits
@@ -30,6 +30,9 @@ def parser() -> ArgParser:
                    help="add NSS modules and minimal /etc/passwd, /etc/group, /etc/nsswitch.conf")
     p.add_argument("--user", metavar="NAME:UID:GID",
                    help="the user written by --nss (default smith:10:10)")
+    p.add_argument("--trace", action="append", default=[], metavar="TRACE.json",
+                   help="also keep what this trace of `smith trace` holds, with the ELF closures "
+                        "of its programs and libraries and the symlinks leading to it")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="set/override an Env entry (also used to find the program)")
     p.add_argument("source", help="OCI layout directory or tar (optionally PATH:TAG), or a "
@@ -46,7 +49,8 @@ def main(argv: List[str]) -> int:
     env = minimize.env_dict(args.env, "--env")
     cfg = minimize.minimize(args.source, args.output, entrypoint=args.entrypoint, cmd=args.cmd,
                             paths=args.path, excludes=args.exclude, nss=args.nss, user=user,
-                            env=env, limits=Limits.from_args(args))
+                            env=env, limits=Limits.from_args(args),
+                            traces=[trace.load_trace(t) for t in args.trace])
     if args.config_out:
         with atomic_file(args.config_out) as f:
             f.write(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode("utf-8"))
