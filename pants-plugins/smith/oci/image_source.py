@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import digests
+from smith.registry.platforms import DEFAULT_VARIANT, Platform, host_platform, of_dict, same_platform
 from smith.safe_fs import Root, Unsafe
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -250,8 +251,9 @@ class Layer:
 
 class Image:
     def __init__(self, store: Store, config: Dict[str, Any], layers: List[Layer],
-                 manifest: Optional[Dict[str, Any]]) -> None:
+                 manifest: Optional[Dict[str, Any]], platform: Optional[Platform] = None) -> None:
         self.store = store
+        self.platform = platform  # what the index lists it for (else its config says)
         self.config = config
         self.layers = layers
         self.manifest = manifest
@@ -276,15 +278,17 @@ def split_ref(source: str) -> Tuple[str, Optional[str]]:
                      "archive (optionally PATH:TAG)" % source)
 
 
-def open_image(source: str, ref: Optional[str] = None) -> Image:
-    """`source` is PATH or PATH:TAG; an explicit `ref` (tag) takes PATH as given."""
+def open_image(source: str, ref: Optional[str] = None, platform: Optional[Platform] = None) -> Image:
+    """`source` is PATH or PATH:TAG; an explicit `ref` (tag) takes PATH as given. Of an index,
+    the image for `platform` (default: the host's); a single image whatever its platform,
+    unless `platform` names another."""
     path = source
     if ref is None:
         path, ref = split_ref(source)
     store = Store(path)
     try:
         if store.exists("index.json"):
-            return _oci_image(store, ref)
+            return _oci_image(store, ref, platform)
         if store.exists("manifest.json"):
             return _docker_archive_image(store, ref)
         raise SmithError("%s: has neither index.json (OCI layout) nor manifest.json (docker "
@@ -294,11 +298,8 @@ def open_image(source: str, ref: Optional[str] = None) -> Image:
         raise
 
 
-def _is_amd64_linux(p: Optional[Dict[str, Any]]) -> bool:
-    return p is None or (p.get("os") == "linux" and p.get("architecture") == "amd64")
-
-
 MAX_DOCUMENTS = 256  # manifests and indexes read to find one image
+MAX_NESTING = 4  # an index inside an index is rare; deeper is hostile
 
 
 def _media_type(store: Store, desc: Dict[str, Any], what: str) -> Tuple[str, Dict[str, Any]]:
@@ -310,33 +311,89 @@ def _media_type(store: Store, desc: Dict[str, Any], what: str) -> Tuple[str, Dic
     return mt, doc
 
 
-def _oci_image(store: Store, ref: Optional[str]) -> Image:
+def _index_candidates(store: Store, ref: Optional[str]) -> List[Dict[str, Any]]:
     what = store.path
     index = store.read_json("index.json")
     if not isinstance(index, dict):
         raise SmithError("%s: index.json must be a JSON object, not %s; not an OCI layout"
                          % (what, _kind(index)))
     manifests = _descriptors(index, "manifests", "%s: index.json" % what, required=True)
-    cands = manifests
     if ref is not None:
-        cands = [m for m in cands if (m.get("annotations") or {}).get(REF_NAME) == ref]
+        cands = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) == ref]
         if not cands:
             refs = sorted({(m.get("annotations") or {}).get(REF_NAME, "") for m in manifests} - {""})
             raise SmithError("%s: no image tagged %r; tags present: %s" % (what, ref, refs or "none"))
-    else:  # attachments (SBOMs, signatures) are not the image
-        cands = [m for m in cands if not m.get("artifactType") and "subject" not in m]
-    manifest = _pick(store, cands, what, depth=0, budget=[MAX_DOCUMENTS])
-    return _from_manifest(store, manifest, what)
+        return cands
+    # attachments (SBOMs, signatures) are not the image
+    return [m for m in manifests if not m.get("artifactType") and "subject" not in m]
 
 
-def _pick(store: Store, cands: List[Dict[str, Any]], what: str, depth: int,
-          budget: List[int]) -> Dict[str, Any]:
-    if depth > 4:
-        raise SmithError("%s: indexes nested more than 4 deep; refusing" % what)
-    found = []
+class _Leaf:
+    """One image manifest reached from index.json, with the platform the index lists it for."""
+
+    def __init__(self, desc: Dict[str, Any], manifest: Dict[str, Any]) -> None:
+        self.desc, self.manifest = desc, manifest
+        self.listed = of_dict(desc["platform"]) if desc.get("platform") else None
+        self._config: Optional[Dict[str, Any]] = None
+
+    def config(self, store: Store, what: str) -> Dict[str, Any]:
+        if self._config is None:
+            cdesc = self.manifest["config"]
+            self._config = check_config(read_json_blob(store, cdesc, what + ": config"),
+                                        "%s: config %s" % (what, cdesc["digest"]))
+        return self._config
+
+    def platform(self, store: Store, what: str) -> Optional[Platform]:
+        """The platform listed in the index, which the config must not contradict (else the
+        config's own, for a plain manifest)."""
+        config = self.config(store, what)
+        have = of_dict(config) if config.get("architecture") and config.get("os") else None
+        if self.listed is None:
+            return have
+        if have is not None and not _matches(have, self.listed):
+            raise SmithError("%s: manifest %s is listed for %s but its config says %s; the index "
+                             "is wrong or tampered with, refusing to pick either"
+                             % (what, self.desc["digest"], printable(str(self.listed), 80),
+                                printable(str(have), 80)))
+        return self.listed
+
+
+def printable(text: str, limit: int) -> str:
+    from smith.registry.transport import printable as shown  # only on errors: it imports ssl
+    return shown(text, limit)
+
+
+def _platform_key(desc: Dict[str, Any]) -> Optional[str]:
+    p = desc.get("platform")
+    if not p or p.get("os") == "unknown":  # buildx attestations are listed as unknown/unknown
+        return None
+    pf = of_dict(p)
+    return str(Platform(pf.os, pf.architecture, DEFAULT_VARIANT.get(pf.architecture, pf.variant)
+                        if not pf.variant else pf.variant))
+
+
+def _leaves(store: Store, cands: List[Dict[str, Any]], what: str, depth: int, budget: List[int],
+            path: Tuple[str, ...], wanted: Optional[Platform]) -> List[_Leaf]:
+    """Every image manifest under `cands` (indexes followed, at most MAX_NESTING deep), but
+    none listed for another platform than `wanted`: those may be absent from the layout."""
+    if depth > MAX_NESTING:
+        raise SmithError("%s: indexes nested more than %d deep; refusing" % (what, MAX_NESTING))
+    listed: Dict[str, str] = {}
     for desc in cands:
-        if not _is_amd64_linux(desc.get("platform")):
+        key = _platform_key(desc)
+        if key is not None and key in listed:
+            raise SmithError("%s: %s lists %s twice (%s and %s); which one would run is "
+                             "ambiguous, refusing" % (what, path[-1] if path else "index.json",
+                                                      printable(key, 80), listed[key], desc["digest"]))
+        if key is not None:
+            listed[key] = desc["digest"]
+    found: List[_Leaf] = []
+    for desc in cands:
+        if wanted is not None and desc.get("platform") and not _matches(of_dict(desc["platform"]), wanted):
             continue
+        if desc["digest"] in path:
+            raise SmithError("%s: index %s lists itself (through %s); refusing a cycle"
+                             % (what, desc["digest"], " -> ".join(path)))
         budget[0] -= 1
         if budget[0] < 0:
             raise SmithError("%s: more than %d manifests and indexes to read; refusing"
@@ -345,28 +402,68 @@ def _pick(store: Store, cands: List[Dict[str, Any]], what: str, depth: int,
         doc_what = "%s: %s %s" % (what, "index" if mt in INDEXES else "manifest", desc["digest"])
         if mt in INDEXES:
             sub = _descriptors(doc, "manifests", doc_what, required=True)
-            try:
-                found.append(_pick(store, sub, what, depth + 1, budget))
-            except SmithError as e:
-                if "no linux/amd64" not in str(e):
-                    raise
+            found.extend(_leaves(store, sub, what, depth + 1, budget, path + (desc["digest"],), wanted))
         elif mt in MANIFESTS:
             config = check_descriptor(safe_json.field(doc, "config", dict, doc_what), doc_what + " config")
             _descriptors(doc, "layers", doc_what, required=False)
             if config.get("mediaType") in (OCI_CONFIG, DOCKER_CONFIG, None):
-                found.append(doc)
+                found.append(_Leaf(desc, doc))
         else:
             raise SmithError("%s: unsupported manifest media type %r" % (what, mt[:200]))
-    if not found:
-        raise SmithError("%s: no linux/amd64 image found in the index" % what)
-    if len(found) > 1:
-        raise SmithError("%s: holds %d linux/amd64 images; pick one with PATH:TAG"
-                         % (what, len(found)))
-    return found[0]
+    return found
 
 
-def _from_manifest(store: Store, manifest: Dict[str, Any], what: str) -> Image:
-    """`manifest` was checked by _pick: config and layers are descriptors."""
+def _all_leaves(store: Store, ref: Optional[str], wanted: Optional[Platform] = None) -> List[_Leaf]:
+    return _leaves(store, _index_candidates(store, ref), store.path, 0, [MAX_DOCUMENTS], (), wanted)
+
+
+def _oci_image(store: Store, ref: Optional[str], platform: Optional[Platform]) -> Image:
+    what = store.path
+    wanted = platform or host_platform()
+    chosen = [leaf for leaf in _all_leaves(store, ref, wanted)
+              if leaf.platform(store, what) is None
+              or _matches(leaf.platform(store, what), wanted)]  # type: ignore[arg-type]
+    if not chosen:
+        leaves = _all_leaves(store, ref)
+        if platform is None and len(leaves) == 1:
+            chosen = leaves  # one image: whatever its platform (a foreign one runs emulated)
+        else:
+            offered = sorted({str(leaf.platform(store, what)) for leaf in leaves})
+            raise SmithError("%s: no %s image in the index; it offers %s; choose one with "
+                             "--platform (or the platform= field)" % (
+                                 what, wanted, printable(", ".join(offered), 400) or "none"))
+    if len(chosen) > 1:
+        raise SmithError("%s: holds %d %s images; pick one with PATH:TAG"
+                         % (what, len(chosen), wanted))
+    leaf = chosen[0]
+    return _from_manifest(store, leaf.manifest, what, leaf.platform(store, what))
+
+
+def _matches(have: Platform, wanted: Platform) -> bool:
+    """A missing variant on either side matches (as registry.platforms.select_platform)."""
+    if (have.os, have.architecture) != (wanted.os, wanted.architecture):
+        return False
+    return not have.variant or not wanted.variant or same_platform(have, wanted)
+
+
+def image_platforms(source: str, ref: Optional[str] = None) -> List[Optional[Platform]]:
+    """The platform of each image in `source` (None: an image that says none), checked as
+    open_image checks them; one entry for a single-platform image or a docker archive."""
+    path = source
+    if ref is None:
+        path, ref = split_ref(source)
+    store = Store(path)
+    try:
+        if not store.exists("index.json"):
+            return [None]
+        return [leaf.platform(store, path) for leaf in _all_leaves(store, ref)]
+    finally:
+        store.close()
+
+
+def _from_manifest(store: Store, manifest: Dict[str, Any], what: str,
+                   platform: Optional[Platform]) -> Image:
+    """`manifest` was checked by _leaves: config and layers are descriptors."""
     cdesc = manifest["config"]
     config = check_config(read_json_blob(store, cdesc, what + ": config"),
                           "%s: config %s" % (what, cdesc["digest"]))
@@ -379,7 +476,7 @@ def _from_manifest(store: Store, manifest: Dict[str, Any], what: str) -> Image:
             raise SmithError("%s: layer %s has unsupported media type %r"
                              % (what, desc["digest"], mt if not isinstance(mt, str) else mt[:200]))
         layers.append(Layer(blob_name(desc["digest"], what), desc["digest"], diff_id, mt, desc["size"]))
-    return Image(store, config, layers, manifest)
+    return Image(store, config, layers, manifest, platform)
 
 
 def _diff_ids(config: Dict[str, Any], count: int, what: str) -> List[str]:

@@ -1,8 +1,8 @@
 """Pick the manifest for one platform (`os/arch[/variant]`) out of an index."""
+import os
 from typing import List, NamedTuple, Optional
 
 from smith.errors import SmithError
-from smith.registry.transport import printable
 
 # Variants an index may leave out because they are the architecture's default.
 DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
@@ -28,6 +28,29 @@ def _variant(arch: str, variant: Optional[str]) -> Optional[str]:
     return variant or DEFAULT_VARIANT.get(arch)
 
 
+# uname -m -> the OCI architecture of the host (the platform run natively).
+_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+              "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_platform() -> Platform:
+    """The platform this machine runs natively (linux/amd64 on x86_64)."""
+    machine = os.uname().machine
+    arch = _HOST_ARCH.get(machine, machine)
+    return Platform("linux", arch, "v8" if arch == "arm64" else None)
+
+
+def of_dict(p: dict) -> Platform:
+    """A descriptor's (checked) `platform` object, or a config's os/architecture/variant."""
+    return Platform(p.get("os") or "", p.get("architecture") or "", p.get("variant") or None)
+
+
+def same_platform(a: Platform, b: Platform) -> bool:
+    """os and architecture equal, and the variants equal once defaults are filled in."""
+    return ((a.os, a.architecture) == (b.os, b.architecture)
+            and _variant(a.architecture, a.variant) == _variant(b.architecture, b.variant))
+
+
 def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
     """The descriptor for `wanted`; an exact variant match beats a missing variant."""
     exact, loose = [], []
@@ -43,6 +66,7 @@ def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
             loose.append(m)
     if exact or loose:
         return (exact or loose)[0]
+    from smith.registry.transport import printable  # only now: it imports ssl
     offered = sorted({printable(str(Platform((m.get("platform") or {}).get("os", "?"),
                                              (m.get("platform") or {}).get("architecture", "?"),
                                              (m.get("platform") or {}).get("variant"))), 60)
