@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="files the program dlopens (globs inside the root); traced like libraries")
     p.add_argument("--keep", action="append", default=[], metavar="GLOB",
                    help="files or directories (globs inside the root) kept as they are, e.g. data files")
+    p.add_argument("--platform", help="the image's platform (e.g. linux/arm64): every ELF file must be "
+                   "of its machine; default: of the first program's")
     p.add_argument("--output-tar", help="also write a deterministic tree tar of the closure here")
     Limits.add_arguments(p)
     return p
@@ -71,7 +73,8 @@ def main(argv: List[str]) -> int:
             raise SmithError("--root-tar %s does not exist" % args.root_tar)
         unpacked = root = unpack_root_tar(args.root_tar, os.getcwd(), Limits.from_args(args))
     try:
-        result = compute_closure(root, args.paths, env=env, nss=args.nss, extra_libs=args.extra_lib, keep=args.keep)
+        result = compute_closure(root, args.paths, env=env, nss=args.nss, extra_libs=args.extra_lib, keep=args.keep,
+                                platform=args.platform)
         if args.output_tar:
             generated = nss_files(user) if args.nss else {}
             write_tree_tar(args.output_tar, root, result.paths, generated)

@@ -11,6 +11,7 @@ from smith.elf.loader import Process
 from smith.elf.rootfs import Resolved, RootFS, glob_in_root, kept_paths
 from smith.elf.searchpath import SearchConfig, platforms_of
 from smith.errors import SmithError
+from smith.oci import platform as platforms
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SCRIPT_DEPTH = 4  # the kernel's BINPRM_MAX_RECURSION
@@ -25,8 +26,15 @@ class ClosureResult(NamedTuple):
 
 class Closure:
     def __init__(self, root: str, env: Optional[Dict[str, str]] = None,
-                 elf_cache: Optional[ElfCache] = None) -> None:
+                 elf_cache: Optional[ElfCache] = None, platform: Optional[str] = None) -> None:
         self.fs = RootFS(root)
+        # One image runs on one machine: every ELF file traced must be of one class and machine,
+        # the platform's when one is given, else the first program's.
+        self.kind: Optional[Tuple[str, str]] = None
+        self.kind_from = ""
+        if platform is not None:
+            p = platforms.get(platform, "--platform")
+            self.kind, self.kind_from = (p.elfclass, p.machine), "the image's platform %s" % p.name
         self.env = dict(env or {})
         self.elf_cache = elf_cache or DEFAULT_CACHE
         self.configs: Dict[Tuple[str, str, Optional[str]], SearchConfig] = {}
@@ -61,6 +69,15 @@ class Closure:
         raise SmithError("%s %s was not found on PATH=%s in the root %s; give its absolute path or set "
                          "PATH with --env" % (why, name, search, self.fs.root))
 
+    def _check_kind(self, path: str, info: ElfInfo) -> None:
+        got = (info.elfclass, info.machine)
+        if self.kind is None:
+            self.kind, self.kind_from = got, path
+        elif got != self.kind:
+            raise SmithError("%s is %s (%s) but %s is %s (%s): one image holds ELF files of one machine; "
+                             "use the package or file built for %s"
+                             % (path, got[1], got[0], self.kind_from, self.kind[1], self.kind[0], self.kind[1]))
+
     # -- programs ---------------------------------------------------------------------------
     def add_program(self, path: str, depth: int = 0, why: str = "program") -> None:
         found = self._find_program(path, why)
@@ -74,6 +91,7 @@ class Closure:
         info = self.elf_cache.get(host, found.st, path)
         if info is None:
             raise SmithError("%s %s is neither an ELF executable nor a #! script" % (why, path))
+        self._check_kind(path, info)
         if not info.dynamic or (info.interp is None and not info.needed):
             return  # static or static-pie: needs only itself
         preloads = self._preloads()
@@ -107,6 +125,7 @@ class Closure:
 
     def _keep_process(self, proc: Process) -> None:
         for obj in proc.objects:
+            self._check_kind(obj.path, obj.info)  # ld.so skips other machines' libraries, not its own kind
             self.keep(obj.found)
             if obj.via_conf:
                 self._need_ld_so_cache(obj.path)
@@ -171,6 +190,7 @@ class Closure:
             info = self.elf_cache.get(self.fs.host(found.path), found.st, path)
             if info is None:
                 continue  # a data file the program reads: kept as it is
+            self._check_kind(path, info)
             self._trace_dlopen(path, found, info)
 
     # -- data the program reads ---------------------------------------------------------------
@@ -222,8 +242,11 @@ class Closure:
 
 def compute_closure(root: str, programs: Iterable[str], env: Optional[Dict[str, str]] = None,
                     nss: bool = False, extra_libs: Iterable[str] = (),
-                    elf_cache: Optional[ElfCache] = None, keep: Iterable[str] = ()) -> ClosureResult:
-    c = Closure(root, env, elf_cache)
+                    elf_cache: Optional[ElfCache] = None, keep: Iterable[str] = (),
+                    platform: Optional[str] = None) -> ClosureResult:
+    """`platform` ("linux/arm64"): every ELF file must be of its machine (else: of the first
+    program's); search paths, ld.so names and $PLATFORM follow each file's own machine."""
+    c = Closure(root, env, elf_cache, platform)
     programs = list(programs)
     if not programs:
         raise SmithError("give at least one program path inside the root")

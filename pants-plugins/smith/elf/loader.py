@@ -84,6 +84,11 @@ class Process:
             interp_info = self._elf(found, info.interp)
             if interp_info is None:
                 raise SmithError("program interpreter %s of %s is not an ELF file" % (info.interp, self.main.path))
+            if interp_info.kind != info.kind:
+                raise SmithError("program interpreter %s is %s (%s) but %s is %s (%s): one image holds ELF "
+                                 "files of one machine; use the libc6 built for %s"
+                                 % (info.interp, interp_info.machine, interp_info.elfclass, self.main.path,
+                                    info.machine, info.elfclass, info.machine))
             interp = LoadedObject(info.interp, found, interp_info, None, os.path.dirname(info.interp))
             interp.names.add(info.interp)
             self.objects.append(interp)
