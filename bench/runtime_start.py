@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pants-plugins"))
 
-from smith.runtime import testbundle  # noqa: E402
+from smith.testutil import runtime_bundle as testbundle  # noqa: E402
 from smith.testutil.debian import require_tools, tool_env  # noqa: E402
 
 WRAPPER = "(crun wrapper alone)"
@@ -163,7 +163,7 @@ def main():
                 *load_before, *load_after,
                 " (the hog adds about 1 while it runs)" if args.load else ""),
             "- commit: %s" % commit(),
-            "- smith-runtime: zipapp with .pyc (smith.runtime.testbundle.build_zipapp), `/usr/bin/python3 -I -S` "
+            "- smith-runtime: zipapp with .pyc (smith.testutil.runtime_bundle.build_zipapp), `/usr/bin/python3 -I -S` "
             "(Python %s)" % py,
             "- runc: %s" % ver["runc"],
             "- crun: %s (in `unshare -m` with /sys/fs/cgroup/unified unmounted; the wrapper's time in the "

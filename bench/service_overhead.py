@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pants-plugins"))
 
-from smith.launch.testing import remove_store  # noqa: E402
+from smith.testutil.launch import remove_store  # noqa: E402
 from smith.testutil.debian import require_tools, tool_env  # noqa: E402
 
 # podman on these hosts: runc (crun refuses hybrid cgroups), cgroupfs, rlimits within the hard ones.

@@ -2,7 +2,7 @@
 
 - examples/redis, examples/nginx, examples/cat (bookworm from the Debian mirror): packaged, then
   run by runc from a read-only root (redis-cli SET/GET and curl from the host over loopback);
-- hermetic deb and rpm repositories built by the tests (packages/fixture_repos.py), served on
+- hermetic deb and rpm repositories built by the tests (smith/testutil/fixture_repos.py), served on
   127.0.0.1: generate-lockfiles -> package -> runc runs the packaged program;
 - bad inputs (lockfile/BUILD mismatch, wrong sha256, pinned file gone) are clear errors and leave
   nothing in dist/; `smith-outdated --check` reports an old pin and exits non-zero.
@@ -22,7 +22,7 @@ import pytest
 
 from e2e.repo import copy_repo, stop_pantsd
 from e2e.repo import pants as repo_pants
-from smith.packages import fixture_repos
+from smith.testutil import fixture_repos
 from smith.testutil.debian import require_tools, tool_env
 
 # ----------------------------------------------------------------------------------------------

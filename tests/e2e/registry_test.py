@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2e.repo import copy_repo, pants, started_processes, tree_bytes
-from smith.registry.local_registry import LocalRegistry
+from smith.testutil.local_registry import LocalRegistry
 from smith.testutil.debian import require_tools, tool_env
 
 HELLO = "examples/hello:hello"

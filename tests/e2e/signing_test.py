@@ -13,7 +13,7 @@ import pytest
 from e2e.repo import copy_repo, pants
 from smith.registry import media_types, signing
 from smith.registry.client import RegistryClient
-from smith.registry.local_registry import LocalRegistry
+from smith.testutil.local_registry import LocalRegistry
 from smith.registry.provenance import fetch_provenance
 from smith.registry.signatures import signature_tag
 from smith.testutil.debian import PATH, tool_env

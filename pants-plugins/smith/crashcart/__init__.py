@@ -12,7 +12,7 @@ Run time (`python3 -m smith.crashcart`, the dist/crashcart zipapp; stdlib + ctyp
   enter.py     run the command in the target's namespaces and cgroups as its root, forward
                signals, return its exit status.
   syscalls.py  the Linux calls only crashcart needs; the shared ones are in smith/linux.py.
-Tests: testing.py (helpers), *_test.py.
+Tests: *_test.py, with helpers in smith/testutil/crashcart.py.
 """
 
 # What the crashcart zipapp (//:crashcart) holds, as `only` paths of the smith package: the

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from smith.crashcart import testing
-from smith.runtime import testbundle as tb
+from smith.testutil import crashcart as testing
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools, tool_env
 
 FETCH = ('exec 3<>/dev/tcp/127.0.0.1/8080; printf "GET /etc/passwd HTTP/1.0\\r\\n\\r\\n" >&3; '

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from smith.crashcart import cli, testing
+from smith.crashcart import cli
+from smith.testutil import crashcart as testing
 from smith.errors import SmithError
-from smith.runtime import testbundle as tb
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools, tool_env
 
 

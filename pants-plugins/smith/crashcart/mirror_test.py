@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from smith.crashcart import testing
+from smith.testutil import crashcart as testing
 from smith.crashcart.toolbox import build_toolbox
 from smith.packages import extract_cli, lock_cli
 from smith.packages.fetch import fetch_verified

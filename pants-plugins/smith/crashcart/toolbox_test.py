@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from smith.crashcart import testing
+from smith.testutil import crashcart as testing
 from smith.crashcart.toolbox import INTERP, LIB, MANIFEST, build_toolbox
 from smith.errors import SmithError
 from smith.packages import extract_cli

@@ -13,7 +13,7 @@ import pytest
 from smith.launch import cli, run_cli  # noqa: F401  (imported before dropping root)
 from smith.oci.docker_archive import write_docker_archive
 from smith.oci.image_source import open_image
-from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
+from smith.testutil.launch import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
 from smith.testutil.debian import require_tools
 

@@ -10,7 +10,7 @@ from smith import linux
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
 from smith.launch.layer_store import LayerStore
-from smith.launch.testing import busybox_image, new_store, remove_store
+from smith.testutil.launch import busybox_image, new_store, remove_store
 from smith.testutil.debian import tool_env
 
 WHITEOUT_IMAGE = [({"etc/gone": "g", "etc/keep": "k", "opq/a": "a"}, []),

@@ -8,7 +8,7 @@ from typing import Dict, List
 import pytest
 
 from smith.oci.image_source import open_image
-from smith.launch.testing import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
+from smith.testutil.launch import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
                                   smith_env)
 from smith.testutil.debian import require_tools
 

@@ -11,7 +11,7 @@ import pytest
 
 from smith.launch import service_spec
 from smith.launch.service_spec import SpecError
-from smith.launch.testing import busybox_image, launch_cmd, leftovers, new_store, remove_store, smith_env
+from smith.testutil.launch import busybox_image, launch_cmd, leftovers, new_store, remove_store, smith_env
 from smith.testutil.debian import require_tools
 
 BB = "/bin/busybox"
@@ -39,7 +39,7 @@ def store():
 @pytest.fixture(scope="module")
 def smith_runtime():
     """The runtime zipapp as //:smith-runtime builds it, where mapped users can run it."""
-    from smith.runtime.testbundle import build_zipapp
+    from smith.testutil.runtime_bundle import build_zipapp
     d = new_store()
     path = build_zipapp(os.path.join(d, "smith-runtime"))
     os.chmod(path, 0o755)

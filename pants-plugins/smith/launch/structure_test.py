@@ -12,7 +12,7 @@ import pytest
 
 from smith.launch import structure
 from smith.launch.service_spec import SpecError
-from smith.launch.testing import launch_cmd, smith_env
+from smith.testutil.launch import launch_cmd, smith_env
 
 
 def _blob(layout, data: bytes) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from smith.errors import SmithError
 from smith.launch.layer_store import LayerStore
-from smith.launch.testing import new_store, remove_store
+from smith.testutil.launch import new_store, remove_store
 from smith.oci import image, layer, tree
 from smith.oci.deterministic_zstd import ZstdSink
 from smith.oci.image_source import open_image

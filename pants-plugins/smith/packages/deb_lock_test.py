@@ -12,7 +12,8 @@ import pytest
 
 import smith
 from smith.errors import SmithError
-from smith.packages import extract_cli, fixture_repos, lock_cli
+from smith.packages import extract_cli, lock_cli
+from smith.testutil import fixture_repos
 from smith.testutil.debian import tool_env
 
 

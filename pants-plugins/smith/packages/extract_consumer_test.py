@@ -8,7 +8,8 @@ import stat
 import subprocess
 import tarfile
 
-from smith.packages import extract_cli, fixture_repos
+from smith.packages import extract_cli
+from smith.testutil import fixture_repos
 from smith.packages.tree import MERGED
 from smith.testutil.debian import require_tools, tool_env
 

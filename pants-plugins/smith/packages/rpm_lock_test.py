@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from smith.errors import SmithError
-from smith.packages import extract_cli, fixture_repos, lock_cli
+from smith.packages import extract_cli, lock_cli
+from smith.testutil import fixture_repos
 from smith.packages.rpmvercmp import evr_compare
 from smith.testutil.debian import require_tools, tool_env
 

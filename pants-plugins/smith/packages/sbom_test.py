@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from smith.errors import SmithError
-from smith.packages import extract_cli, fixture_repos, lock_cli, sbom, sbom_cli
+from smith.packages import extract_cli, lock_cli, sbom, sbom_cli
+from smith.testutil import fixture_repos
 
 SPDX_ID = re.compile(r"^SPDXRef-[A-Za-z0-9.-]+$")
 CHECKSUM_ALGORITHMS = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-384",

@@ -9,5 +9,5 @@ layout.py      reading and (atomically) writing OCI image layouts
 platforms.py   choosing a platform's manifest from an index
 push.py        image (+ index children + referring artifacts such as SBOMs) -> registry
 pull.py        registry -> new OCI layout, digest-checked, nothing written on failure
-local_registry.py, sample_images.py   test helpers (a real docker-registry, small layouts)
+(test helpers, a real docker-registry and small layouts: smith/testutil/local_registry.py, sample_images.py)
 """

@@ -14,12 +14,12 @@ import pytest
 from smith.errors import SmithError
 from smith.registry.client import RegistryClient
 from smith.registry.credentials import Credentials, find_credentials
-from smith.registry.local_registry import LocalRegistry, run_smith
+from smith.testutil.local_registry import LocalRegistry, run_smith
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import pull_image
 from smith.registry.push import push_layout
 from smith.registry.reference import parse_reference
-from smith.registry.sample_images import simple_layout
+from smith.testutil.sample_images import simple_layout
 from smith.testutil.debian import require_tools, tool_env
 
 

@@ -23,12 +23,12 @@ from smith.registry.client import RegistryClient
 from smith.registry.credentials import Credentials
 from smith.registry.descriptors import check_index, check_manifest
 from smith.registry.digests import is_digest
-from smith.registry.local_registry import run_smith
+from smith.testutil.local_registry import run_smith
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import pull_image
 from smith.registry.push import push_layout
 from smith.registry.reference import parse_reference
-from smith.registry.sample_images import LayoutBuilder, layer_tar_gz, simple_layout
+from smith.testutil.sample_images import LayoutBuilder, layer_tar_gz, simple_layout
 from smith.registry.transport import Transport
 from smith.testutil.debian import require_tools, tool_env
 

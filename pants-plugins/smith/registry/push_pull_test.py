@@ -11,14 +11,14 @@ import pytest
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.client import RegistryClient
-from smith.registry.local_registry import LocalRegistry, run_smith, skopeo
+from smith.testutil.local_registry import LocalRegistry, run_smith, skopeo
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import pull_image
 from smith.registry.layout import select_image
 from smith.registry.push import Pusher, push_layout
 from smith.registry.reference import parse_reference
 from smith.registry.transport import Transport
-from smith.registry.sample_images import LayoutBuilder, layer_tar_gz, simple_layout
+from smith.testutil.sample_images import LayoutBuilder, layer_tar_gz, simple_layout
 from smith.testutil.debian import require_tools, tool_env
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from smith.registry import media_types, signing
 from smith.registry.client import RegistryClient
-from smith.registry.local_registry import LocalRegistry
+from smith.testutil.local_registry import LocalRegistry
 from smith.registry.provenance import (DSSE_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE, fetch_provenance,
                                        open_envelope)
-from smith.registry.sample_images import LayoutBuilder, simple_layout
+from smith.testutil.sample_images import LayoutBuilder, simple_layout
 from smith.registry.signatures import signature_tag
 from smith.testutil.debian import tool_env
 from smith.testutil.sigstore_skopeo import run_smith, sigstore_skopeo

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from smith.registry.local_registry import LocalRegistry, run_smith, skopeo
+from smith.testutil.local_registry import LocalRegistry, run_smith, skopeo
 
 pytest.importorskip("smith.oci.image_cli")
 

@@ -15,12 +15,12 @@ from smith.errors import SmithError
 from smith.registry.blob_locations import BlobLocations
 from smith.registry.client import RegistryClient
 from smith.registry.layout import select_image
-from smith.registry.local_registry import LocalRegistry, run_smith
+from smith.testutil.local_registry import LocalRegistry, run_smith
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import pull_image
 from smith.registry.push import Pusher, push_layout
 from smith.registry.reference import parse_reference
-from smith.registry.sample_images import LayoutBuilder, layer_tar_gz
+from smith.testutil.sample_images import LayoutBuilder, layer_tar_gz
 from smith.registry.transport import Transport
 
 AMD64 = parse_platform("linux/amd64")

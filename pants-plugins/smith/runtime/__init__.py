@@ -11,7 +11,7 @@ container.py (lifecycle, runtime side) / execproc.py (exec) -> init.py (containe
 namespaces, rootfs.py with inroot.py (paths in the rootfs through descriptors), identity.py,
 console.py, seccomp.py) with cgroups.py, hooks.py,
 spec.py (config.json checks), state.py (state dir + flock), libc.py (syscalls).
-testbundle.py holds the test/bench helpers (zipapp build, busybox bundle).
+The test/bench helpers (zipapp build, busybox bundle) are smith/testutil/runtime_bundle.py.
 """
 
 # What the runtime's zipapp holds, as `only` paths of the smith package: //:smith-runtime, the

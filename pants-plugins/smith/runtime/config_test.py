@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from smith.runtime import testbundle as tb
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools
 
 

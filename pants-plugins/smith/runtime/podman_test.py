@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from smith.runtime import testbundle as tb
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools
 
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]  # no CAP_SYS_RESOURCE here

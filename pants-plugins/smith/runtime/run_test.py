@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from smith.runtime import testbundle as tb
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools
 
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from smith.runtime import testbundle as tb
+from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools
 
 ALLOWED = """accept accept4 access alarm bind brk capget capset chdir chmod chown chown32 clock_getres

@@ -22,16 +22,14 @@ import smith
 from smith.plugin.subsystems import SmithTool
 
 # What the core PEX carries is the package minus the glue (smith/plugin/, the only code that
-# imports pants) and minus what only tests use.
+# imports pants) and minus what only tests use (smith/testutil/, tests, conftest.py).
 _NOT_CORE_DIRS = {"plugin", "testutil"}
-# Test helpers that still live in the core's directories (they are moving to smith/testutil/).
-_TEST_SUPPORT = {"conftest.py", "fixture_repos.py", "local_registry.py", "sample_images.py"}
 
 
 def is_core_file(rel: str) -> bool:
     """`rel`: a path inside the smith package, e.g. `oci/layer.py`."""
     name = rel.rsplit("/", 1)[-1]
-    return (rel.split("/", 1)[0] not in _NOT_CORE_DIRS and name not in _TEST_SUPPORT
+    return (rel.split("/", 1)[0] not in _NOT_CORE_DIRS and name != "conftest.py"
             and not name.endswith("_test.py"))
 
 

@@ -29,7 +29,7 @@ CACHE = "/tmp/smith-test-cache/crashcart"
 TOOLS = ("bash", "coreutils", "grep", "procps", "strace", "less", "iproute2", "ncurses-base")
 GDB_TOOLS = TOOLS + ("gdb", "libpython3.11-minimal", "libpython3.11-stdlib")
 SMITH_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(smith.__file__)))
-HERE = os.path.dirname(os.path.abspath(__file__))
+CRASHCART_DIR = os.path.join(SMITH_PARENT, "smith", "crashcart")
 
 
 def _query(fmt: str, *packages: str) -> List[str]:
@@ -103,7 +103,7 @@ def _key(parts) -> str:
     for p in parts:
         h.update(p.encode() + b"\0")
     for name in ("toolbox.py",):
-        with open(os.path.join(HERE, name), "rb") as f:
+        with open(os.path.join(CRASHCART_DIR, name), "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:16]
 

@@ -29,7 +29,7 @@ def _runtime_files():
         for dirpath, dirnames, filenames in os.walk(full):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for f in sorted(filenames):
-                if f.endswith(".py") and not f.endswith("_test.py") and f != "testbundle.py":
+                if f.endswith(".py") and not f.endswith("_test.py"):
                     path = os.path.join(dirpath, f)
                     yield "smith/" + os.path.relpath(path, SMITH_DIR), path
 
