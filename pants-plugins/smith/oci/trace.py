@@ -282,6 +282,22 @@ def _glob_escape(path: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", path)
 
 
+PYC = re.compile(r"^(.*)/__pycache__/([^/]+?)\.[^./]+(?:\.opt-\d)?\.pyc$")
+
+
+def pyc_source(path: str) -> Optional[str]:
+    """The source of a PEP 3147 .pyc (`d/__pycache__/m.cpython-311.pyc` -> `d/m.py`): Python
+    reads an unchecked-hash .pyc without opening its source, but finds the module only where
+    the source exists, so a traced .pyc keeps its .py."""
+    m = PYC.match(path)
+    return "%s/%s.py" % (m.group(1), m.group(2)) if m else None
+
+
+def _resolve_quietly(fs, path: str):
+    from smith.elf.rootfs import _try_resolve
+    return _try_resolve(fs, path)
+
+
 def kept_by_trace(closure, traces: List[Trace], warn) -> Set[str]:
     """What `traces` keep in the root of `closure` (a smith.elf.closure.Closure that already
     holds the image's program): each traced entry with the links on its way, the ELF closure
@@ -307,6 +323,12 @@ def kept_by_trace(closure, traces: List[Trace], warn) -> Set[str]:
         kept.add(found.path)
         if not stat.S_ISREG(mode):
             continue
+        source = pyc_source(found.path)
+        if source is not None:
+            src = _resolve_quietly(fs, source)
+            if src is not None and src.is_file:
+                kept.update(src.links)
+                kept.add(src.path)
         try:
             with open(fs.host(found.path), "rb") as f:
                 head = f.read(4)
