@@ -40,8 +40,8 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
-    if dictionary:
+def _deflate_block(data, dictionary, level: int, last: bool) -> bytes:
+    if len(dictionary):
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
     else:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
@@ -49,7 +49,11 @@ def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> by
 
 
 class GzipSink:
-    """write() bytes, then close(); `sha256` and `size` describe the compressed output."""
+    """write() bytes, then close(); `sha256` and `size` describe the compressed output.
+
+    Blocks are cut from the written data as memoryviews, not copies: write_owned() hands over
+    a buffer the caller will not touch again (the tar producer's fresh chunks); write() copies
+    only what it must keep of a mutable buffer."""
 
     def __init__(self, out: BinaryIO, level: int = LEVEL, threads: Optional[int] = None) -> None:
         self._out = out
@@ -57,8 +61,9 @@ class GzipSink:
         self._threads = threads or default_threads()
         self._pool: Optional[ThreadPoolExecutor] = None
         self._pending: Deque[Future] = deque()
-        self._buf = bytearray()
-        self._dict = b""
+        self._partial = bytearray()  # the start of the next block
+        self._held: Optional[memoryview] = None  # a whole block: the last one ends the stream
+        self._dict = memoryview(b"")
         self._crc = 0
         self._isize = 0
         self.sha256 = hashlib.sha256()
@@ -71,16 +76,37 @@ class GzipSink:
             self.sha256.update(data)
             self.size += len(data)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data) -> None:
+        self.write_owned(data if isinstance(data, bytes) else bytes(data))
+
+    def write_owned(self, data) -> None:
+        """Like write(), but `data` (bytes or a bytearray) is never changed afterwards, so
+        blocks can point into it."""
         self._crc = zlib.crc32(data, self._crc)
         self._isize += len(data)
-        self._buf += data
-        while len(self._buf) > BLOCK_SIZE:  # keep one block back: the last one ends the stream
-            block = bytes(self._buf[:BLOCK_SIZE])
-            del self._buf[:BLOCK_SIZE]
-            self._submit(block, last=False)
+        view = memoryview(data)
+        start = 0
+        if self._partial:
+            start = min(len(view), BLOCK_SIZE - len(self._partial))
+            self._partial += view[:start]
+            if len(self._partial) < BLOCK_SIZE:
+                return
+            self._push(memoryview(bytes(self._partial)))
+            self._partial = bytearray()
+        end = len(view)
+        while end - start >= BLOCK_SIZE:
+            self._push(view[start:start + BLOCK_SIZE])
+            start += BLOCK_SIZE
+        if start < end:
+            self._partial += view[start:]
 
-    def _submit(self, block: bytes, last: bool) -> None:
+    def _push(self, block: memoryview) -> None:
+        """A whole block: the one held before it is not the last, so it goes out."""
+        if self._held is not None:
+            self._submit(self._held, last=False)
+        self._held = block
+
+    def _submit(self, block: memoryview, last: bool) -> None:
         dictionary, self._dict = self._dict, block[-DICT_SIZE:]
         if self._threads == 1:
             self._emit(_deflate_block(block, dictionary, self._level, last))
@@ -93,8 +119,11 @@ class GzipSink:
 
     def close(self) -> None:
         try:
-            self._submit(bytes(self._buf), last=True)
-            self._buf = bytearray()
+            if self._partial:
+                self._push(memoryview(bytes(self._partial)))
+                self._partial = bytearray()
+            self._submit(self._held if self._held is not None else memoryview(b""), last=True)
+            self._held = None
             while self._pending:
                 self._emit(self._pending.popleft().result())
         finally:

@@ -49,3 +49,20 @@ def test_real_gzip_and_pigz_read_it(tmp_path) -> None:
         subprocess.run(tool + [str(path)], env=tool_env(), check=True)
     assert subprocess.run(["gzip", "-dc", str(path)], env=tool_env(), stdout=subprocess.PIPE,
                           check=True).stdout == data
+
+
+def test_write_copies_a_buffer_the_caller_reuses() -> None:
+    """Blocks point into written data without copying it: write() must still copy a bytearray
+    the caller fills again (as recompress's reader may), or earlier blocks would change."""
+    data = _sample(4 * BLOCK_SIZE + 321)
+    expected = _compress(data, threads=1, chunk=len(data))
+    out = io.BytesIO()
+    sink = GzipSink(out, threads=2)
+    buf = bytearray(BLOCK_SIZE + 7)
+    for i in range(0, len(data), len(buf)):
+        piece = data[i:i + len(buf)]
+        buf[:len(piece)] = piece
+        sink.write(memoryview(buf)[:len(piece)])
+    buf[:] = b"\xff" * len(buf)
+    sink.close()
+    assert out.getvalue() == expected

@@ -120,37 +120,50 @@ def plan(entries: Iterable[Entry], normalise: bool = True, keep_special: bool = 
     return records
 
 
-def tar_chunks(records: List[Record], uid: int, gid: int, mtime: int) -> Iterator[bytes]:
-    """The tar stream in ~1 MiB chunks, reading file contents as it goes."""
-    parts: List[bytes] = []
-    pending = 0
+def tar_chunks(records: List[Record], uid: int, gid: int, mtime: int) -> Iterator[bytearray]:
+    """The tar stream in chunks of _CHUNK bytes (the last one shorter). File contents are read
+    straight into the chunk (readinto: no copy per read); each chunk is a fresh buffer that is
+    never touched again once yielded, so consumers may keep views into it."""
+    chunk = bytearray(_CHUNK)
+    view = memoryview(chunk)
+    used = 0
+
+    def put(data: bytes) -> Iterator[bytearray]:
+        nonlocal chunk, view, used
+        start = 0
+        while start < len(data):
+            n = min(len(data) - start, _CHUNK - used)
+            view[used:used + n] = data[start:start + n]
+            used += n
+            start += n
+            if used == _CHUNK:
+                yield chunk
+                chunk, used = bytearray(_CHUNK), 0
+                view = memoryview(chunk)
+
     for r in records:
-        h = tar_format.header(r.path, r.typeflag, r.mode, uid, gid, r.size, mtime, r.link)
-        parts.append(h)
-        pending += len(h)
-        if r.size:
-            left = r.size
-            with r.entry.open() as f:
-                while left:
-                    data = f.read(min(left, _CHUNK))
-                    if not data:
-                        raise SmithError("%s: /%s shrank while the layer was written; rebuild"
-                                         % (r.entry.origin, r.path.rstrip("/")))
-                    parts.append(data)
-                    pending += len(data)
-                    left -= len(data)
-                    if pending >= _CHUNK:
-                        yield b"".join(parts)
-                        parts, pending = [], 0
-            pad = tar_format.padding(r.size)
-            if pad:
-                parts.append(pad)
-                pending += len(pad)
-        if pending >= _CHUNK:
-            yield b"".join(parts)
-            parts, pending = [], 0
-    parts.append(tar_format.END_OF_ARCHIVE)
-    yield b"".join(parts)
+        yield from put(tar_format.header(r.path, r.typeflag, r.mode, uid, gid, r.size, mtime,
+                                         r.link))
+        if not r.size:
+            continue
+        left = r.size
+        with r.entry.open() as f:
+            while left:
+                n = f.readinto(view[used:used + min(left, _CHUNK - used)])
+                if not n:
+                    raise SmithError("%s: /%s shrank while the layer was written; rebuild"
+                                     % (r.entry.origin, r.path.rstrip("/")))
+                used += n
+                left -= n
+                if used == _CHUNK:
+                    yield chunk
+                    chunk, used = bytearray(_CHUNK), 0
+                    view = memoryview(chunk)
+        yield from put(tar_format.padding(r.size))
+    yield from put(tar_format.END_OF_ARCHIVE)
+    view.release()
+    del chunk[used:]
+    yield chunk
 
 
 def _pipelined(chunks: Iterator[bytes], consume: Callable[[bytes], None]) -> str:

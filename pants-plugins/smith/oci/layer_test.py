@@ -202,3 +202,17 @@ def test_cli_reports_user_errors_on_stderr_with_status_1(tmp_path):
     assert proc.stderr.startswith("smith layer: error: --dir 'no-equals-sign': expected "
                                   "IMAGEPATH=HOSTDIR"), proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_that_shrinks_while_written_is_an_error(tmp_path) -> None:
+    """The writer reads exactly the size it planned (readinto straight into the tar chunk): a
+    file cut short in between is an error naming it, not a tar with wrong offsets."""
+    from smith.oci import layer, tree
+    big = tmp_path / "root" / "big.bin"
+    big.parent.mkdir()
+    big.write_bytes(os.urandom(3 << 20))
+    records = layer.plan(tree.read_dir(str(tmp_path / "root")))
+    big.write_bytes(b"short")
+    with open(tmp_path / "out.tar.gz", "wb") as out:
+        with pytest.raises(SmithError, match="big.bin shrank while the layer was written"):
+            layer.write_layer(records, out, 10, 10, 0)
