@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 from smith.launch import bundle, container
 from smith.launch.container import Settings
 from smith.oci.image_source import Image, open_image
+from smith.registry.platforms import Platform
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -63,9 +64,10 @@ def parse(p: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
     return ns
 
 
-def load(ns: argparse.Namespace, tty: bool) -> Tuple[Image, bundle.Options, Settings]:
+def load(ns: argparse.Namespace, tty: bool,
+         platform: Optional[Platform] = None) -> Tuple[Image, bundle.Options, Settings]:
     container.require_root()  # before anything else: the first thing a user must fix
-    image = open_image(ns.layout)
+    image = open_image(ns.layout, platform=platform)
     opts = bundle.Options(args=ns.command, whole_command=ns.whole_command, env=ns.env,
                           read_dir=ns.read, network=ns.network, writable_root=ns.writable_root, tty=tty)
     settings = Settings(store=ns.store, runtime=ns.runtime, id_base=ns.id_base,

@@ -28,7 +28,8 @@ from smith.launch import bundle, container
 from smith.launch.container import Settings
 from smith.launch.service_spec import ClientCheck, HttpCheck, Spec, TcpCheck
 from smith.launch.smoketest_cli import check as check_result
-from smith.oci.image_source import open_image
+from smith.oci.image_source import image_platforms, open_image, split_ref
+from smith.registry.platforms import Platform, same_platform
 
 PR_SET_CHILD_SUBREAPER = 36
 POLL = 0.05
@@ -201,9 +202,17 @@ def run_http(netns: Netns, c: HttpCheck) -> str:
     return "%s %s -> %d, body %s" % (c.method, c.path, resp.status, show_bytes(body, 60))
 
 
-def run_client(pid: int, c: ClientCheck, settings: Settings) -> str:
+def _client_platform(layout: str, platform: Optional[Platform]) -> Optional[Platform]:
+    """The client runs as the service's platform when its image has it, else as its default."""
+    if platform is None:
+        return None
+    offered = [p for p in image_platforms(*split_ref(layout)) if p is not None]
+    return platform if any(same_platform(p, platform) for p in offered) else None
+
+
+def run_client(pid: int, c: ClientCheck, settings: Settings, platform: Optional[Platform] = None) -> str:
     where = "%s (client)" % c.where
-    image = open_image(c.layout)
+    image = open_image(c.layout, platform=_client_platform(c.layout, platform))
     opts = bundle.Options(args=list(c.command) + list(c.args) if c.command else list(c.args),
                           whole_command=bool(c.command),
                           env=["%s=%s" % kv for kv in sorted(c.env.items())],
@@ -230,9 +239,9 @@ def exit_code(status: int) -> int:
 class Service:
     """The service's container across its runs (the same id range and /write on a restart)."""
 
-    def __init__(self, spec: Spec, settings: Settings) -> None:
-        self.spec, self.settings = spec, settings
-        self.image = open_image(spec.layout)
+    def __init__(self, spec: Spec, settings: Settings, platform: Optional[Platform] = None) -> None:
+        self.spec, self.settings, self.platform = spec, settings, platform
+        self.image = open_image(spec.layout, platform=platform)
         opts = bundle.Options(args=list(spec.command) + list(spec.args) if spec.command else list(spec.args),
                               whole_command=bool(spec.command),
                               env=["%s=%s" % kv for kv in sorted(spec.env.items())],
@@ -404,7 +413,7 @@ def _checks(svc: Service, checks: List[Any], report: Report) -> None:
         elif isinstance(c, HttpCheck):
             said = run_http(svc.netns, c)
         else:
-            said = run_client(svc.pid, c, svc.settings)
+            said = run_client(svc.pid, c, svc.settings, svc.platform)
         report.lines.append("  ok %s (%.2f s): %s" % (c.where, time.monotonic() - t0, said))
 
 
@@ -424,9 +433,12 @@ def _on_alarm(_signum: int, _frame: Any) -> None:
     raise TestTimeout()
 
 
-def run(spec: Spec, settings: Settings, out=None) -> int:
-    """Run the service test; prints PASS/FAIL with the phases; returns 0 or 1."""
+def run(spec: Spec, settings: Settings, out=None, platform: Optional[Platform] = None,
+        label: str = "") -> int:
+    """Run the service test (of the image for `platform`, named by `label` in the output);
+    prints PASS/FAIL with the phases; returns 0 or 1."""
     out = out or sys.stdout
+    name = "%s %s" % (spec.name, label) if label else spec.name
     report = Report()
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     old[signal.SIGALRM] = signal.signal(signal.SIGALRM, _on_alarm)
@@ -437,7 +449,7 @@ def run(spec: Spec, settings: Settings, out=None) -> int:
     failure: Optional[CheckFailed] = None
     try:
         try:
-            svc = Service(spec, settings)
+            svc = Service(spec, settings, platform)
             report.phase("start", svc.start)
             report.lines.append("  ready: " + report.phase("ready", svc.wait_ready))
             report.phase("checks", lambda: _checks(svc, spec.checks, report))
@@ -470,11 +482,11 @@ def run(spec: Spec, settings: Settings, out=None) -> int:
             for s, handler in old.items():
                 signal.signal(s, handler)
     if failure is None:
-        print("PASS %s in %.2f s: %s" % (spec.name, report.total(), report.timeline()), file=out)
+        print("PASS %s in %.2f s: %s" % (name, report.total(), report.timeline()), file=out)
         for line in report.lines:
             print(line, file=out)
         return 0
-    print("FAIL %s: %s" % (spec.name, failure.what), file=out)
+    print("FAIL %s: %s" % (name, failure.what), file=out)
     for line in failure.lines:
         print("  " + line, file=out)
     print("phases: %s (failed in %s); %.2f s in all" % (report.timeline() or "-", failed_in or "start",

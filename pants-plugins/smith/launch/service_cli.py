@@ -3,10 +3,11 @@ start the image detached, wait until it is ready, run its checks inside its netw
 stop it (and restart it on the same /write), printing PASS/FAIL with the time of each phase."""
 import argparse
 import json
+import sys
 from typing import List
 
 from smith.errors import SmithError
-from smith.launch import container, service, service_spec
+from smith.launch import container, each_platform, service, service_spec
 from smith.launch.container import Settings
 
 
@@ -21,6 +22,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("--ids-per-container", type=int, default=65536, metavar="N")
     p.add_argument("--max-containers", type=int, default=4096, metavar="N")
     p.add_argument("-v", "--verbose", action="store_true", help="say what the launcher does, on stderr")
+    each_platform.add_options(p, many=True)
     ns = p.parse_args(argv)
     try:
         with open(ns.spec, "rb") as f:
@@ -37,4 +39,6 @@ def main(argv: List[str]) -> int:
     container.require_root()
     settings = Settings(store=ns.store, runtime=ns.runtime, id_base=ns.id_base,
                         id_size=ns.ids_per_container, id_count=ns.max_containers, verbose=ns.verbose)
-    return service.run(spec, settings)
+    platforms = each_platform.selected(spec.layout, ns.platform)
+    return each_platform.run_all(platforms, ns.emulation, sys.stdout,
+                                 lambda platform, label: service.run(spec, settings, sys.stdout, platform, label))

@@ -1,11 +1,12 @@
 """`smith.launch test`: run an image once with its output captured and check the exit code
-and output; on failure print why and the container's stdout and stderr."""
+and output; on failure print why and the container's stdout and stderr. An index image is run
+once per platform (see each_platform: foreign ones through qemu, SKIP where that cannot be)."""
 import re
 import sys
 from typing import List
 
 from smith.errors import SmithError
-from smith.launch import args, container
+from smith.launch import args, container, each_platform
 
 
 def _regex(pattern: str, option: str) -> "re.Pattern":
@@ -42,21 +43,29 @@ def main(argv: List[str]) -> int:
     p.add_argument("--expect-exit", type=int, default=0, metavar="N", help="expected exit code (default 0)")
     p.add_argument("--expect-stdout", metavar="REGEX", help="a regex stdout must contain (re.search, MULTILINE)")
     p.add_argument("--expect-stderr", metavar="REGEX", help="a regex stderr must contain (re.search, MULTILINE)")
+    each_platform.add_options(p, many=True)
     p.set_defaults(timeout=30.0)
     ns = args.parse(p, argv)
     stdout_re = _regex(ns.expect_stdout, "--expect-stdout") if ns.expect_stdout is not None else None
     stderr_re = _regex(ns.expect_stderr, "--expect-stderr") if ns.expect_stderr is not None else None
     args.exit_on_sigterm()
-    image, opts, settings = args.load(ns, tty=False)
-    result = container.run(image, opts, settings, capture=True, timeout=ns.timeout, write_dir=ns.write)
-    problems = check(result, ns.expect_exit, stdout_re, stderr_re)
-    if not problems:
-        print("PASS %s (exit %d)" % (ns.layout, result.exit_code))
-        return 0
-    print("FAIL %s" % ns.layout)
-    for line in problems:
-        print("  " + line)
-    _show("stdout", result.stdout)
-    _show("stderr", result.stderr)
-    sys.stdout.flush()
-    return 1
+    container.require_root()
+    platforms = each_platform.selected(ns.layout, ns.platform)
+
+    def one(platform, label: str) -> int:
+        image, opts, settings = args.load(ns, tty=False, platform=platform)
+        result = container.run(image, opts, settings, capture=True, timeout=ns.timeout, write_dir=ns.write)
+        problems = check(result, ns.expect_exit, stdout_re, stderr_re)
+        name = "%s %s" % (label, ns.layout) if label else ns.layout
+        if not problems:
+            print("PASS %s (exit %d)" % (name, result.exit_code))
+            return 0
+        print("FAIL %s" % name)
+        for line in problems:
+            print("  " + line)
+        _show("stdout", result.stdout)
+        _show("stderr", result.stderr)
+        sys.stdout.flush()
+        return 1
+
+    return each_platform.run_all(platforms, ns.emulation, sys.stdout, one)

@@ -32,6 +32,7 @@ from smith.errors import SmithError
 from smith.launch import bundle
 from smith.launch.service_spec import SpecError, _keys, _str, _str_dict, _strs
 from smith.oci.image_source import Image, open_image, verify_blob
+from smith.registry.platforms import Platform
 from smith.oci.unpack import apply_image
 from smith.safe_fs import remove_tree
 
@@ -229,10 +230,11 @@ def _config_problems(runtime: Dict[str, Any], raw: Dict[str, Any], want: Dict[st
     return problems
 
 
-def check(spec: Spec, limits: Optional[untar.Limits] = None) -> Tuple[List[str], List[str]]:
-    """(problems, what was checked): no problems means the image passes."""
+def check(spec: Spec, limits: Optional[untar.Limits] = None,
+          platform: Optional[Platform] = None) -> Tuple[List[str], List[str]]:
+    """(problems, what was checked) of the image for `platform`: no problems means it passes."""
     limits = limits or untar.Limits.from_env()
-    img = open_image(spec.layout)
+    img = open_image(spec.layout, platform=platform)
     problems: List[str] = []
     done: List[str] = []
     work = tempfile.mkdtemp(prefix="smith-structure-")
@@ -299,12 +301,13 @@ def _owner(text: str, img: Image, root: str) -> Tuple[int, int]:
     return bundle.user_ids(img.runtime_config().get("User") or "", root)
 
 
-def run(spec: Spec, out) -> int:
-    problems, done = check(spec)
+def run(spec: Spec, out, platform: Optional[Platform] = None, label: str = "") -> int:
+    name = "%s %s" % (spec.name, label) if label else spec.name
+    problems, done = check(spec, platform=platform)
     if problems:
-        print("FAIL %s" % spec.name, file=out)
+        print("FAIL %s" % name, file=out)
         for p in problems:
             print("  " + p, file=out)
         return 1
-    print("PASS %s: %s" % (spec.name, "; ".join(done) or "nothing to check"), file=out)
+    print("PASS %s: %s" % (name, "; ".join(done) or "nothing to check"), file=out)
     return 0

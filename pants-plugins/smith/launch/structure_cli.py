@@ -1,5 +1,6 @@
 """`smith.launch structure --spec FILE`: check an image's files and config without running it
-(paths present/absent, no shell, owners, no setuid, config metadata); see structure.py.
+(paths present/absent, no shell, owners, no setuid, config metadata); see structure.py. Each
+platform of an index image is checked.
 Needs no root."""
 import argparse
 import json
@@ -7,7 +8,7 @@ import sys
 from typing import List
 
 from smith.errors import SmithError
-from smith.launch import structure
+from smith.launch import each_platform, emulation, structure
 from smith.launch.service_spec import SpecError
 
 
@@ -15,6 +16,9 @@ def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="smith-launch structure", description=__doc__, allow_abbrev=False)
     p.add_argument("--spec", required=True, metavar="FILE",
                    help="JSON description of the checks (see smith/launch/structure.py)")
+    p.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
+                   help="check only this platform of an index image; repeatable (default: every "
+                        "platform of the image)")
     ns = p.parse_args(argv)
     try:
         with open(ns.spec, "rb") as f:
@@ -27,4 +31,9 @@ def main(argv: List[str]) -> int:
         spec = structure.validate(data)
     except SpecError as e:
         raise SmithError("%s: %s" % (ns.spec, e))
-    return structure.run(spec, sys.stdout)
+    platforms = each_platform.selected(spec.layout, ns.platform)
+    failed = 0
+    for platform in platforms:  # nothing runs: every platform is checked here, no emulation
+        label = str(platform) if platform and (len(platforms) > 1 or not emulation.native(platform)) else ""
+        failed |= structure.run(spec, sys.stdout, platform, label)
+    return 1 if failed else 0

@@ -1,0 +1,101 @@
+"""Tests of a multi-platform image run once per platform: natively for the host's, through qemu
+(smith.launch.emulation) for the others. A platform that cannot run here is a SKIP line with its
+reason; the exit status is 1 if any platform failed, SKIP_EXIT if none failed but one was skipped
+(the Pants rules report that as skipped, never as passed), 0 if every platform passed."""
+import argparse
+from typing import Callable, List, Optional, TextIO
+
+from smith.errors import SmithError
+from smith.launch import emulation
+from smith.oci.image_source import image_platforms, split_ref
+from smith.registry.platforms import Platform, host_platform, parse_platform, same_platform
+
+SKIP_EXIT = 77  # automake's "skipped"
+
+
+def add_options(p: argparse.ArgumentParser, many: bool) -> None:
+    if many:
+        p.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[/VARIANT]",
+                       help="test only this platform of an index image; repeatable (default: "
+                            "every platform of the image)")
+    else:
+        p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                       help="the platform of an index image to run (default: the host's)")
+    p.add_argument("--emulation", choices=emulation.MODES, default="install",
+                   help="how foreign platforms run: install (install and register Debian's "
+                        "qemu-user-static the first time one is needed; default), registered "
+                        "(only an existing binfmt_misc registration with the F flag), off")
+
+
+def _parse(text: str) -> Platform:
+    try:
+        return parse_platform(text)
+    except SmithError as e:
+        raise SmithError("--platform: %s" % e)
+
+
+def selected(layout: str, wanted: List[str]) -> List[Optional[Platform]]:
+    """The image's platforms, or those of `wanted` (each must be in the image)."""
+    have = image_platforms(*split_ref(layout))
+    if not wanted:
+        return have
+    chosen = []
+    for w in map(_parse, wanted):
+        match = [p for p in have if p is not None and _loose(p, w)]
+        if not match:
+            raise SmithError("%s has no %s image; it offers %s" % (
+                layout, w, ", ".join(str(p) for p in have if p) or "one image of no platform"))
+        chosen.append(match[0])
+    return chosen
+
+
+def _loose(have: Platform, wanted: Platform) -> bool:
+    if (have.os, have.architecture) != (wanted.os, wanted.architecture):
+        return False
+    return not have.variant or not wanted.variant or same_platform(have, wanted)
+
+
+def label(platform: Optional[Platform], platforms: List[Optional[Platform]]) -> str:
+    """How a result names its platform: "" for a single host image (output as before)."""
+    if platform is None or (len(platforms) == 1 and emulation.native(platform)):
+        return ""
+    return "%s (%s)" % (platform, emulation.description(platform))
+
+
+def run_all(platforms: List[Optional[Platform]], mode: str, out: TextIO,
+            run_one: Callable[[Optional[Platform], str], int]) -> int:
+    """run_one(platform, label) per platform that can run; SKIP lines for the others."""
+    failed, skipped = [], []
+    for platform in platforms:
+        name = label(platform, platforms)
+        reason = emulation.prepare(platform, mode)
+        if reason is not None:
+            print("SKIP %s: %s" % (platform, reason), file=out)
+            skipped.append("%s (%s)" % (platform, reason))
+            continue
+        if run_one(platform, name) != 0:
+            failed.append(str(platform))
+    out.flush()
+    if failed:
+        return 1
+    if skipped:
+        print("SKIPPED %d of %d platforms, so this test did not pass: %s"
+              % (len(skipped), len(platforms), "; ".join(skipped)), file=out)
+        return SKIP_EXIT
+    return 0
+
+
+def run_platform(layout: str, wanted: Optional[str], mode: str) -> Optional[Platform]:
+    """The one platform `run` starts (default: the host's, or the image's only one); an error
+    if it cannot run here."""
+    have = image_platforms(*split_ref(layout))
+    if wanted:
+        platform: Optional[Platform] = _parse(wanted)
+    elif len(have) == 1:
+        platform = have[0]
+    else:
+        platform = host_platform()
+    reason = emulation.prepare(platform, mode)
+    if reason is not None:
+        raise SmithError("cannot run the %s image here: %s" % (platform, reason))
+    return platform
