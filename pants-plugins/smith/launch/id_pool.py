@@ -10,6 +10,7 @@ import os
 from typing import Callable, List, NamedTuple, Optional
 
 from smith.errors import SmithError
+from smith.oci.atomic import write_file
 from smith.launch.layer_store import flocked
 
 ID_LIMIT = 1 << 32  # ids are 32-bit; (uid_t)-1 is reserved
@@ -53,10 +54,8 @@ class IdPool:
             return []
 
     def _save(self, ranges: List[IdRange]) -> None:
-        tmp = self.file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"ranges": [r._asdict() for r in sorted(ranges)]}, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.file)
+        ranges_json = json.dumps({"ranges": [r._asdict() for r in sorted(ranges)]}, indent=1, sort_keys=True)
+        write_file(self.file, ranges_json, perms=None, parents=False)
 
     def allocate(self, container: Callable[[int], str], runtime: str,
                  reap: Callable[[IdRange], None], layers: List[str] = ()) -> IdRange:

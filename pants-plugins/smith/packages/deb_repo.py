@@ -5,12 +5,12 @@ import io
 import json
 import lzma
 import os
-import tempfile
 from typing import Dict, List, Optional
 
 from debian import deb822
 
 from smith.errors import SmithError
+from smith.oci.atomic import atomic_file
 from smith.packages import gpg
 from smith.packages.fetch import fetch, fetch_verified
 from smith.packages.model import Package, Relation
@@ -125,10 +125,8 @@ def _records(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: st
                    for para in deb822.Packages.iter_paragraphs(io.BytesIO(text), use_apt_pkg=False,
                                                                fields=FIELDS)]
         if cached:
-            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with atomic_file(cached, "w", perms=0o600, encoding="utf-8") as f:
                 json.dump(records, f)
-            os.replace(tmp, cached)
         return records
     return None
 

@@ -5,12 +5,12 @@ so a second `smith lock` against the same Release/repomd reuses the big indexes.
 """
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from typing import Optional
 
 from smith.errors import SmithError
+from smith.oci.atomic import write_file
 
 TIMEOUT = 120
 
@@ -52,9 +52,5 @@ def fetch_verified(url: str, sha256: str, size: Optional[int], cache_dir: Option
     data = fetch(url)
     check_digest(data, "sha256", sha256, size, url)
     if cached:
-        os.makedirs(cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, cached)
+        write_file(cached, data, perms=0o600)
     return data

@@ -20,12 +20,11 @@ This module is the one reader of the format: `smith lock|outdated|sbom` and the 
 (smith/plugin/rules/util/packages.py) all go through `loads` / `read` and `pins`.
 """
 import json
-import os
-import tempfile
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
+from smith.oci.atomic import write_file
 from smith.oci.platform import SHARED_ARCHES
 
 VERSION = 1
@@ -88,22 +87,7 @@ def dumps(lock: Dict[str, Any]) -> str:
 
 
 def write(path: str, lock: Dict[str, Any]) -> None:
-    write_text(path, dumps(lock))
-
-
-def write_text(path: str, text: str) -> None:
-    """Write atomically: a temp file in the same directory, renamed at the end."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_file(path, dumps(lock), parents=False)
 
 
 def loads(data: bytes, what: str, hint: str = HINT) -> Dict[str, Any]:

@@ -16,6 +16,7 @@ import json
 import sys
 from typing import Any, Dict, List
 
+from smith.oci.atomic import write_file
 from smith.packages import lockfile, repo_config
 from smith.packages.metadata import load_universe
 from smith.packages.outdated import check
@@ -56,7 +57,7 @@ def main(argv: List[str]) -> int:
         if not pins:
             print("%s: up to date" % path)
     if args.json:
-        lockfile.write_text(args.json, json.dumps(rows, sort_keys=True, indent=2) + "\n")
+        write_file(args.json, json.dumps(rows, sort_keys=True, indent=2) + "\n", parents=False)
     if args.check and rows:
         print("smith outdated: %d pins are outdated; regenerate the lockfiles" % len(rows),
               file=sys.stderr)

@@ -15,6 +15,7 @@ import os
 from typing import Dict, List
 
 from smith.errors import SmithError
+from smith.oci.atomic import write_file
 from smith.packages import lockfile
 from smith.packages.sbom import build
 from smith.untar import Limits
@@ -41,5 +42,5 @@ def main(argv: List[str]) -> int:
         raise SmithError("SOURCE_DATE_EPOCH must be a number of seconds, not %r" % epoch_text)
     doc = build(args.name, lockfile.read(args.lock), trees, args.layer, int(epoch_text),
                 Limits.from_args(args))
-    lockfile.write_text(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    write_file(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n", parents=False)
     return 0

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 from smith import safe_json
 from smith.errors import SmithError
+from smith.oci.atomic import write_file
 from smith.registry.digests import is_digest
 
 ENV = "SMITH_BLOB_CACHE"
@@ -100,18 +101,9 @@ class BlobLocations:
         keys = list(merged)[-MAX_BLOBS:]
         body = json.dumps({"version": 1, "blobs": {k: merged[k] for k in keys}},
                           separators=(",", ":"))
-        import tempfile  # late: a push without a cache file never needs it
         try:
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".blob-locations.", dir=directory)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(body)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            write_file(path, body, perms=0o600)
         except OSError:
             return
         with self._lock:

@@ -70,19 +70,5 @@ def client_for(args: argparse.Namespace, ref: Reference) -> RegistryClient:
                           locations=locations)
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write a small result file via a temp name in the same directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 

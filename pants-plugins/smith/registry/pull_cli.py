@@ -7,7 +7,8 @@ and this repository; it is checked before any layer is fetched, and nothing is w
 from typing import List
 
 from smith.errors import SmithError
-from smith.registry.options import client_for, parser, write_atomically
+from smith.oci.atomic import write_file
+from smith.registry.options import client_for, parser
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import check_pinned, pull_image
 from smith.registry.reference import check_tag, parse_reference
@@ -48,6 +49,6 @@ def main(argv: List[str]) -> int:
                         verify=verify)
     client.locations.save()
     if args.digest_file:
-        write_atomically(args.digest_file, digest + "\n")
+        write_file(args.digest_file, digest + "\n")
     print(digest)
     return 0

@@ -11,7 +11,8 @@ import sys
 from typing import Dict, List
 
 from smith.errors import SmithError
-from smith.registry.options import client_for, parser, write_atomically
+from smith.oci.atomic import write_file
+from smith.registry.options import client_for, parser
 from smith.registry.push import push_layout
 from smith.registry.provenance import git_source, load_build_parameters, push_provenance
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference
@@ -75,6 +76,6 @@ def main(argv: List[str]) -> int:
         dest.registry, dest.repository, stats["uploaded"], stats["exists"], stats["mounted"],
         ", ".join(tags) or "(none, pushed by digest)"), file=sys.stderr)
     if args.digest_file:
-        write_atomically(args.digest_file, digest + "\n")
+        write_file(args.digest_file, digest + "\n")
     print(digest)
     return 0
