@@ -68,5 +68,7 @@ class ZstdSink:
     def write(self, data: bytes) -> None:
         self._writer.write(data)
 
+    write_owned = write  # libzstd copies what it is given: nothing to gain from ownership
+
     def close(self) -> None:
         self._writer.close()

@@ -230,7 +230,8 @@ def write_layer(records: List[Record], out: BinaryIO, uid: int, gid: int, mtime:
     """Write the layer compressed with `compression` to `out`; returns its descriptor (with
     diff_id). The tar is the same for every compression: only digest and size differ."""
     sink = compression_sink(out, compression)
-    diff_id = _pipelined(tar_chunks(records, uid, gid, mtime), sink.write)
+    # the producer's chunks are never reused: the sink may keep views into them
+    diff_id = _pipelined(tar_chunks(records, uid, gid, mtime), sink.write_owned)
     sink.close()
     return {"mediaType": COMPRESSIONS[compression][0],
             "digest": "sha256:" + sink.sha256.hexdigest(), "size": sink.size, "diff_id": diff_id}
