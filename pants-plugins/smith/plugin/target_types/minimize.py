@@ -13,6 +13,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from smith.plugin.target_types.checks import DEFAULT_USER, parse_user
+from smith.plugin.target_types.fields import OneOrMoreAddressesField
 from smith.plugin.target_types.image import SmithDockerArchiveField, SmithLayoutOutputPathField
 
 
@@ -71,6 +72,21 @@ class SmithMinimizePathsField(StringSequenceField):
         Absolute globs of more files to keep from the image as they are (a matched directory is
         kept whole), e.g. `["/etc/ssl/certs/**", "/usr/share/zoneinfo/UTC"]`. A glob that
         matches nothing is an error.
+        """
+    )
+
+
+class SmithMinimizeTraceField(OneOrMoreAddressesField):
+    alias = "trace"
+    help = help_text(
+        """
+        `smith_image_test` / `smith_service_test` targets whose workload decides what is kept:
+        each runs against the full `image` while fanotify records every file its containers
+        open, execute or map; the result keeps those files, the ELF closure of every traced
+        ELF, glibc's own dlopens (libgcc_s), the symlinks leading to them, `paths` and the
+        skeleton. Then the same tests run against the minimized image, and the build fails,
+        naming the missing path when the output shows one, unless they pass. Needs root, as
+        the tests do. Name tests of the full image (not of this target).
         """
     )
 
@@ -146,6 +162,7 @@ class SmithMinimizeTarget(Target):
         SmithMinimizeEntrypointField,
         SmithMinimizeCmdField,
         SmithMinimizePathsField,
+        SmithMinimizeTraceField,
         SmithMinimizeExcludesField,
         SmithMinimizeNssField,
         SmithMinimizeUserField,
@@ -159,8 +176,9 @@ class SmithMinimizeTarget(Target):
     help = help_text(
         """
         An existing image (a smith_image, an OCI layout or a docker archive) cut down to one
-        program: the untrusted image is unpacked safely, the program's ELF closure and `paths`
-        are kept, and `pants package` writes an OCI image layout that keeps the image's Env,
+        program: the untrusted image is unpacked safely, the program's ELF closure, `paths` and
+        what the `trace` tests use are kept, and `pants package` writes an OCI image layout that
+        keeps the image's Env,
         WorkingDir, ExposedPorts and Labels unless overridden. Usable wherever a smith_image's
         result is (BuiltSmithImage), as a `smith_layer` dependency and as a `smith_binary` root.
         """

@@ -1,5 +1,9 @@
 """smith_minimize -> `smith minimize` (cached) -> `smith layer --tar` -> `smith image`: an OCI layout.
 
+With `trace`, each named test is first traced on the full image and the traces go to `smith
+minimize --trace`; the tests then run on the assembled image, which must pass them
+(rules/util/minimize_trace.py).
+
 The same field set is a SmithTreeFieldSet and SmithRootFieldSet member
 (its minimized tree) and a SmithImageSourceFieldSet member (-> BuiltSmithImage), so it can stand
 wherever a smith_image's result is used (a `base`, a test's image, another smith_minimize).
@@ -7,9 +11,12 @@ wherever a smith_image's result is used (a `base`, a test's image, another smith
 import json
 import os
 from dataclasses import dataclass
+from typing import List, Tuple
 
 from pants.core.target_types import FileSourceField, ResourceSourceField
+from pants.engine.addresses import Address
 from pants.engine.fs import (
+    EMPTY_DIGEST,
     AddPrefix,
     CreateDigest,
     Digest,
@@ -22,7 +29,7 @@ from pants.engine.fs import (
     Snapshot,
 )
 from pants.engine.process import ProcessResult
-from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     FieldSet,
     HydratedSources,
@@ -49,6 +56,7 @@ from smith.plugin.target_types.minimize import (
     SmithMinimizeOutputPathField,
     SmithMinimizePathsField,
     SmithMinimizeTagField,
+    SmithMinimizeTraceField,
     SmithMinimizeUserField,
     SmithMinimizeWorkdirField,
 )
@@ -58,6 +66,8 @@ from smith.plugin.rules.util.image import (
     docker_archive_outputs,
     image_source_field_set,
 )
+from smith.plugin.rules.util import minimize_trace
+from smith.plugin.rules.util.minimize_trace import CheckRequest, CheckResult, Replay, ReplayRequest, TraceRequest, TraceResult
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.rules.util.tree import SmithRootFieldSet, SmithTree, SmithTreeFieldSet
 
@@ -76,6 +86,7 @@ class SmithMinimizeFieldSet(FieldSet):
     entrypoint: SmithMinimizeEntrypointField
     cmd: SmithMinimizeCmdField
     paths: SmithMinimizePathsField
+    trace: SmithMinimizeTraceField
     excludes: SmithMinimizeExcludesField
     nss: SmithMinimizeNssField
     user: SmithMinimizeUserField
@@ -140,6 +151,29 @@ async def source_image(field_set: SmithMinimizeFieldSet, union_membership: Union
     return SourceImage(built.digest, built.path)
 
 
+async def _trace_tests(field_set: SmithMinimizeFieldSet) -> Tuple[Address, ...]:
+    if not field_set.trace.value:
+        return ()
+    tests = await Get(Targets, UnparsedAddressInputs, field_set.trace.to_unparsed_address_inputs())
+    return tuple(sorted({t.address for t in tests}))
+
+
+async def _traces(field_set: SmithMinimizeFieldSet, source: SourceImage, layout: str, argv: List[str]) -> Digest:
+    """Trace each `trace` test on the full image (cached Processes); adds `--trace` to argv."""
+    tests = await _trace_tests(field_set)
+    if not tests:
+        return EMPTY_DIGEST
+    full = BuiltSmithImage(source.digest, layout, "")
+    replays = await MultiGet(Get(Replay, ReplayRequest(t, field_set.address, full)) for t in tests)
+    names = [f"traces/{i}.json" for i in range(len(replays))]
+    results = await MultiGet(
+        Get(TraceResult, TraceRequest(r, source.path, field_set.address, name)) for r, name in zip(replays, names)
+    )
+    for name in names:
+        argv += ["--trace", name]
+    return await Get(Digest, MergeDigests(r.digest for r in results))
+
+
 @rule(desc="Minimizing an image", level=LogLevel.DEBUG)
 async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
     address = field_set.address
@@ -159,6 +193,7 @@ async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
         argv += ["--nss", "--user", f"{name}:{uid}:{gid}"]
     for k, v in sorted((field_set.env.value or {}).items()):
         argv.append(f"--env={k}={v}")
+    trace_digest = await _traces(field_set, source, ref[len("in/"):], argv)
     argv.append(ref)
     result = await Get(
         ProcessResult,
@@ -166,7 +201,8 @@ async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
         SmithProcess.of(
             argv,
             description=f"Minimizing {field_set.image.value} ({address})",
-            input_digest=await Get(Digest, AddPrefix(source.digest, "in")),
+            input_digest=await Get(Digest, MergeDigests([
+                await Get(Digest, AddPrefix(source.digest, "in")), trace_digest])),
             output_files=["tree.tar", "config.json"],
         ),
     )
@@ -226,12 +262,18 @@ async def minimized_image(field_set: SmithMinimizeFieldSet) -> BuiltSmithImage:
             output_files=output_files,
         ),
     )
-    return BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
+    built = BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
+    # The tests that were traced must pass on the result too (or the build fails naming why).
+    tests = await _trace_tests(field_set)
+    replays = await MultiGet(Get(Replay, ReplayRequest(t, address, built)) for t in tests)
+    await MultiGet(Get(CheckResult, CheckRequest(r, address)) for r in replays)
+    return built
 
 
 def rules():
     return [
         *collect_rules(),
+        *minimize_trace.rules(),
         UnionRule(SmithTreeFieldSet, SmithMinimizeFieldSet),
         UnionRule(SmithRootFieldSet, SmithMinimizeFieldSet),
         UnionRule(SmithImageSourceFieldSet, SmithMinimizeFieldSet),
