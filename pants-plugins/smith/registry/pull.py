@@ -5,7 +5,6 @@ A pull pinned by digest stays pinned all the way down: the index, the manifest i
 config and the layers are each fetched by a digest validated first (an index entry whose `digest`
 is `latest` is refused, never fetched as a tag), each capped at its descriptor's size and checked
 against its digest as it streams."""
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 from smith import safe_json
@@ -16,7 +15,7 @@ from smith.registry.descriptors import check_index, check_manifest, distinct_blo
 from smith.registry.layout import LayoutWriter
 from smith.registry.platforms import Platform, select_platform
 from smith.registry.reference import Reference
-from smith.registry.transport import printable
+from smith.registry.transport import parallel_map, printable
 
 MAX_NESTING = 3  # an index may (rarely) point at another index
 
@@ -60,8 +59,7 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
         def fetch(d: dict) -> None:
             client.fetch_blob(ref.repository, d["digest"], writer.path_for(d["digest"]),
                               d["size"])
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            list(pool.map(fetch, blobs))
+        parallel_map(fetch, blobs, jobs)
         if chosen_platform is None:
             _check_config_platform(writer.path_for(manifest["config"]["digest"]), platform,
                                    what)

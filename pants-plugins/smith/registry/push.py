@@ -1,7 +1,6 @@
 """Push an image (manifest or index) from an OCI layout, with the artifacts that refer to it."""
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
 from smith import safe_json
@@ -11,6 +10,7 @@ from smith.registry.client import RegistryClient
 from smith.registry.descriptors import check_index, check_manifest, distinct_blobs
 from smith.registry.layout import (blob_path, media_type_of, read_json_blob, referrers_in_layout,
                                    select_image)
+from smith.registry.transport import parallel_map
 
 
 class Pusher:
@@ -53,9 +53,8 @@ class Pusher:
             config = checked["config"]["digest"]
             # Largest layers first keep every worker busy to the end; the config is tiny.
             blobs.sort(key=lambda d: (d["digest"] == config, -d["size"]))
-            with ThreadPoolExecutor(min(self.jobs, max(1, len(blobs)))) as pool:
-                for outcome in pool.map(self._upload, blobs):
-                    self.stats[outcome] += 1
+            for outcome in parallel_map(self._upload, blobs, self.jobs):
+                self.stats[outcome] += 1
         digest, resp = self.client.put_manifest_response(self.repo, tag or descriptor["digest"],
                                                          data, media_type)
         subject = manifest.get("subject")

@@ -28,7 +28,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from smith.errors import SmithError
 
@@ -50,6 +50,46 @@ DEFAULT_RATE_WINDOW = 30.0
 
 # Headers that carry credentials: never sent to another origin than the one they were meant for.
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel_map(fn: Callable[[T], R], items: List[T], jobs: int) -> List[R]:
+    """[fn(i) for i in items], `jobs` at a time on plain threads (concurrent.futures costs a
+    short push ~13 ms of imports: logging, traceback). After a failure no new item starts; the
+    running ones finish and the first failure in item order is raised."""
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(i) for i in items]
+    results: List[Optional[R]] = [None] * len(items)
+    errors: Dict[int, BaseException] = {}
+    lock = threading.Lock()
+    todo = iter(range(len(items)))
+
+    def work() -> None:
+        while True:
+            with lock:
+                if errors:
+                    return
+                n = next(todo, None)
+            if n is None:
+                return
+            try:
+                results[n] = fn(items[n])
+            except BaseException as e:  # raised in the caller's thread below
+                with lock:
+                    errors[n] = e
+
+    threads = [threading.Thread(target=work, name="smith-transfer", daemon=True)
+               for _ in range(min(jobs, len(items)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[min(errors)]
+    return results  # type: ignore[return-value]
 
 
 class RetryableError(Exception):
