@@ -12,8 +12,6 @@ from smith.registry.options import client_for, parser
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import check_pinned, pull_image
 from smith.registry.reference import check_tag, parse_reference
-from smith.registry.signatures import verify_signed
-from smith.registry.signing import load_public_key
 
 
 def main(argv: List[str]) -> int:
@@ -37,7 +35,9 @@ def main(argv: List[str]) -> int:
     platform = parse_platform(args.platform)
     check_tag(args.ref_name, "--ref-name")
     verify = None
-    if args.verify_key:
+    if args.verify_key:  # imported only when asked: a plain pull starts sooner without them
+        from smith.registry.signatures import verify_signed
+        from smith.registry.signing import load_public_key
         public_key = load_public_key(args.verify_key)
 
         def verify(client, top_digest: str) -> None:

@@ -14,9 +14,7 @@ from smith.errors import SmithError
 from smith.oci.atomic import write_file
 from smith.registry.options import client_for, parser
 from smith.registry.push import push_layout
-from smith.registry.provenance import git_source, load_build_parameters, push_provenance
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference
-from smith.registry.signatures import sign_and_attach
 from smith.registry.signing import PASSWORD_ENV, fingerprint, load_private_key, password_from_env
 
 
@@ -49,7 +47,10 @@ def main(argv: List[str]) -> int:
                          % args.provenance)
     if args.sign_key:  # before anything is pushed: a wrong passphrase fails fast
         key = load_private_key(args.sign_key, password_from_env())
-    build = load_build_parameters(args.provenance) if args.provenance else None
+    build = None
+    if args.provenance:  # imported only when asked: a plain push starts sooner without them
+        from smith.registry.provenance import git_source, load_build_parameters
+        build = load_build_parameters(args.provenance)
     if build is not None and args.source_repo:
         source = git_source(args.source_repo)
         if source is None:
@@ -63,6 +64,7 @@ def main(argv: List[str]) -> int:
                          jobs=args.jobs)
     client.locations.save()
     if key is not None:
+        from smith.registry.signatures import sign_and_attach
         where = "%s/%s" % (dest.registry, dest.repository)
         identities = ["%s:%s" % (where, t) for t in tags] or [where]
         added = sign_and_attach(client, dest.registry, dest.repository, digest, key, identities)
@@ -70,6 +72,7 @@ def main(argv: List[str]) -> int:
             where, digest, added, ", ".join(identities), fingerprint(key.public_key())),
             file=sys.stderr)
     if build is not None:
+        from smith.registry.provenance import push_provenance
         artifact = push_provenance(client, layout, ref, dest, digest, build, key)
         print("smith push: %s: SLSA provenance %s (signed)" % (where, artifact), file=sys.stderr)
     print("smith push: %s/%s: %d blobs uploaded, %d already there, %d mounted; tags: %s" % (
