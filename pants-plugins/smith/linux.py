@@ -8,7 +8,8 @@ nothing on a start path that only needs start_time (the runtime's; no typing eit
 same reason). The syscall numbers of openat2 and the new mount API are the same on every
 architecture (allocated after the tables were unified). The runtime keeps its own smaller bindings (runtime/libc.py) for start-up speed.
 """
-import os
+import posix  # not os: the runtime imports this on its start path, where os costs ~4M instructions
+import sys
 
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
@@ -25,7 +26,7 @@ AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+OPEN_TREE_CLOEXEC = posix.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
@@ -65,7 +66,7 @@ def check(result: int, what: str) -> int:
     if result < 0:
         import ctypes
         err = ctypes.get_errno()
-        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+        raise OSError(err, "%s: %s" % (what, posix.strerror(err)))
     return result
 
 
@@ -82,8 +83,12 @@ def start_time(pid: int) -> "str | None":
     return fields[19].decode()
 
 
+def _fsencode(s: str) -> bytes:  # os.fsencode
+    return s if isinstance(s, bytes) else s.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+
+
 def _path(s: "str | None") -> "bytes | None":
-    return os.fsencode(s) if s is not None else None
+    return _fsencode(s) if s is not None else None
 
 
 def mount(source: "str | None", target: str, fstype: "str | None", flags: int = 0,
@@ -94,7 +99,7 @@ def mount(source: "str | None", target: str, fstype: "str | None", flags: int = 
 
 
 def umount(target: str, detach: bool = False) -> None:
-    check(libc().umount2(os.fsencode(target), MNT_DETACH if detach else 0), "umount %s" % target)
+    check(libc().umount2(_fsencode(target), MNT_DETACH if detach else 0), "umount %s" % target)
 
 
 def unshare(flags: int) -> None:
@@ -108,7 +113,7 @@ def setns(fd: int, nstype: int = 0) -> None:
 def open_tree_clone(path: str, recursive: bool = True) -> int:
     """A detached copy of the mount (tree) at path, as an fd; it is unmounted on close."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    return check(libc().syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(path), flags),
+    return check(libc().syscall(SYS_OPEN_TREE, AT_FDCWD, _fsencode(path), flags),
                  "open_tree %s" % path)
 
 
@@ -128,7 +133,7 @@ def mount_setattr(tree_fd: int, attr_set: int, attr_clr: int = 0, userns_fd: int
 
 def move_mount(tree_fd: int, target: str) -> None:
     """Attach a detached tree at target."""
-    check(libc().syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, os.fsencode(target),
+    check(libc().syscall(SYS_MOVE_MOUNT, tree_fd, b"", AT_FDCWD, _fsencode(target),
                          MOVE_MOUNT_F_EMPTY_PATH), "move_mount %s" % target)
 
 
@@ -145,7 +150,7 @@ def move_mount_to_fd(tree_fd: int, target_fd: int, shown_as: str) -> None:
 
 def umount_nofollow(target: str) -> None:
     """Lazily unmount target, never through a symlink in its last component."""
-    check(libc().umount2(os.fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW), "umount %s" % target)
+    check(libc().umount2(_fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW), "umount %s" % target)
 
 
 def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
@@ -158,5 +163,5 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
                         ("resolve", ctypes.c_uint64)]
         _loaded["open_how"] = OpenHow
     how = _loaded["open_how"](flags, mode, resolve)
-    return check(libc().syscall(SYS_OPENAT2, ctypes.c_int(dir_fd), os.fsencode(path), ctypes.byref(how),
+    return check(libc().syscall(SYS_OPENAT2, ctypes.c_int(dir_fd), _fsencode(path), ctypes.byref(how),
                                 ctypes.c_size_t(ctypes.sizeof(how))), "openat2 %s" % path)

@@ -47,9 +47,11 @@ def _bundled(package: str) -> List[Tuple[str, str]]:
 
 
 def boot_line(python: str, module: str) -> str:
-    """`#!PYTHON -ISc...`: put the archive on sys.path and import MODULE.__main__ (no spaces, so
-    `/usr/bin/env -S python3` would split it the same way)."""
-    code = ("__import__('sys').path[0]=__import__('os').path.abspath(__import__('sys').argv.pop(1));"
+    """`#!PYTHON -ISc...`: put the archive on sys.path (made absolute: the command may change
+    directory before it imports) and import MODULE.__main__ (no spaces, so `/usr/bin/env -S
+    python3` would split it the same way). posix, not os: `import os` costs ~4M instructions,
+    more than a third of the runtime's own start (see smith/runtime/posixos.py)."""
+    code = ("s=__import__('sys');p=s.argv.pop(1);s.path[0]=(p[:1]=='/'and(p)or(__import__('posix').getcwd()+'/'+p));"
             "__import__('%s.__main__')" % module)
     return "#!%s -ISc%s\n" % (python, code)
 

@@ -38,10 +38,10 @@ class _ZipFinder:
         entry = self.toc.get(rel + "/__init__.pyc" if pkg else rel + ".pyc")
         if entry is None or entry[1] != 0:  # absent, or not stored
             return None
-        import os
+        import posix  # not os: see posixos.py
         off, size = entry[4], entry[2]
-        head = os.pread(self.fd, 30, off)
-        data = os.pread(self.fd, size, off + 30 + int.from_bytes(head[26:28], "little")
+        head = posix.pread(self.fd, 30, off)
+        data = posix.pread(self.fd, size, off + 30 + int.from_bytes(head[26:28], "little")
                         + int.from_bytes(head[28:30], "little"))
         if len(data) != size or data[:4] != self.magic or data[4:8] != b"\x01\0\0\0":
             return None  # not an unchecked-hash .pyc of this interpreter
@@ -75,9 +75,9 @@ def _install_zip_finder():
         return  # not run from a zipapp
     try:
         import _frozen_importlib_external
-        import os
+        import posix
         toc = zipimport._zip_directory_cache[zi.archive]
-        fd = os.open(zi.archive, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(zi.archive, posix.O_RDONLY | posix.O_CLOEXEC)
         sys.meta_path.insert(0, _ZipFinder(zi, toc, fd, _frozen_importlib_external.MAGIC_NUMBER))
     except (AttributeError, KeyError, OSError):
         return

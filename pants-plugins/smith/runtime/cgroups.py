@@ -4,10 +4,10 @@
 each hierarchy's root, relative ones to the runtime's own cgroup; the default is <id>.
 The resulting directories are recorded in state.json so `delete` removes exactly those.
 """
-import os
 import time
 
 from smith.errors import SmithError
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 # runc always appends these to linux.resources.devices: the default device nodes, ptys and tun.
 ALLOWED_DEVICES = [

@@ -3,7 +3,8 @@
 Both ends are created before the first fork; os.pipe() fds are close-on-exec, so the
 container's end closes itself when the user program is exec'd (EOF = "exec happened").
 """
-import os
+
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 
 class Channel:

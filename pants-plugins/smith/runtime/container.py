@@ -6,12 +6,12 @@ Any failure kills what was started and removes the cgroups and the state directo
 failed create leaves nothing behind.
 """
 import fcntl
-import os
 import time
 
 from smith.errors import SmithError
 from smith.linux import start_time
 from smith.runtime import cgroups, spec, state
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 from smith.runtime.channel import Channel
 from smith.runtime.state import FIFO, STATE
 

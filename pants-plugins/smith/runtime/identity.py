@@ -1,9 +1,9 @@
 """The process' identity just before exec: rlimits, groups, uid/gid, the five capability sets,
 no_new_privs and umask (runc's finalizeNamespace + setupUser + capabilities)."""
-import os
 
 from smith.errors import SmithError
 from smith.runtime import caps, libc
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 from smith.runtime.spec import RLIMITS
 
 

@@ -8,10 +8,10 @@ stage2 (the container's init): builds the rootfs, pivots, sets hostname/sysctls/
 becomes the configured user, reports "ready", then blocks opening exec.fifo for writing
 until `start` opens it for reading, and execs the program.
 """
-import os
 
 from smith.errors import SmithError
 from smith.runtime import libc
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 NS_FLAGS = {
     "user": libc.CLONE_NEWUSER, "mount": libc.CLONE_NEWNS, "uts": libc.CLONE_NEWUTS,

@@ -12,10 +12,10 @@ openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) does the resolution in one call
 kernel has it (5.6+); otherwise, and to create missing components, a component walk
 opens one name at a time with O_PATH | O_NOFOLLOW and interprets symlinks itself.
 """
-import os
-import stat
+import _stat as stat  # the C module stat.py re-exports: importing stat.py costs ~0.3M instructions
 
 from smith.runtime import libc
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 O_PATH = os.O_PATH | os.O_CLOEXEC
 _NOFOLLOW = O_PATH | os.O_NOFOLLOW

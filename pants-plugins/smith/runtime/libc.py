@@ -4,13 +4,13 @@ Built on `_ctypes` directly instead of `ctypes`: importing ctypes costs ~2.5 ms 
 its module body) on every container start, `_ctypes` costs ~0.4 ms, and we only need plain C
 calls taking ints and byte strings. Every call raises OSError with the real errno on failure.
 """
-import os
 
 import _ctypes
 
 from smith.linux import (  # noqa: F401 (the namespace flags, used as libc.CLONE_* by the runtime)
     CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWTIME, CLONE_NEWUSER,
     CLONE_NEWUTS)
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 
 class c_int(_ctypes._SimpleCData):

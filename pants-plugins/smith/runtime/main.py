@@ -3,7 +3,6 @@
 Errors are printed to stderr and, with --log, appended to the log file (as JSON lines with
 --log-format json, which is how podman's conmon reads a runtime's errors).
 """
-import os
 import sys
 
 from smith.errors import SmithError

@@ -12,11 +12,11 @@ process cannot redirect a mkdir or a mount outside the rootfs. Everything that n
 host's /proc/self/fd is done before the root switch, where it is reachable; afterwards
 only "/" itself is touched.
 """
-import os
-import stat
+import _stat as stat  # the C module stat.py re-exports: importing stat.py costs ~0.3M instructions
 
 from smith.errors import SmithError
 from smith.runtime import libc
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 from smith.runtime.inroot import entry, fdpath, is_dir, parent, resolve
 from smith.runtime.libc import (MNT_DETACH, MS_BIND, MS_MOVE, MS_PRIVATE, MS_RDONLY, MS_REC,
                                 MS_REMOUNT, MS_SLAVE, mount)

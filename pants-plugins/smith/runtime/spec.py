@@ -3,10 +3,10 @@
 Every problem is a SmithError naming the field (`linux.namespaces[2].type`) and what to do,
 so a bad config fails before any state directory, cgroup or process exists.
 """
-import os
 
 from smith.errors import SmithError
 from smith.runtime import caps, fastjson
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
 RLIMITS = {

@@ -5,12 +5,12 @@ still present -> created; otherwise running. The init process is identified by p
 start time (field 22 of /proc/PID/stat), so a recycled pid is never mistaken for it.
 """
 import fcntl
-import os
 import time
 
 from smith.errors import SmithError
 from smith.linux import start_time
 from smith.runtime import fastjson
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 DEFAULT_ROOT = "/run/smith-runtime"
 STATE = "state.json"

@@ -2,9 +2,9 @@
 
 create + start, then (unless --detach) wait for the program, forwarding signals to it, delete
 the container and exit with its status (128+N if killed by signal N), as runc does."""
-import os
 
 from smith.runtime import options as o
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 from smith.runtime.commands import create as create_cmd
 
 SPEC = dict(create_cmd.SPEC)
