@@ -1,0 +1,162 @@
+"""`smith pyc` against a real interpreter tree: this host's Debian python3.11, cut to its ELF
+closure and the stdlib modules the compile needs, as a tree tar (the shape smith_packages gives)."""
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+import smith
+from smith.elf.closure import compute_closure
+from smith.elf.treetar import write_tree_tar
+from smith.testutil.debian import tool_env
+
+HOST_PYTHON = "/usr/bin/python3.11"
+STDLIB = "/usr/lib/python3.11"
+SOURCES = {
+    # a frozenset constant (marshalled in hash order) and names shared with other modules
+    "pkg/__init__.py": b"import os\nNAMES = {'alpha', 'beta', 'gamma', 'delta'}\nzorblax = (1.5, 'x y')\n",
+    "pkg/mod.py": b"# -*- coding: latin-1 -*-\ndef f(x):\n    return x in {'a', 'b', 'c'} and os.path\n"
+                  b"S = '\xe9t\xe9'\nimport os\n",
+    "pkg/more.py": b"import os\nzorblax = (1.5, 'x y')\nclass C:\n    def path(self):\n        return os.path.join('a', 'b')\n",
+    "pkg/broken.py": b"def f(:\n",
+    "pkg/data.txt": b"not python\n",
+    "skip/me.py": b"x = 1\n",
+}
+
+
+def _smith(args, cwd, **env):
+    run_env = tool_env(PYTHONPATH=os.path.dirname(os.path.dirname(smith.__file__)), **env)
+    return subprocess.run([sys.executable, "-m", "smith", "pyc", *args], env=run_env, cwd=str(cwd),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def python_tree(tmp_path_factory) -> str:
+    if not os.path.exists(HOST_PYTHON):
+        pytest.skip("needs Debian's %s" % HOST_PYTHON)
+    keep = [STDLIB + "/" + m for m in ("*.py", "encodings", "importlib", "json", "collections", "re")]
+    paths = compute_closure("/", [HOST_PYTHON], keep=keep).paths
+    out = str(tmp_path_factory.mktemp("python") / "python.tar")
+    write_tree_tar(out, "/", paths, {})
+    return out
+
+
+@pytest.fixture
+def sources(tmp_path) -> str:
+    src = tmp_path / "src"
+    for rel, data in SOURCES.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    os.symlink("mod.py", str(src / "pkg/alias.py"))  # a link to a .py compiles under its own name
+    os.symlink("/etc/passwd", str(src / "pkg/outside.py"))  # leaves the tree: nothing to compile
+    return str(src)
+
+
+def _pycs(tar_path: str) -> dict:
+    with tarfile.open(tar_path) as t:
+        return {m.name: t.extractfile(m).read() for m in t if m.isfile()}
+
+
+def _compile(python_tree, sources, cwd, *extra, **env) -> dict:
+    os.makedirs(str(cwd), exist_ok=True)
+    proc = _smith(["--python-tree", python_tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources,
+                   "--exclude", "/opt/app/skip", *extra], cwd, **env)
+    assert proc.returncode == 0, proc.stderr
+    return _pycs(os.path.join(str(cwd), "pyc.tar"))
+
+
+def test_pyc_are_unchecked_hash_named_for_the_image_and_load_without_compiling(python_tree, sources, tmp_path):
+    pycs = _compile(python_tree, sources, tmp_path / "a")
+    tag = "cpython-311"
+    assert sorted(pycs) == ["opt/app/pkg/__pycache__/%s.%s.pyc" % (n, tag)
+                            for n in ("__init__", "alias", "mod", "more")]
+    mod = pycs["opt/app/pkg/__pycache__/mod.%s.pyc" % tag]
+    check = ("import importlib.util, marshal, sys; d = sys.stdin.buffer.read(); "
+             "assert d[:4] == importlib.util.MAGIC_NUMBER; "
+             "assert int.from_bytes(d[4:8], 'little') == 1, 'hash-based, unchecked'; "
+             "assert d[8:16] == importlib.util.source_hash(open(sys.argv[1], 'rb').read()); "
+             "print(marshal.loads(d[16:]).co_filename)")
+    out = subprocess.run([HOST_PYTHON, "-c", check, os.path.join(sources, "pkg/mod.py")], input=mod,
+                         stdout=subprocess.PIPE, check=True).stdout
+    assert out.decode().strip() == "/opt/app/pkg/mod.py"
+    # Import from a tree holding the sources and these .pyc: nothing is compiled (python -v
+    # names the .pyc it loads the code from), even with the source newer than the .pyc.
+    root = tmp_path / "root"
+    for rel, data in pycs.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    for rel in ("pkg/__init__.py", "pkg/mod.py"):
+        (root / "opt/app" / rel).write_bytes(SOURCES[rel])
+    proc = subprocess.run([HOST_PYTHON, "-v", "-B", "-c", "import pkg.mod"], cwd=str(root / "opt/app"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    loaded = "code object from '%s'" % (root / "opt/app/pkg/__pycache__/mod.cpython-311.pyc")
+    assert loaded in proc.stderr, proc.stderr
+
+
+def test_a_module_that_does_not_compile_is_named_and_skipped(python_tree, sources, tmp_path):
+    proc = _smith(["--python-tree", python_tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources],
+                  tmp_path)
+    assert proc.returncode == 0
+    assert "warning: /opt/app/pkg/broken.py does not compile" in proc.stderr
+    assert "opt/app/skip/__pycache__/me.cpython-311.pyc" in _pycs(str(tmp_path / "pyc.tar"))
+
+
+def test_same_sources_same_bytes_whatever_the_path_seed_or_company(python_tree, sources, tmp_path):
+    """Reproducible: another checkout path, another PYTHONHASHSEED outside, and each file
+    compiled alone (marshal's FLAG_REF depends on reference counts, which other modules
+    compiled in the same process could change) give byte-identical .pyc."""
+    a = _compile(python_tree, sources, tmp_path / "a", PYTHONHASHSEED="1")
+    moved = str(tmp_path / "a-much-longer-checkout-path" / "src")
+    shutil.copytree(sources, moved, symlinks=True)
+    b = _compile(python_tree, moved, tmp_path / "b", PYTHONHASHSEED="4242")
+    assert a == b
+    names = ("__init__", "mod", "more")
+    for name in names:
+        others = [arg for n in ("alias", *names) if n != name for arg in ("--exclude", "/opt/app/pkg/%s.py" % n)]
+        alone = _compile(python_tree, sources, tmp_path / name, *others)
+        key = "opt/app/pkg/__pycache__/%s.cpython-311.pyc" % name
+        assert list(alone) == [key]
+        assert alone[key] == a[key]
+
+
+def test_a_shipped_pyc_is_kept(python_tree, sources, tmp_path):
+    shipped = tmp_path / "src/pkg/__pycache__/more.cpython-311.pyc"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"theirs")
+    pycs = _compile(python_tree, sources, tmp_path / "a")
+    assert "opt/app/pkg/__pycache__/more.cpython-311.pyc" not in pycs
+    assert "opt/app/pkg/__pycache__/mod.cpython-311.pyc" in pycs
+
+
+def _tar(path, members):
+    with tarfile.open(str(path), "w") as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            t.addfile(info, io.BytesIO(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("members, python, message", [
+    ({"usr/lib/x.py": b""}, None, "the interpreter tree has no /usr/bin/python3.N; give the interpreter with --python"),
+    ({"usr/bin/python3.11": b"#!/nowhere\n"}, None, "interpreter of /usr/bin/python3.11: /nowhere does not exist"),
+    ({"usr/bin/python3": b"\x7fELF junk"}, None, "/usr/bin/python3"),
+    ({"usr/bin/python3.11": b"", "usr/bin/python3.12": b""}, None, "several (python3.11, python3.12)"),
+    ({"usr/bin/python3": b""}, "/usr/bin/python9", "--python /usr/bin/python9 is not in the interpreter tree"),
+    ({"../evil.py": b""}, None, "../evil.py"),
+])
+def test_a_bad_interpreter_tree_is_a_clear_error_and_writes_nothing(sources, tmp_path, members, python, message):
+    tree = _tar(tmp_path / "bad.tar", members)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _smith(["--python-tree", tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources,
+                   *(["--python", python] if python else [])], work)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("smith pyc: error: ") and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(str(work)) == []  # no output, no temp dir left
