@@ -151,16 +151,24 @@ async def source_image(field_set: SmithMinimizeFieldSet, union_membership: Union
     return SourceImage(built.digest, built.path)
 
 
-async def _trace_tests(field_set: SmithMinimizeFieldSet) -> Tuple[Address, ...]:
+@dataclass(frozen=True)
+class TraceTests:
+    addresses: Tuple[Address, ...]  # sorted
+
+
+@rule(desc="Finding the tests a smith_minimize traces", level=LogLevel.DEBUG)
+async def trace_tests(field_set: SmithMinimizeFieldSet) -> TraceTests:
     if not field_set.trace.value:
-        return ()
+        return TraceTests(())
     tests = await Get(Targets, UnparsedAddressInputs, field_set.trace.to_unparsed_address_inputs())
-    return tuple(sorted({t.address for t in tests}))
+    for target in tests:
+        minimize_trace.check_test_target(target, field_set.address)
+    return TraceTests(tuple(sorted({t.address for t in tests})))
 
 
 async def _traces(field_set: SmithMinimizeFieldSet, source: SourceImage, layout: str, argv: List[str]) -> Digest:
     """Trace each `trace` test on the full image (cached Processes); adds `--trace` to argv."""
-    tests = await _trace_tests(field_set)
+    tests = (await Get(TraceTests, SmithMinimizeFieldSet, field_set)).addresses
     if not tests:
         return EMPTY_DIGEST
     full = BuiltSmithImage(source.digest, layout, "")
@@ -178,6 +186,7 @@ async def _traces(field_set: SmithMinimizeFieldSet, source: SourceImage, layout:
 async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
     address = field_set.address
     name, uid, gid = field_set.owner()
+    await Get(TraceTests, SmithMinimizeFieldSet, field_set)  # a wrong `trace` fails before any build
     source = await Get(SourceImage, SmithMinimizeFieldSet, field_set)
     ref = f"in/{source.path}" + (f":{field_set.image_tag.value}" if field_set.image_tag.value else "")
     argv = ["minimize", "--output", "tree.tar", "--config-out", "config.json"]
@@ -264,7 +273,7 @@ async def minimized_image(field_set: SmithMinimizeFieldSet) -> BuiltSmithImage:
     )
     built = BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
     # The tests that were traced must pass on the result too (or the build fails naming why).
-    tests = await _trace_tests(field_set)
+    tests = (await Get(TraceTests, SmithMinimizeFieldSet, field_set)).addresses
     replays = await MultiGet(Get(Replay, ReplayRequest(t, address, built)) for t in tests)
     await MultiGet(Get(CheckResult, CheckRequest(r, address)) for r in replays)
     return built

@@ -15,7 +15,7 @@ from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import Targets, UnparsedAddressInputs, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import Target, Targets, UnparsedAddressInputs, WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from smith.oci.trace import missing_hints
@@ -66,12 +66,14 @@ class Replay:
     runtime_path: str
 
 
-def _field_error(origin: Address, test: Address, alias: str) -> SmithMinimizeTraceError:
-    return SmithMinimizeTraceError(
-        f"{origin}: field `trace`: {test} is a `{alias}`, not a `smith_service_test` or "
-        "`smith_image_test`; name the tests whose workload the minimized image must serve "
-        "(tests of the full image)."
-    )
+def check_test_target(target: Target, origin: Address) -> None:
+    """A `trace` entry must be a test this module can replay."""
+    if not (SmithServiceTestFieldSet.is_applicable(target) or SmithImageTestFieldSet.is_applicable(target)):
+        raise SmithMinimizeTraceError(
+            f"{origin}: field `trace`: {target.address} is a `{target.alias}`, not a "
+            "`smith_service_test` or `smith_image_test`; name the tests whose workload the "
+            "minimized image must serve (tests of the full image)."
+        )
 
 
 @rule(desc="Preparing a smith test to replay", level=LogLevel.DEBUG)
@@ -109,7 +111,8 @@ async def replay_of(request: ReplayRequest, subsystem: SmithTestSubsystem, runti
         digests = [image.digest, read_digest, runtime.digest]
         timeout = fs.timeout.value + SETUP_SECONDS
     else:
-        raise _field_error(request.origin, request.test, target.alias)
+        check_test_target(target, request.origin)
+        raise AssertionError("unreachable")
     return Replay(request.test, argv, await Get(Digest, MergeDigests(digests)), timeout,
                   runtime.source, runtime.path)
 
