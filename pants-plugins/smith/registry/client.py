@@ -259,17 +259,23 @@ class RegistryClient:
 
     def _upload_blob(self, repo: str, digest: str, size: int, path: str,
                      mount_from: Optional[str]) -> str:
-        if self.blob_exists(repo, digest):
-            return "exists"
         sources = [mount_from] if mount_from and mount_from != repo else []
         sources += [r for r in self.locations.candidates(self.registry, repo, digest)
                     if r not in sources]
+        # With a place to mount from, the mount request comes first: a registry that has the
+        # blob in `repo` already answers it with 201 too, so the HEAD would only cost a round
+        # trip per blob. Without one (or when this client saw the blob in `repo` itself), HEAD.
+        known_here = repo in self.locations.candidates(self.registry, "", digest)
+        if (not sources or known_here) and self.blob_exists(repo, digest):
+            return "exists"
         state: Dict[str, object] = {"location": None, "offset": 0}
         for source in sources[:2]:  # a declined mount (202) opened an upload: use that one
             if self._mount(repo, digest, source, state):
                 return "mounted"
             if state["location"] is not None:
                 break
+        if sources and not known_here and self.blob_exists(repo, digest):
+            return "exists"  # declined, but already there (pushed by someone else)
         scopes = self._push(repo)
 
         def attempt() -> str:

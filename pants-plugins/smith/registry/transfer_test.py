@@ -136,6 +136,8 @@ def test_head_skip_then_mount_from_a_repository_pushed_to(registry, proxy, tmp_p
     assert proxy.uploads("team/second") == []  # nothing uploaded: the registry mounted them
     mounts = [r for r in proxy.requests if r[0] == "POST"]
     assert len(mounts) == 4 and all("from=team%2Ffirst" in p and s == 201 for _, p, s in mounts)
+    # A known place to mount from: the mount goes first, no HEAD round trip per blob.
+    assert [p for m, p, _ in proxy.requests if m == "HEAD" and "/blobs/" in p] == []
     manifest = json.loads(open(os.path.join(src, "blobs", "sha256",
                                             desc["digest"].split(":")[1])).read())
     for layer in manifest["layers"]:
@@ -270,3 +272,22 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced():
     assert server.served == 6
     transport.close()
     server.sock.close()
+
+
+def test_a_declined_mount_of_a_blob_already_there_uploads_nothing(registry, proxy, tmp_path):
+    """Mount first skips the HEAD; when the mount is declined (a stale hint) the blob may still
+    be there (someone else pushed it): asked then, not uploaded again."""
+    src = str(tmp_path / "src")
+    desc = three_layer_layout(src, "there")
+    push_layout(RegistryClient(registry.host, locations=BlobLocations()), src, None, "there/x", [])
+    locations = BlobLocations()
+    manifest = json.loads(open(os.path.join(src, "blobs", "sha256",
+                                            desc["digest"].split(":")[1])).read())
+    for d in [manifest["config"]] + manifest["layers"]:
+        locations.seen(proxy.host, "ghost/repo", d["digest"])
+    del proxy.requests[:]
+    stats = {}
+    push_layout(RegistryClient(proxy.host, locations=locations), src, None, "there/x", [],
+                stats=stats)
+    assert stats == {"exists": 4, "mounted": 0, "uploaded": 0}
+    assert proxy.uploads("there/x") == []
