@@ -8,14 +8,17 @@
   where the blobs are: smith from its blob-location cache, skopeo from its blob-info cache, so both
   mount), pull into an empty directory.
 
-Usage: PYTHONPATH=pants-plugins python bench/throughput.py [--runs 5] [--tree-mb 200]
-  (SMITH_BENCH_PYTHON: the interpreter that runs smith, default this one; it needs zstandard.)
+Usage: bench/throughput.py [--runs 5] [--tree-mb 200] [--only writers|transfers]
+  (SMITH_BENCH_PYTHON: the interpreter of the layer writers, default this one; it needs
+  zstandard. push/pull run the way dist/smith starts them: /usr/bin/python3 -I -S, stdlib only,
+  the sources of this checkout; SMITH_BENCH_CLI_PYTHON changes that interpreter.)
 
 Every row is the median of N paired runs (A B A B ..., after an untimed warm-up of each), the
 ratio taken pair by pair, with its min and max. Writers are compared by throughput (peer's time /
 smith's time: above 1 means smith is faster); transfers by time (smith's time / skopeo's: below 1
-means smith is faster). Whole processes are timed, start-up included. Written to
-bench/results/throughput.md. Needs docker-registry, skopeo, pigz, zstd (Debian packages).
+means smith is faster). Whole processes are timed, start-up included; besides wall time each side's
+CPU seconds (user + sys of the processes it waited for; the registry's own work is in neither) are
+compared the same way, as they depend less on other load. Written to bench/results/throughput.md. Needs docker-registry, skopeo, pigz, zstd (Debian packages).
 """
 import argparse
 import datetime
@@ -23,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +44,9 @@ from layer_throughput import build_tree, tree_bytes  # noqa: E402
 WORK = "/tmp/smith-bench/throughput"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PYTHON = os.environ.get("SMITH_BENCH_PYTHON") or sys.executable
+CLI_PYTHON = os.environ.get("SMITH_BENCH_CLI_PYTHON") or "/usr/bin/python3"
+# dist/smith's boot line (smith/zipapp_cli.py), with this checkout's sources instead of the archive
+CLI_BOOT = "s=__import__('sys');s.path[0]=%r;__import__('smith.__main__')" % PLUGINS
 
 
 def log(msg):
@@ -65,33 +72,54 @@ def smith(*args):
     return [PYTHON, "-m", "smith", *args]
 
 
+def smith_cli(*args):
+    """smith as dist/smith runs it: -I -S (no site, no environment), stdlib only."""
+    return [CLI_PYTHON, "-I", "-S", "-c", CLI_BOOT, *args]
+
+
+CPU = []  # CPU seconds of each timed() call, in call order
+
+
 def timed(cmd, e=None):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run(cmd, env=e or env())
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
 
 
 def paired(runs, a, b, setup=None):
-    """a(i), b(i) return seconds; setup(i) (untimed) runs before each. One warm-up pair."""
-    ta, tb = [], []
+    """a(i), b(i) time one process each (through timed()); setup(i) (untimed) runs before
+    each. One warm-up pair. Returns (wall A, wall B, CPU A, CPU B)."""
+    ta, tb, ca, cb = [], [], [], []
     for i in range(runs + 1):
         if setup:
             setup(i, "a")
         x = a(i)
+        cx = CPU[-1]
         if setup:
             setup(i, "b")
         y = b(i)
+        cy = CPU[-1]
         if i:
             ta.append(x)
             tb.append(y)
-    return ta, tb
+            ca.append(cx)
+            cb.append(cy)
+    return ta, tb, ca, cb
 
 
-def summary(ta, tb, throughput):
-    ratios = [(y / x) if throughput else (x / y) for x, y in zip(ta, tb)]
+def summary(ta, tb, ca, cb, throughput):
+    def ratios(xs, ys):
+        return [(y / x) if throughput else (x / y) for x, y in zip(xs, ys)]
+    wall, cpu = ratios(ta, tb), ratios(ca, cb)
     return {"a": statistics.median(ta), "b": statistics.median(tb),
-            "ratio": statistics.median(ratios), "min": min(ratios), "max": max(ratios),
-            "runs": len(ratios)}
+            "ratio": statistics.median(wall), "min": min(wall), "max": max(wall),
+            "ca": statistics.median(ca), "cb": statistics.median(cb),
+            "cpu": statistics.median(cpu), "cmin": min(cpu), "cmax": max(cpu),
+            "runs": len(wall)}
 
 
 # ---------------------------------------------------------------- registry
@@ -137,7 +165,7 @@ def skopeo_push(layout, dest):
 
 
 def smith_push(layout, dest):
-    return smith("push", layout + ":latest", dest)
+    return smith_cli("push", layout + ":latest", dest)
 
 
 # ---------------------------------------------------------------- images
@@ -204,14 +232,14 @@ def writers(tree, runs, out):
 
     log("gzip writer vs tar | gzip -6")
     rows.append(("layer writer (gzip, all cores) vs `tar \\| gzip -6`",
-                 summary(*paired(runs, ours("gzip"), pipe("gzip -6", "gnu.tar.gz")), True)))
+                 summary(*paired(runs, ours("gzip"), pipe("gzip -6", "gnu.tar.gz")), throughput=True)))
     log("gzip writer vs tar | pigz -6")
     rows.append(("layer writer (gzip, all cores) vs `tar \\| pigz -6`",
-                 summary(*paired(runs, ours("gzip"), pipe("pigz -6", "pigz.tar.gz")), True)))
+                 summary(*paired(runs, ours("gzip"), pipe("pigz -6", "pigz.tar.gz")), throughput=True)))
     log("zstd writer vs tar | zstd -3 -T0")
     rows.append(("layer writer (zstd -3) vs `tar \\| zstd -3 -T0`",
                  summary(*paired(runs, ours("zstd"), pipe("zstd -q -3 -T0", "gnu.tar.zst")),
-                         True)))
+                         throughput=True)))
     sizes = {
         "smith gzip": os.path.getsize(os.path.join(out, "smith-gzip", "layer.tar.gz")),
         "gzip -6": os.path.getsize(os.path.join(out, "gnu.tar.gz")),
@@ -239,14 +267,14 @@ def transfers(label, layout, runs):
 
     log("%s: push into a fresh registry" % label)
     try:
-        ta, tb = paired(runs,
+        result = paired(runs,
                         lambda i: timed(smith_push(layout, current["reg"].host + "/bench/app:v1"),
                                         no_cache),
                         lambda i: timed(skopeo_push(layout, current["reg"].host + "/bench/app:v1")),
                         setup=fresh)
     finally:
         current["reg"].stop()
-    rows.append(("%s: push, fresh registry" % label, summary(ta, tb, False)))
+    rows.append(("%s: push, fresh registry" % label, summary(*result, throughput=False)))
 
     reg = Registry("shared")
     try:
@@ -255,12 +283,13 @@ def transfers(label, layout, runs):
         run(smith_push(layout, reg.host + "/bench/src-smith:v1"), env=smith_env)
         run(skopeo_push(layout, reg.host + "/bench/src-skopeo:v1"))
         log("%s: re-push into a new repository of the same registry" % label)
-        ta, tb = paired(runs,
+        result = paired(runs,
                         lambda i: timed(smith_push(layout, reg.host + "/bench/re-smith-%d:v1" % i),
                                         smith_env),
                         lambda i: timed(skopeo_push(layout,
                                                     reg.host + "/bench/re-skopeo-%d:v1" % i)))
-        rows.append(("%s: re-push, new repository (mount)" % label, summary(ta, tb, False)))
+        rows.append(("%s: re-push, new repository (mount)" % label,
+                     summary(*result, throughput=False)))
 
         log("%s: pull into an empty directory" % label)
         pulled = os.path.join(WORK, "pulled")
@@ -268,13 +297,13 @@ def transfers(label, layout, runs):
         def clean(_i, _which):
             shutil.rmtree(pulled, ignore_errors=True)
         src = "%s/bench/src-smith@%s" % (reg.host, digest)
-        ta, tb = paired(runs,
-                        lambda i: timed(smith("pull", src, pulled), no_cache),
+        result = paired(runs,
+                        lambda i: timed(smith_cli("pull", src, pulled), no_cache),
                         lambda i: timed(["skopeo", "copy", "-q", "--src-tls-verify=false",
                                          "docker://" + src, "oci:%s:latest" % pulled]),
                         setup=clean)
         clean(0, "")
-        rows.append(("%s: pull" % label, summary(ta, tb, False)))
+        rows.append(("%s: pull" % label, summary(*result, throughput=False)))
     finally:
         reg.stop()
     return rows
@@ -327,7 +356,9 @@ def main(argv):
         "# Throughput (issue 20)", "",
         "Written by `bench/throughput.py` (run by `bench/run`). Each row: median of %d paired "
         "runs (A B A B ..., after one untimed warm-up pair), the ratio taken pair by pair, with "
-        "its min and max. Whole processes are timed, interpreter start-up included." % args.runs,
+        "its min and max. Whole processes are timed, interpreter start-up included; CPU = user + "
+        "sys seconds of the processes each side waited for (the registry's own work is in "
+        "neither side)." % args.runs,
         "",
         "- date: %s" % started.strftime("%Y-%m-%d %H:%M UTC"),
         "- machine: %s, %d CPUs, %s %s" % (cpu_model(), os.cpu_count() or 0, platform.system(),
@@ -336,21 +367,27 @@ def main(argv):
             *load_before, *load_after),
         "- commit: %s%s" % (commit, " (with uncommitted changes of others in the tree)"
                             if dirty else ""),
-        "- smith runs on Python %s (%s); %s; %s; %s; %s; docker-registry %s" % (
+        "- layer writers run on Python %s (%s -m smith); push/pull on Python %s as dist/smith "
+        "starts them (%s -I -S, this checkout's sources); %s; %s; %s; %s; docker-registry %s" % (
             run([PYTHON, "-c", "import platform; print(platform.python_version())"]).strip(),
-            PYTHON, version(["gzip", "--version"]), version(["pigz", "--version"]),
+            PYTHON,
+            run([CLI_PYTHON, "-c", "import platform; print(platform.python_version())"]).strip(),
+            CLI_PYTHON, version(["gzip", "--version"]), version(["pigz", "--version"]),
             version(["zstd", "--version"]).replace("*", "").strip(),
             version(["skopeo", "--version"]), version(["docker-registry", "--version"]).split()[-1]),
         "- layer writers: %s (%.1f MB in %d files)" % (tree, total / 1e6, files),
     ]
     lines += ["- " + i for i in images]
     lines += ["", "Writers: ratio = peer's time / smith's time (above 1: smith is faster). "
-              "Transfers: ratio = smith's time / skopeo's time (below 1: smith is faster).", "",
-              "| comparison | smith s (median) | peer s (median) | ratio (median) | min | max |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "Transfers: ratio = smith's time / skopeo's time (below 1: smith is faster). CPU ratios "
+              "the same way round.", "",
+              "| comparison | smith s | peer s | wall ratio [min-max] | smith CPU s | peer CPU s "
+              "| CPU ratio [min-max] |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, s in rows:
-        lines.append("| %s | %.3f | %.3f | **%.2fx** | %.2fx | %.2fx |" % (
-            name, s["a"], s["b"], s["ratio"], s["min"], s["max"]))
+        lines.append("| %s | %.3f | %.3f | **%.2fx** [%.2f-%.2f] | %.3f | %.3f | %.2fx [%.2f-%.2f] |"
+                     % (name, s["a"], s["b"], s["ratio"], s["min"], s["max"], s["ca"], s["cb"],
+                        s["cpu"], s["cmin"], s["cmax"]))
     if sizes:
         lines += ["", "Output sizes of the writers (MB): " + ", ".join(
             "%s %.1f" % (k, v / 1e6) for k, v in sizes.items()) + "."]
