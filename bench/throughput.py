@@ -331,6 +331,10 @@ def main(argv):
     p.add_argument("--only", choices=["writers", "transfers"], help="measure only these")
     p.add_argument("--out", default=os.path.join(HERE, "results", "throughput.md"))
     args = p.parse_args(argv)
+    if args.only in (None, "writers") and subprocess.run(
+            [PYTHON, "-c", "import zstandard"], stderr=subprocess.DEVNULL).returncode:
+        raise SystemExit("%s cannot import zstandard (the zstd writer needs it): set "
+                         "SMITH_BENCH_PYTHON to an interpreter that has it" % PYTHON)
     os.makedirs(os.path.join(WORK, "home"), exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()
