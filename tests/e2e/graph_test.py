@@ -37,7 +37,7 @@ def _lines(out: str):
 
 def test_dependencies_list_the_lockfile_repository_and_source_image(repo):
     deps = _lines(pants(repo, "dependencies", "examples/redis:redis-pkgs").stdout)
-    assert deps == ["examples/redis/redis-pkgs.lock.json:lockfiles", "examples/redis:bookworm"], deps
+    assert deps == ["examples/redis/redis-pkgs.lock.json:lockfiles", "examples:bookworm"], deps
     deps = _lines(pants(repo, "dependencies", "examples/minimize:cat").stdout)
     assert deps == ["examples/minimize:fat-coreutils"], deps
     files = pants(repo, "filedeps", "--transitive", "examples/redis:redis").stdout

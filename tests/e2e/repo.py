@@ -161,7 +161,8 @@ def example_layout(repo: Path, target: str) -> Path:
 
 # The smith steps (rules/*.py descriptions); Pants' own processes (pex, interpreter) are not ours.
 SMITH_STEPS = ("Building layer", "Building the layer", "Assembling image", "Assembling minimized image",
-               "Tracing the ELF closure", "Fetching and extracting ", "Merging ", "Minimizing", "SBOM")
+               "Tracing the ELF closure", "Fetching and extracting ", "Merging ", "Minimizing", "SBOM",
+               "Indexing image")
 
 
 def smith_steps(descriptions: List[str]) -> List[str]:

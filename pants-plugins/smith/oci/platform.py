@@ -65,3 +65,8 @@ def parse_list(names: Tuple[str, ...], what: str) -> Tuple[Platform, ...]:
     if not out:
         raise SmithError("%s is empty; give at least one platform, e.g. %s" % (what, DEFAULT))
     return tuple(out)
+
+
+def suffix(name: str) -> str:
+    """" (linux/arm64)" for descriptions; nothing for the default (its descriptions stay as they were)."""
+    return "" if name == DEFAULT else " (%s)" % name

@@ -93,6 +93,24 @@ smith_packages(name="wrong-repo", repository=":notrepo", packages=["hello"], loc
     "yaml/smith.yaml": "package: coreutils\npaths:\n- /usr/bin/cat\n",
     "yaml/BUILD": REPO + 'smith_yaml(name="cat", repository=":bookworm")\nsmith_lockfiles(name="lockfiles")\n',
     "yaml/cat.lock.json": _lock(("coreutils",)),
+    # Platforms (issue 19)
+    "plat/f.txt": "x",
+    "plat/BUILD": REPO + """
+file(name="f", source="f.txt")
+smith_layer(name="arm-only", dependencies=[":f"], platforms=["linux/arm64"])
+smith_image(name="layer-of-no-platform", layers=[":arm-only"])
+smith_image(name="bad-platform", layers=[], platforms=["linux/mips"])
+smith_layer(name="bad-layer-platform", dependencies=[":f"], platforms=["linux/amd64", "linux/amd64"])
+smith_image(name="archive-of-two", layers=[], platforms=["linux/amd64", "linux/arm64"], docker_archive=True)
+smith_lockfiles(name="lockfiles")
+smith_packages(name="amd64-only", packages=["hello"])
+smith_binary(name="bin", path="/usr/bin/hello", root=":amd64-only")
+smith_layer(name="bin-layer", dependencies=[":bin"])
+smith_image(name="arm64-from-amd64-lock", layers=[":bin-layer"], platforms=["linux/arm64"])
+""",
+    "plat/amd64-only.lock.json": _lock(pins=[{
+        "name": "hello", "version": "1", "architecture": "amd64", "url": "http://127.0.0.1:9/h.deb",
+        "sha256": "0" * 64, "size": 1, "depends": []}]),
 }
 
 
@@ -274,3 +292,34 @@ def test_every_image_kind_is_packaged_by_the_one_layout_member(rule_runner):
     targets = [_target(rule_runner, s) for s in ("img:i1", "img:by-address", "img:remote")]
     found = rule_runner.request(FieldSetsPerTarget, [FieldSetsPerTargetRequest(PackageFieldSet, targets)])
     assert [[type(fs) for fs in per] for per in found.collection] == [[SmithLayoutPackageFieldSet]] * 3
+
+
+# ----------------------------------------------------------------------------------------------
+# Platforms (issue 19)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("plat:bad-platform", "plat:bad-platform: field `platforms` 'linux/mips' is not supported; use one of "
+                          "linux/amd64, linux/arm64"),
+    ("plat:bad-layer-platform", "plat:bad-layer-platform: field `platforms` lists linux/amd64 twice"),
+])
+def test_bad_platforms_name_the_target_and_field(rule_runner, spec, message):
+    with pytest.raises((ExecutionError, InvalidFieldException)) as e:
+        _target(rule_runner, spec)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("plat:layer-of-no-platform", SmithTargetError, "plat:layer-of-no-platform: layer plat:arm-only belongs "
+                                                    "to linux/arm64, none of the image's platforms (linux/amd64)"),
+    ("plat:archive-of-two", SmithTargetError, "plat:archive-of-two: `docker_archive=True` needs one platform"),
+    # Nothing runs: the amd64-only lockfile is refused for arm64 before any package is fetched.
+    ("plat:arm64-from-amd64-lock", SmithPackagesError, "plat:amd64-only: the lockfile plat/amd64-only.lock.json "
+                                                       "has no pins for architecture arm64 (it was locked for amd64); "
+                                                       "add arm64 to the smith_repository's `architectures` and run "
+                                                       "`./pants generate-lockfiles --resolve=amd64-only`"),
+])
+def test_platform_errors(rule_runner, spec, error, message):
+    with engine_error(error, contains=message):
+        rule_runner.request(BuiltSmithImage, [SmithImageFieldSet.create(_target(rule_runner, spec))])

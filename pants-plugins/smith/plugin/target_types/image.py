@@ -16,6 +16,8 @@ from pants.engine.target import (
 )
 from pants.util.strutil import help_text
 
+from smith.errors import SmithError
+from smith.oci import platform as platforms
 from smith.plugin.target_types.checks import DEFAULT_USER, HOST, REPOSITORY, TAG, check, parse_user
 from smith.plugin.target_types.fields import OneOrMoreAddressesField
 
@@ -69,6 +71,36 @@ class SmithKeepSpecialField(BoolField):
     help = "Keep setuid/setgid/sticky bits. Off by default: a microcontainer has no setuid files."
 
 
+def _check_platforms(value: Optional[Tuple[str, ...]], alias: str, address: Address) -> None:
+    if value is None:
+        return
+    try:
+        platforms.parse_list(tuple(value), f"{address}: field `{alias}`")
+    except SmithError as e:
+        raise InvalidFieldException(str(e)) from None
+
+
+class SmithLayerPlatformsField(StringSequenceField):
+    alias = "platforms"
+    default = None
+    help = help_text(
+        f"""
+        The image platforms this layer belongs to (e.g. `["linux/arm64"]`); unset: every platform.
+        An image built for several platforms takes, for each platform, only the layers that belong
+        to it: the way to put files that differ per platform (a prebuilt static binary for each
+        architecture) in one image. Trees (`smith_packages`, `smith_binary`) need no such split:
+        they are built for each platform from that platform's pins. Known platforms:
+        {", ".join(f"`{p}`" for p in platforms.PLATFORMS)}.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Optional[Tuple[str, ...]]:
+        value = super().compute_value(raw_value, address)
+        _check_platforms(value, cls.alias, address)
+        return value
+
+
 class SmithLayerTarget(Target):
     alias = "smith_layer"
     core_fields = (
@@ -78,6 +110,7 @@ class SmithLayerTarget(Target):
         SmithLayerExcludesField,
         SmithOwnerField,
         SmithKeepSpecialField,
+        SmithLayerPlatformsField,
     )
     help = help_text(
         """
@@ -285,8 +318,31 @@ class SmithImageSkipPushField(BoolField):
     help = "If true, `pants publish` skips this image (it still packages)."
 
 
+class SmithImagePlatformsField(StringSequenceField):
+    alias = "platforms"
+    default = (platforms.DEFAULT,)
+    help = help_text(
+        f"""
+        The platforms to build the image for, in the order its index lists them. One platform (the
+        default, `["{platforms.DEFAULT}"]`) gives a plain image manifest, as always; several give an
+        OCI image index (`application/vnd.oci.image.index.v1+json`) holding one manifest per
+        platform, each with its `platform` (`arm64` with variant `v8`) and each reproducible to the
+        byte. Nothing is emulated: each platform's packages come from its own pins (list the
+        architectures in the `smith_repository`) and ELF closures are read, not run. Known
+        platforms: {", ".join(f"`{p}`" for p in platforms.PLATFORMS)}. See docs/platforms.md.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[Iterable[str]], address: Address) -> Tuple[str, ...]:
+        value = super().compute_value(raw_value, address)
+        _check_platforms(value, cls.alias, address)
+        return tuple(platforms.get(p).name for p in value)
+
+
 IMAGE_FIELDS = (
     SmithImageLayersField,
+    SmithImagePlatformsField,
     SmithImageBaseField,
     SmithEntrypointField,
     SmithCmdField,

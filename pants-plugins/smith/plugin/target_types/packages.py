@@ -56,7 +56,10 @@ class SmithRepositoryArchitecturesField(StringSequenceField):
     help = help_text(
         """
         Architectures to take packages from. Default: `["amd64"]` for deb (`all` is always
-        accepted too), `["x86_64", "noarch"]` for rpm.
+        accepted too), `["x86_64", "noarch"]` for rpm. Several (`["amd64", "arm64"]`): each is
+        resolved on its own packages and the shared `all`/`noarch` ones, into one lockfile with
+        pins per architecture, so images can be built for each matching platform (`linux/amd64`,
+        `linux/arm64`; see `smith_image.platforms`).
         """
     )
 

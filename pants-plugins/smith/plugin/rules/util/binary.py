@@ -27,7 +27,8 @@ from smith.plugin.target_types.binary import (
     SmithBinaryUserField,
 )
 from smith.plugin.rules.util.process import SmithProcess
-from smith.plugin.rules.util.tree import SmithRootFieldSet, SmithTree, SmithTreeFieldSet
+from smith.oci import platform as platforms
+from smith.plugin.rules.util.tree import SmithRootFieldSet, SmithTree, SmithTreeFieldSet, TreeForPlatform
 
 
 class SmithBinaryError(ValueError):
@@ -47,8 +48,20 @@ class SmithBinaryFieldSet(SmithTreeFieldSet):
     env: SmithBinaryEnvField
 
 
+@dataclass(frozen=True)
+class BinaryForPlatform:
+    field_set: SmithBinaryFieldSet
+    platform: str
+
+
 @rule(desc="Tracing an ELF closure", level=LogLevel.DEBUG)
 async def binary_closure(field_set: SmithBinaryFieldSet) -> SmithTree:
+    return await Get(SmithTree, BinaryForPlatform(field_set, platforms.DEFAULT))
+
+
+@rule(desc="Tracing an ELF closure for a platform", level=LogLevel.DEBUG)
+async def binary_closure_for_platform(request: BinaryForPlatform) -> SmithTree:
+    field_set, platform = request.field_set, request.platform
     address = field_set.address
     if not field_set.path.value.startswith("/"):
         raise SmithBinaryError(f"{address}: `path` must be absolute inside the root, got {field_set.path.value!r}")
@@ -73,7 +86,7 @@ async def binary_closure(field_set: SmithBinaryFieldSet) -> SmithTree:
     argv = ["closure"]
     origins = ()
     if tree_sets.field_sets:
-        tree = await Get(SmithTree, SmithRootFieldSet, tree_sets.field_sets[0])
+        tree = await Get(SmithTree, TreeForPlatform(tree_sets.field_sets[0], platform))
         origins = tree.origins  # the closure's files come from the root's packages
         input_digest = await Get(Digest, AddPrefix(tree.digest, "in"))
         argv += ["--root-tar", f"in/{tree.path}"]
@@ -98,6 +111,8 @@ async def binary_closure(field_set: SmithBinaryFieldSet) -> SmithTree:
         argv += ["--keep", glob]
     for k, v in sorted((field_set.env.value or {}).items()):
         argv += ["--env", f"{k}={v}"]
+    if platform != platforms.DEFAULT:  # amd64 keeps its argv (and cache keys)
+        argv += ["--platform", platform]
     argv += ["--output-tar", "closure.tar", field_set.path.value]
 
     result = await Get(
@@ -105,7 +120,7 @@ async def binary_closure(field_set: SmithBinaryFieldSet) -> SmithTree:
         SmithProcess,
         SmithProcess.of(
             argv,
-            description=f"Tracing the ELF closure of {field_set.path.value} ({address})",
+            description=f"Tracing the ELF closure of {field_set.path.value} ({address}){platforms.suffix(platform)}",
             input_digest=input_digest,
             output_files=["closure.tar"],
         ),

@@ -10,7 +10,8 @@ from pants.engine.target import FieldSet, Target, Targets, UnparsedAddressInputs
 from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
-from smith.plugin.rules.util.layer import BuiltSmithLayer, SmithLayerFieldSet
+from smith.oci import platform as oci_platform
+from smith.plugin.rules.util.layer import BuiltSmithLayer, LayerForPlatform, SmithLayerFieldSet
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.rules.util.sbom import ImageSbomRequest, ImageSboms
 from smith.plugin.rules.util.tree import merge_origins
@@ -25,6 +26,7 @@ from smith.plugin.target_types.image import (
     SmithImageBaseField,
     SmithImageLayersField,
     SmithImageOutputPathField,
+    SmithImagePlatformsField,
     SmithLabelsField,
     SmithLayerTarget,
     SmithSkeletonField,
@@ -62,6 +64,7 @@ class SmithImageFieldSet(FieldSet):
     required_fields = (SmithImageLayersField,)
 
     layers: SmithImageLayersField
+    platforms: SmithImagePlatformsField
     base: SmithImageBaseField
     entrypoint: SmithEntrypointField
     cmd: SmithCmdField
@@ -111,10 +114,53 @@ class SmithTargetError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class ImageForPlatform:
+    """One platform's image of a smith_image: a plain one-manifest layout."""
+
+    field_set: SmithImageFieldSet
+    platform: str
+
+
 @rule(desc="Assembling a smith image", level=LogLevel.DEBUG)
-async def build_image(
-    field_set: SmithImageFieldSet, union_membership: UnionMembership
+async def build_image(field_set: SmithImageFieldSet) -> BuiltSmithImage:
+    """One platform: its image as it is. Several: each platform's image, joined by
+    `smith image-index` into one layout whose entry is an OCI image index."""
+    address = field_set.address
+    wanted = field_set.platforms.value
+    if len(wanted) == 1:
+        return await Get(BuiltSmithImage, ImageForPlatform(field_set, wanted[0]))
+    if field_set.docker_archive.value:
+        raise SmithTargetError(
+            f"{address}: `docker_archive=True` needs one platform (a docker archive holds one image), "
+            f"but `platforms` lists {len(wanted)}; build a one-platform smith_image for the archive."
+        )
+    images = await MultiGet(Get(BuiltSmithImage, ImageForPlatform(field_set, p)) for p in wanted)
+    placed = await MultiGet(
+        Get(Digest, AddPrefix(img.digest, f"platforms/{i}")) for i, img in enumerate(images)
+    )
+    out = field_set.output_path.value_or_default(file_ending=None)
+    argv = ["image-index", "--output", out, "--tag", field_set.tag.value]
+    for i, (p, img) in enumerate(zip(wanted, images)):
+        argv += ["--platform-layout", f"{p}=platforms/{i}/{img.path}"]
+    result = await Get(
+        ProcessResult,
+        SmithProcess,
+        SmithProcess.of(
+            argv,
+            description=f"Indexing image {address} ({', '.join(wanted)})",
+            input_digest=await Get(Digest, MergeDigests(placed)),
+            output_directories=[out],
+        ),
+    )
+    return BuiltSmithImage(result.output_digest, out, result.stdout.decode().strip())
+
+
+@rule(desc="Assembling a smith image for a platform", level=LogLevel.DEBUG)
+async def build_image_for_platform(
+    request: ImageForPlatform, union_membership: UnionMembership
 ) -> BuiltSmithImage:
+    field_set, platform = request.field_set, request.platform
     address = field_set.address
     layer_targets, base_targets = await MultiGet(
         Get(Targets, UnparsedAddressInputs, field_set.layers.to_unparsed_address_inputs()),
@@ -131,8 +177,16 @@ async def build_image(
     # Every field checked before anything is built.
     base_field_sets = [image_source_field_set(t, union_membership, f"{address}: field `base`")
                        for t in base_targets]
+    layer_sets = [SmithLayerFieldSet.create(t) for t in layer_targets]
+    for ls in layer_sets:
+        if not any(ls.for_platform(p) for p in field_set.platforms.value):
+            raise SmithTargetError(
+                f"{address}: layer {ls.address} belongs to {', '.join(ls.platforms.value or ())}, none "
+                f"of the image's platforms ({', '.join(field_set.platforms.value)}); fix its `platforms` "
+                "or leave it out of `layers`."
+            )
     layers = await MultiGet(
-        Get(BuiltSmithLayer, SmithLayerFieldSet, SmithLayerFieldSet.create(t)) for t in layer_targets
+        Get(BuiltSmithLayer, LayerForPlatform(ls, platform)) for ls in layer_sets if ls.for_platform(platform)
     )
     bases = await MultiGet(
         Get(BuiltSmithImage, SmithImageSourceFieldSet, fs) for fs in base_field_sets
@@ -146,6 +200,8 @@ async def build_image(
         argv.append("--no-skeleton")
     if field_set.compression.value != "gzip":  # gzip images keep their argv (and cache keys)
         argv += ["--compression", field_set.compression.value]
+    if platform != oci_platform.DEFAULT:  # so do linux/amd64 ones
+        argv += ["--platform", platform]
     inputs = [
         await Get(Digest, CreateDigest([FileContent("config.json", field_set.config_json())]))
     ]
@@ -170,7 +226,7 @@ async def build_image(
         SmithProcess,
         SmithProcess.of(
             argv,
-            description=f"Assembling image {address}",
+            description=f"Assembling image {address}{oci_platform.suffix(platform)}",
             input_digest=await Get(Digest, MergeDigests(inputs)),
             output_directories=[out],
             output_files=output_files,

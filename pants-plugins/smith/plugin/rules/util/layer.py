@@ -19,12 +19,20 @@ from pants.engine.target import (
 from pants.util.logging import LogLevel
 
 from smith.plugin.rules.util.process import SmithProcess
-from smith.plugin.rules.util.tree import SmithPackagesOrigin, SmithTree, SmithTreeFieldSet, merge_origins
+from smith.oci import platform as oci_platform
+from smith.plugin.rules.util.tree import (
+    SmithPackagesOrigin,
+    SmithTree,
+    SmithTreeFieldSet,
+    TreeForPlatform,
+    merge_origins,
+)
 from pants.engine.process import ProcessResult
 from smith.plugin.target_types.image import (
     SmithKeepSpecialField,
     SmithLayerDependenciesField,
     SmithLayerExcludesField,
+    SmithLayerPlatformsField,
     SmithLayerPrefixField,
     SmithOwnerField,
 )
@@ -39,6 +47,11 @@ class SmithLayerFieldSet(FieldSet):
     excludes: SmithLayerExcludesField
     owner: SmithOwnerField
     keep_special: SmithKeepSpecialField
+    platforms: SmithLayerPlatformsField
+
+    def for_platform(self, platform: str) -> bool:
+        """Does this layer belong to the image built for `platform`?"""
+        return self.platforms.value is None or platform in {oci_platform.get(p).name for p in self.platforms.value}
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,22 @@ def _is_file_like(tgt) -> bool:
     return tgt.has_field(FileSourceField) or tgt.has_field(ResourceSourceField)
 
 
+@dataclass(frozen=True)
+class LayerForPlatform:
+    """A smith_layer built for one image platform: its trees are that platform's."""
+
+    field_set: SmithLayerFieldSet
+    platform: str
+
+
 @rule(desc="Building a smith layer", level=LogLevel.DEBUG)
 async def build_layer(field_set: SmithLayerFieldSet) -> BuiltSmithLayer:
+    return await Get(BuiltSmithLayer, LayerForPlatform(field_set, oci_platform.DEFAULT))
+
+
+@rule(desc="Building a smith layer for a platform", level=LogLevel.DEBUG)
+async def build_layer_for_platform(request: LayerForPlatform) -> BuiltSmithLayer:
+    field_set = request.field_set
     address = field_set.address
     targets = await Get(Targets, DependenciesRequest(field_set.dependencies))
     tree_sets, package_sets = await MultiGet(
@@ -89,7 +116,7 @@ async def build_layer(field_set: SmithLayerFieldSet) -> BuiltSmithLayer:
         else Get(Digest, MergeDigests([h.snapshot.digest]))
         for t, h in zip(file_targets, hydrated)
     )
-    trees = await MultiGet(Get(SmithTree, SmithTreeFieldSet, fs) for fs in tree_sets.field_sets)
+    trees = await MultiGet(Get(SmithTree, TreeForPlatform(fs, request.platform)) for fs in tree_sets.field_sets)
     packages = await MultiGet(
         Get(BuiltPackage, EnvironmentAwarePackageRequest(fs)) for fs in package_field_sets
     )

@@ -46,6 +46,7 @@ from smith.plugin.target_types.packages import (
     SmithRepositoryUrlField,
 )
 from smith.errors import SmithError
+from smith.oci import platform as platforms
 from smith.packages import lockfile, repo_config
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.rules.util.tree import (
@@ -171,6 +172,14 @@ class SmithPackagesFieldSet(SmithTreeFieldSet):
 
 
 @dataclass(frozen=True)
+class PackagesForPlatform:
+    """A smith_packages tree from the pins of one platform's architecture."""
+
+    field_set: SmithPackagesFieldSet
+    platform: str
+
+
+@dataclass(frozen=True)
 class BuiltSmithPackages:
     """The merged tree (which carries its origin: the lockfile and every package's own tree)."""
 
@@ -213,10 +222,11 @@ class Pin:
     resolve: str
 
 
-def pins_of(field_set: SmithPackagesFieldSet, lock: Dict[str, Any]) -> Tuple[Pin, ...]:
+def pins_of(field_set: SmithPackagesFieldSet, lock: Dict[str, Any], platform: str = platforms.DEFAULT) -> Tuple[Pin, ...]:
     what = f"{field_set.address}: the lockfile {field_set.lockfile_path}"
     try:
-        pins = lockfile.pins(lock, what, regenerate_hint(field_set.resolve_name))
+        arch = platforms.get(platform).repo_arch(lock["repository"].get("kind"))
+        pins = lockfile.pins(lock, what, regenerate_hint(field_set.resolve_name), architecture=arch)
     except SmithError as e:
         raise SmithPackagesError(str(e)) from None
     return tuple(Pin(p, field_set.address, field_set.lockfile_path, field_set.resolve_name) for p in pins)
@@ -284,6 +294,12 @@ async def merge(field_set: SmithPackagesFieldSet, trees: Tuple[PackageTree, ...]
 
 @rule(desc="Building a smith_packages tree", level=LogLevel.DEBUG)
 async def build_packages(field_set: SmithPackagesFieldSet) -> BuiltSmithPackages:
+    return await Get(BuiltSmithPackages, PackagesForPlatform(field_set, platforms.DEFAULT))
+
+
+@rule(desc="Building a smith_packages tree for a platform", level=LogLevel.DEBUG)
+async def build_packages_for_platform(request: PackagesForPlatform) -> BuiltSmithPackages:
+    field_set = request.field_set
     path = field_set.lockfile_path
     lock_digest = await Get(Digest, PathGlobs([path]))
     contents = await Get(DigestContents, Digest, lock_digest)
@@ -295,9 +311,10 @@ async def build_packages(field_set: SmithPackagesFieldSet) -> BuiltSmithPackages
     lock = parse_lock(field_set, contents[0].content)
     repo = await Get(ResolvedRepository, RepositoryRequest, field_set.repository_request())
     check_lock_matches(field_set, lock, repo.canonical())
-    pins = pins_of(field_set, lock)
+    pins = pins_of(field_set, lock, request.platform)
     if not pins:
-        raise SmithPackagesError(f"{field_set.address}: the lockfile {path} pins no packages.")
+        for_platform = "" if request.platform == platforms.DEFAULT else f" for {request.platform}"
+        raise SmithPackagesError(f"{field_set.address}: the lockfile {path} pins no packages{for_platform}.")
     trees = tuple(await MultiGet(Get(PackageTree, Pin, pin) for pin in pins))
     origin = SmithPackagesOrigin(field_set.address, field_set.resolve_name, lock_digest, path, trees)
     return BuiltSmithPackages(await merge(field_set, trees, origin))

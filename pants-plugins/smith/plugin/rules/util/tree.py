@@ -62,3 +62,12 @@ def merge_origins(*groups: Tuple[SmithPackagesOrigin, ...]) -> Tuple[SmithPackag
 @dataclass(frozen=True)
 class SmithRootFieldSet(FieldSet):
     """A tree target usable as a `smith_binary` root (not smith_binary itself: no rule cycles)."""
+
+
+@dataclass(frozen=True)
+class TreeForPlatform:
+    """The tree of a SmithTreeFieldSet / SmithRootFieldSet member built for one image platform
+    ("linux/arm64"): each platform's Processes are keyed and cached apart (rules/util/platform.py)."""
+
+    field_set: FieldSet
+    platform: str
