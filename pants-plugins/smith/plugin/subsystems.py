@@ -1,10 +1,11 @@
 """Every option scope of the smith backend, in one place (goal subsystems live with their goal)."""
+from enum import Enum
 from typing import Tuple
 
 from pants.backend.python.subsystems.python_tool_base import PythonToolBase
 from pants.backend.python.target_types import EntryPoint
 from pants.engine.env_vars import EnvironmentVarsRequest
-from pants.option.option_types import SkipOption, StrListOption, StrOption
+from pants.option.option_types import EnumOption, SkipOption, StrListOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -28,6 +29,12 @@ class SmithTool(PythonToolBase):
     # A repo using this plugin points `[smith-tool].install_from_resolve` at a resolve that holds
     # these requirements (this repo: "plugin"); the resource is the lockfile shipped with the plugin.
     default_lockfile_resource = ("smith.plugin", "smith-tool.lock")
+
+
+class Emulation(Enum):
+    install = "install"
+    registered = "registered"
+    off = "off"
 
 
 class SmithTestSubsystem(Subsystem):
@@ -62,6 +69,39 @@ class SmithTestSubsystem(Subsystem):
             """
             The network of containers started by `pants run`: `none` (own namespace with only
             `lo`) or `host` (e.g. to reach a server the image runs).
+            """
+        ),
+    )
+
+    emulation = EnumOption(
+        default=Emulation.install,
+        help=help_text(
+            """
+            How images of a platform other than the host's run in tests and `pants run`:
+            `install` (the first time one is needed, install Debian's qemu-user-static with
+            apt-get and register it with binfmt_misc with the F flag; an existing registration
+            is used only if it has F and is never replaced), `registered` (only an existing
+            registration with F), `off`. A test platform that cannot run is reported as skipped
+            with the reason, never as passed.
+            """
+        ),
+    )
+    platforms = StrListOption(
+        default=[],
+        help=help_text(
+            """
+            Platforms (`os/arch[/variant]`, e.g. `linux/amd64`) of multi-platform images that
+            `pants test` runs; empty (the default): every platform of the image. Each must be
+            one of the image's platforms.
+            """
+        ),
+    )
+    run_platform = StrOption(
+        default="",
+        help=help_text(
+            """
+            The platform of a multi-platform image that `pants run` starts (`os/arch[/variant]`,
+            e.g. `linux/arm64`, run through qemu when foreign); empty (the default): the host's.
             """
         ),
     )

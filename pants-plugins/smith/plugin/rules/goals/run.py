@@ -14,6 +14,7 @@ from smith.plugin.rules.util.launch import (
     SmithRuntime,
     install_runtime_argv,
     launcher_options,
+    platform_options,
 )
 from smith.plugin.rules.util.process import (
     SmithWorkspaceCommand,
@@ -50,6 +51,7 @@ async def run_image(
         "/bin/sh", "-c", _LAUNCH_RUN, "smith-launch-run", *core.argv,
         "--layout", in_chroot(layout.path),
         *launcher_options(subsystem.store, runtime.path, None, subsystem.validate_run_network(), None),
+        *platform_options(subsystem, many=False),
         "--",  # what follows (`pants run ... -- ARGS`) replaces the image's Cmd
     )
     source = in_chroot(runtime.source) if runtime.source else ""

@@ -36,6 +36,9 @@ from smith.plugin.rules.util.launch import (
     SmithImageTargetError,
     SmithRuntime,
     install_runtime_argv,
+    platform_count,
+    platform_options,
+    launcher_test_result,
 )
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.subsystems import SmithTestSubsystem
@@ -196,10 +199,11 @@ async def run_service_test(
         Process,
         SmithProcess,
         SmithProcess.of(
-            ["launch", "service", "--spec", SPEC, "--store", subsystem.store, "--runtime", runtime.path],
+            ["launch", "service", "--spec", SPEC, "--store", subsystem.store, "--runtime", runtime.path,
+             *platform_options(subsystem, many=True)],
             description=f"Running smith service test {fs.address}",
             input_digest=inputs,
-            timeout_seconds=fs.timeout.value + SETUP_SECONDS,
+            timeout_seconds=(fs.timeout.value + SETUP_SECONDS) * await platform_count(image),
             cache_scope=_cache_scope(test_subsystem),
             level=LogLevel.DEBUG,
         ),
@@ -207,9 +211,7 @@ async def run_service_test(
     process = dataclasses.replace(
         process, argv=install_runtime_argv(runtime.source, runtime.path, process.argv))
     result = await Get(FallibleProcessResult, Process, process)
-    return TestResult.from_fallible_process_result(
-        process_result=result, address=fs.address, output_setting=test_subsystem.output
-    )
+    return launcher_test_result(result, fs.address, test_subsystem.output)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,6 +258,7 @@ def structure_spec_of(fs: SmithStructureTestFieldSet, layout: str) -> Dict[str, 
 async def run_structure_test(
     batch: SmithStructureTestRequest.Batch[SmithStructureTestFieldSet, Any],
     test_subsystem: TestSubsystem,
+    subsystem: SmithTestSubsystem,
 ) -> TestResult:
     fs = batch.single_element
     image = await _one_image(fs.image, fs.address)
@@ -266,10 +269,11 @@ async def run_structure_test(
         Process,
         SmithProcess,
         SmithProcess.of(
-            ["launch", "structure", "--spec", SPEC],
+            ["launch", "structure", "--spec", SPEC,
+             *(a for p in subsystem.platforms for a in ("--platform", p))],
             description=f"Running smith structure test {fs.address}",
             input_digest=await Get(Digest, MergeDigests([image.digest, spec_digest])),
-            timeout_seconds=SETUP_SECONDS,
+            timeout_seconds=SETUP_SECONDS * await platform_count(image),
             cache_scope=_cache_scope(test_subsystem),
             level=LogLevel.DEBUG,
         ),

@@ -20,6 +20,9 @@ from smith.plugin.rules.util.launch import (
     container_command,
     install_runtime_argv,
     launcher_options,
+    platform_count,
+    platform_options,
+    launcher_test_result,
 )
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.subsystems import SmithTestSubsystem
@@ -112,6 +115,7 @@ async def run_image_test(
     argv = ["launch", "test", "--layout", layout.path,
             *launcher_options(subsystem.store, runtime.path, field_set.env.value,
                               field_set.network.value, field_set.timeout.value),
+            *platform_options(subsystem, many=True),
             "--expect-exit", str(field_set.expect_exit.value)]
     if field_set.read_files.value:
         argv += ["--read", _READ_DIR]
@@ -129,8 +133,9 @@ async def run_image_test(
             argv,
             description=f"Running smith image test {address}",
             input_digest=inputs,
-            # The container's own timeout, plus time to unpack new layers into the store.
-            timeout_seconds=field_set.timeout.value + 120,
+            # The container's own timeout per platform, plus time to unpack new layers into the
+            # store (and to install qemu the first time a foreign platform runs).
+            timeout_seconds=(field_set.timeout.value + 120) * await platform_count(layout),
             cache_scope=(ProcessCacheScope.PER_SESSION if test_subsystem.force
                          else ProcessCacheScope.SUCCESSFUL),
             level=LogLevel.DEBUG,
@@ -139,9 +144,7 @@ async def run_image_test(
     process = dataclasses.replace(
         process, argv=install_runtime_argv(runtime.source, runtime.path, process.argv))
     result = await Get(FallibleProcessResult, Process, process)
-    return TestResult.from_fallible_process_result(
-        process_result=result, address=address, output_setting=test_subsystem.output
-    )
+    return launcher_test_result(result, address, test_subsystem.output)
 
 
 def rules():

@@ -1,16 +1,23 @@
 """What `pants test` and `pants run` of images share: the image to run, smith's runtime (the very
 package of //:smith-runtime) and how the launcher is started."""
+import dataclasses
+import json
+import logging
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestEntries
+from pants.core.goals.test import ShowOutput, TestResult
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, PathGlobs
+from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionMembership
 from pants.util.logging import LogLevel
 
+from smith.launch.each_platform import SKIP_EXIT
+from smith.oci.image_source import OCI_INDEX
 from smith.plugin.rules.util.command import SmithCommandFieldSet
 from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageSourceFieldSet, image_source_field_set
 from smith.plugin.subsystems import SmithTestSubsystem
@@ -19,6 +26,8 @@ from smith.plugin.target_types.command import SmithCommandTarget
 # ----------------------------------------------------------------------------------------------
 # What tests and runs share: the image layout, the runtime and how the runtime is installed
 # ----------------------------------------------------------------------------------------------
+
+logger = logging.getLogger(__name__)
 
 RUNTIME_INPUT = "__smith_runtime/smith-runtime"
 
@@ -114,6 +123,50 @@ def container_command(command: Tuple[str, ...], args: Tuple[str, ...]) -> List[s
     if command:
         return ["--whole-command", "--", *command, *args]
     return ["--", *args] if args else []
+
+
+def platform_options(subsystem: SmithTestSubsystem, many: bool) -> List[str]:
+    """--emulation, and --platform: each of [smith-test].platforms (tests) or .run_platform (run)."""
+    argv = ["--emulation", subsystem.emulation.value]
+    chosen = list(subsystem.platforms) if many else [subsystem.run_platform] if subsystem.run_platform else []
+    for platform in chosen:
+        argv += ["--platform", platform]
+    return argv
+
+
+async def platform_count(layout: BuiltSmithImage) -> int:
+    """How many platforms the image has (each gets a test's timeout); 1 when unsure."""
+    index_path = f"{layout.path}/index.json"
+    contents = await Get(DigestContents, Digest,
+                         await Get(Digest, DigestSubset(layout.digest, PathGlobs([index_path]))))
+    try:
+        entries = json.loads(contents[0].content)["manifests"]
+        top = [e for e in entries if e.get("mediaType") == OCI_INDEX]
+        if len(top) != 1:
+            return 1
+        blob = f"{layout.path}/blobs/sha256/{top[0]['digest'].split(':', 1)[1]}"
+        index = await Get(DigestContents, Digest,
+                          await Get(Digest, DigestSubset(layout.digest, PathGlobs([blob]))))
+        return max(1, len(json.loads(index[0].content)["manifests"]))
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError):
+        return 1  # the launcher reports what is wrong with the image
+
+
+def launcher_test_result(result: FallibleProcessResult, address: Address, output: ShowOutput) -> TestResult:
+    """The launcher's SKIP_EXIT (a platform could not run here) is a skipped test: Pants 2.17
+    has no such status, so it is a result without exit code (neither passed nor failed, like
+    "no tests found") plus a warning with the launcher's reason."""
+    if result.exit_code != SKIP_EXIT:
+        return TestResult.from_fallible_process_result(process_result=result, address=address,
+                                                       output_setting=output)
+    stdout = result.stdout.decode(errors="replace")
+    reasons = [line for line in stdout.splitlines() if line.startswith(("SKIP ", "PASS "))]
+    logger.warning(f"{address} SKIPPED (not passed):\n" + "\n".join(reasons))
+    return dataclasses.replace(
+        TestResult.from_fallible_process_result(process_result=result, address=address,
+                                                output_setting=output),
+        exit_code=None,
+    )
 
 
 def rules():
