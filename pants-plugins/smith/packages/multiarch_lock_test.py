@@ -105,3 +105,13 @@ def test_outdated_reports_each_architecture_apart():
     newer = fixed + [("libc6", "2.36-10", "arm64", "")]
     got = check(lock, load(repo("amd64", "arm64"), newer))
     assert [(p.name, p.architecture, p.available) for p in got] == [("libc6", "arm64", "2.36-10")]
+
+
+def test_sbom_takes_one_architectures_packages():
+    from smith.packages.sbom import locked_for
+    fixed = [r if r[:3] != ("libc6", "2.31-13", "arm64") else ("libc6", "2.36-9", "arm64", "") for r in RECORDS]
+    lock = lock_for(["amd64", "arm64"], ["app"], fixed)
+    got = locked_for(lock, "arm64")
+    assert {n: p["architecture"] for n, p in got.items()} == {"app": "arm64", "app-data": "all", "libc6": "arm64"}
+    with pytest.raises(SmithError, match="locked for amd64, arm64; give --architecture"):
+        locked_for(lock, None)

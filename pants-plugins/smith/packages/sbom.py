@@ -17,6 +17,7 @@ import urllib.parse
 from typing import Any, Dict, List, Optional
 
 from smith.errors import SmithError
+from smith.packages import lockfile
 from smith.oci.unpack import apply_layer_file
 from smith.safe_fs import remove_tree
 from smith.untar import Budget, Limits
@@ -79,9 +80,21 @@ def created(epoch: Optional[int]) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch or 0))
 
 
+def locked_for(lock: Dict[str, Any], architecture: Optional[str]) -> Dict[str, Dict[str, Any]]:
+    """name -> lock entry of the packages one architecture's image is built from."""
+    if architecture is None:
+        several = lockfile.architectures(lock)
+        if len(several) > 1:
+            raise SmithError("--lock is locked for %s; give --architecture (the image's)" % ", ".join(several))
+        return {p["name"]: p for p in lock["packages"]}
+    wanted = {(p.name, p.architecture, p.version) for p in lockfile.pins(lock, "--lock", architecture=architecture)}
+    return {p["name"]: p for p in lock["packages"] if (p["name"], p["architecture"], p["version"]) in wanted}
+
+
 def build(name: str, lock: Dict[str, Any], package_trees: Dict[str, str], layers: List[str],
-          epoch: Optional[int] = None, limits: Optional[Limits] = None) -> Dict[str, Any]:
-    locked = {p["name"]: p for p in lock["packages"]}
+          epoch: Optional[int] = None, limits: Optional[Limits] = None,
+          architecture: Optional[str] = None) -> Dict[str, Any]:
+    locked = locked_for(lock, architecture)
     for pkg in package_trees:
         if pkg not in locked:
             raise SmithError("--package %s: %s is not in the lockfile" % (pkg, pkg))

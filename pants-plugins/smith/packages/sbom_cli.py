@@ -29,6 +29,8 @@ def main(argv: List[str]) -> int:
                         help="a layer of the image, bottom first (repeat)")
     parser.add_argument("--package", action="append", default=[], metavar="NAME=TREE.tar")
     parser.add_argument("--name", default="image")
+    parser.add_argument("--architecture", help="the image's architecture (deb amd64, arm64...): only its "
+                        "pins and the shared ones it uses; needed for a lock of several architectures")
     Limits.add_arguments(parser)
     args = parser.parse_args(argv)
     trees: Dict[str, str] = {}
@@ -41,6 +43,6 @@ def main(argv: List[str]) -> int:
     if not epoch_text.isdigit():
         raise SmithError("SOURCE_DATE_EPOCH must be a number of seconds, not %r" % epoch_text)
     doc = build(args.name, lockfile.read(args.lock), trees, args.layer, int(epoch_text),
-                Limits.from_args(args))
+                Limits.from_args(args), args.architecture)
     write_file(args.output, json.dumps(doc, sort_keys=True, indent=2) + "\n", parents=False)
     return 0

@@ -316,7 +316,10 @@ async def build_packages_for_platform(request: PackagesForPlatform) -> BuiltSmit
         for_platform = "" if request.platform == platforms.DEFAULT else f" for {request.platform}"
         raise SmithPackagesError(f"{field_set.address}: the lockfile {path} pins no packages{for_platform}.")
     trees = tuple(await MultiGet(Get(PackageTree, Pin, pin) for pin in pins))
-    origin = SmithPackagesOrigin(field_set.address, field_set.resolve_name, lock_digest, path, trees)
+    arch = platforms.get(request.platform).repo_arch(lock["repository"].get("kind"))
+    if len(lockfile.architectures(lock)) == 1:
+        arch = ""  # one architecture: the whole lock, and the SBOM step keeps its argv (and cache key)
+    origin = SmithPackagesOrigin(field_set.address, field_set.resolve_name, lock_digest, path, trees, arch)
     return BuiltSmithPackages(await merge(field_set, trees, origin))
 
 

@@ -51,6 +51,8 @@ async def image_sboms(request: ImageSbomRequest) -> ImageSboms:
         inputs = [layers, await Get(Digest, AddPrefix(origin.lock_digest, "lock"))]
         argv = ["sbom", "--output", output, "--lock", f"lock/{origin.lock_path}",
                 *layer_args, "--name", str(request.image)]
+        if origin.architecture:  # a lock of several architectures: this image's pins only
+            argv += ["--architecture", origin.architecture]
         for p in origin.packages:
             inputs.append(await Get(Digest, AddPrefix(p.digest, f"pkg/{p.name}")))
             argv += ["--package", f"{p.name}=pkg/{p.name}/{p.path}"]

@@ -40,6 +40,7 @@ class SmithPackagesOrigin:
     lock_digest: Digest  # holds `lock_path`
     lock_path: str
     packages: Tuple[PackageTree, ...]
+    architecture: str = ""  # the lock's architecture these packages are for ("": the only one)
 
 
 @dataclass(frozen=True)
