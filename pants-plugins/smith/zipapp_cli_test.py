@@ -1,8 +1,13 @@
 """`smith zipapp`: byte-identical archives from two source paths, and they run."""
 import hashlib
+import io
 import os
+import re
 import shutil
 import subprocess
+import zipfile
+
+import pytest
 
 import smith
 from smith.runtime import ZIPAPP_ONLY
@@ -52,3 +57,63 @@ def test_the_smith_cli_runs_every_command_on_the_machine_python(tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env)
     assert "pkg.deb: data.tar.zst is zstd-compressed, which needs the Python module zstandard" \
         in proc.stderr, proc.stderr
+
+
+_PROBE = '''import sys, zipimport
+import fcntl  # found outside the archive, after PathFinder asked the archive's path entry
+from pkg import mod
+print(type(__loader__).__name__, mod.VALUE,
+      any(isinstance(f, zipimport.zipimporter) for f in sys.path_importer_cache.values()))
+'''
+
+
+def _probe_app(tmp_path):
+    src = tmp_path / "src" / "pkg"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "__main__.py").write_text(_PROBE)
+    (src / "mod.py").write_text("VALUE = 42\n")
+    app = str(tmp_path / "app")
+    write_zipapp(str(tmp_path / "src"), "pkg", app, "/usr/bin/python3", precompile="/usr/bin/python3")
+    return app
+
+
+def _run(cmd):
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_boot_serves_the_pyc_index_without_zipimport(tmp_path):
+    """zipimport would parse the whole central directory (2.3M instructions for the runtime)."""
+    assert _run([_probe_app(tmp_path)]) == ["_Finder", "42", "False"]
+
+
+def test_boot_falls_back_to_zipimport(tmp_path):
+    app = _probe_app(tmp_path)
+    with open(app, "rb") as f:
+        data = bytearray(f.read())
+    line = bytes(data[:data.index(b"\n")]).decode()
+    # a damaged entry (its .pyc's magic number): zipimport serves pkg.mod from its .py
+    zip_start = int(re.search(r"\.read\((\d+)\)", line).group(1))
+    with zipfile.ZipFile(io.BytesIO(bytes(data[zip_start:]))) as z:
+        local = zip_start + z.getinfo("pkg/mod.pyc").header_offset
+    head = data[local:local + 30]
+    data[local + 30 + int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")] ^= 0xFF
+    damaged = str(tmp_path / "damaged")
+    with open(damaged, "wb") as f:
+        f.write(data)
+    os.chmod(damaged, 0o755)
+    assert _run([damaged])[1:] == ["42", "True"]
+
+
+def test_boot_under_another_python_uses_the_sources(tmp_path):
+    """Another Python (another magic number) runs the boot line's source fallback: zipimport, .py."""
+    other = shutil.which("python3.9", path="/root/.pyenv/versions/3.9.18/bin:/usr/local/bin:/usr/bin")
+    if not other:
+        pytest.skip("no python3.9 on this machine")
+    app = _probe_app(tmp_path)
+    with open(app, "rb") as f:
+        line = f.readline().decode()
+    assert _run([other, "-ISc" + line.split("-ISc", 1)[1].strip(), app])[1:] == ["42", "True"]

@@ -119,10 +119,11 @@ def bundle(directory: str, args=None, config: dict = None, edit=None) -> str:
 
 
 def cached_zipapp() -> str:
-    """build_zipapp() once per version of the runtime's sources (cache key: their sha256)."""
-    from smith.zipapp_cli import boot_line
-    h = hashlib.sha256(boot_line(PYTHON, "smith.runtime").encode())
-    for arc, src in _runtime_files():
+    """build_zipapp() once per version of the runtime's sources and of the zipapp writer
+    (cache key: their sha256)."""
+    h = hashlib.sha256(PYTHON.encode())
+    writer = [(n, os.path.join(SMITH_DIR, n)) for n in ("zipapp_cli.py", "zipapp_boot.py")]
+    for arc, src in writer + list(_runtime_files()):
         with open(src, "rb") as f:
             h.update(arc.encode() + b"\0" + f.read() + b"\0")
     path = os.path.join(_mkcache(), "smith-runtime-" + h.hexdigest()[:16])
