@@ -34,6 +34,7 @@ PACKAGE_OF: Dict[str, str] = {
     "debootstrap": "debootstrap",
     "busybox": "busybox-static",
     "strace": "strace",
+    "valgrind": "valgrind",
     "hyperfine": "hyperfine",
     "gpgv": "gpgv",
     "gpg": "gnupg",
