@@ -97,8 +97,6 @@ smith_packages(name="wrong-repo", repository=":notrepo", packages=["hello"], loc
     "plat/f.txt": "x",
     "plat/BUILD": REPO + """
 file(name="f", source="f.txt")
-smith_layer(name="arm-only", dependencies=[":f"], platforms=["linux/arm64"])
-smith_image(name="layer-of-no-platform", layers=[":arm-only"])
 smith_image(name="bad-platform", layers=[], platforms=["linux/mips"])
 smith_layer(name="bad-layer-platform", dependencies=[":f"], platforms=["linux/amd64", "linux/amd64"])
 smith_image(name="archive-of-two", layers=[], platforms=["linux/amd64", "linux/arm64"], docker_archive=True)
@@ -311,8 +309,6 @@ def test_bad_platforms_name_the_target_and_field(rule_runner, spec, message):
 
 
 @pytest.mark.parametrize("spec, error, message", [
-    ("plat:layer-of-no-platform", SmithTargetError, "plat:layer-of-no-platform: layer plat:arm-only belongs "
-                                                    "to linux/arm64, none of the image's platforms (linux/amd64)"),
     ("plat:archive-of-two", SmithTargetError, "plat:archive-of-two: `docker_archive=True` needs one platform"),
     # Nothing runs: the amd64-only lockfile is refused for arm64 before any package is fetched.
     ("plat:arm64-from-amd64-lock", SmithPackagesError, "plat:amd64-only: the lockfile plat/amd64-only.lock.json "

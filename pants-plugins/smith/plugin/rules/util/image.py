@@ -177,14 +177,8 @@ async def build_image_for_platform(
     # Every field checked before anything is built.
     base_field_sets = [image_source_field_set(t, union_membership, f"{address}: field `base`")
                        for t in base_targets]
+    # A layer of another platform is left out (so one list of layers serves every platform).
     layer_sets = [SmithLayerFieldSet.create(t) for t in layer_targets]
-    for ls in layer_sets:
-        if not any(ls.for_platform(p) for p in field_set.platforms.value):
-            raise SmithTargetError(
-                f"{address}: layer {ls.address} belongs to {', '.join(ls.platforms.value or ())}, none "
-                f"of the image's platforms ({', '.join(field_set.platforms.value)}); fix its `platforms` "
-                "or leave it out of `layers`."
-            )
     layers = await MultiGet(
         Get(BuiltSmithLayer, LayerForPlatform(ls, platform)) for ls in layer_sets if ls.for_platform(platform)
     )
