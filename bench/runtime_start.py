@@ -9,10 +9,15 @@ crun runs in a private mount namespace with the cgroup2 mount hidden, which it n
 hybrid-cgroup host; the cost of that `unshare` wrapper is measured in the same round and
 subtracted.
 
---load adds a second set of rounds with a CPU hog (a busy loop pinned to the last CPU) running
-for the whole set: the rows under load.
+Two sets of rounds: as the host is, then with a CPU hog (a busy loop pinned to the last CPU)
+running for the whole set (--no-load: the first set only). Then callgrind's instruction
+counts of one `run` (load-independent): the runtime until it forks the container's init, init
+from that fork to its exec, and the runtime's whole process.
+--baseline REV also builds the runtime of git revision REV and measures it the same way, in
+the same rounds (before/after).
 
-usage: PYTHONPATH=pants-plugins python3 bench/runtime_start.py [--runs N] [--load] [--out FILE]
+usage: PYTHONPATH=pants-plugins python3 bench/runtime_start.py [--runs N] [--no-load]
+           [--baseline REV] [--out FILE]
 """
 import argparse
 import os
@@ -33,7 +38,7 @@ from smith.testutil.debian import require_tools, tool_env  # noqa: E402
 
 WRAPPER = "(crun wrapper alone)"
 PASS = "python3 -I -S -c pass"
-SHOWN = ("smith-runtime", "runc", "crun", PASS)
+SHOWN = ["smith-runtime", "runc", "crun", PASS]
 
 
 def timed(cmd, env, cwd):
@@ -103,21 +108,78 @@ def commit() -> str:
     return head + (" (with uncommitted changes in pants-plugins/smith/runtime)" if dirty.strip() else "")
 
 
+def baseline_zipapp(rev: str, work: str) -> str:
+    """The runtime's zipapp as git revision rev builds it (its own sources and zipapp writer)."""
+    tree = os.path.join(work, "baseline-src")
+    os.makedirs(tree)
+    repo = os.path.dirname(HERE)
+    archive = subprocess.run(["git", "-C", repo, "archive", rev, "pants-plugins/smith"], stdout=subprocess.PIPE,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    app = os.path.join(work, "smith-runtime-" + rev)
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "try:\n    from smith.testutil.runtime_bundle import build_zipapp\n"
+            "except ImportError:\n    from smith.runtime.testbundle import build_zipapp\n"
+            "build_zipapp(sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", code, os.path.join(tree, "pants-plugins"), app], check=True)
+    return app
+
+
+def instructions(app: str, work: str, tag: str) -> tuple:
+    """callgrind instruction counts of one `run`: (runtime until init is forked, init from the
+    fork to its exec, the runtime's whole process). Init's counts are dumped before it execs
+    into a directory bind-mounted at the same path in the container; the config has no rlimits
+    (valgrind lowers the fd limit, so RLIMIT_NOFILE 1024 could not be set under it)."""
+    out = os.path.join(work, "cg-" + tag)
+    os.makedirs(out)
+    rootfs = os.path.join(work, "rootfs-cg")
+    if not os.path.isdir(rootfs):
+        shutil.copytree(testbundle.busybox_rootfs(), rootfs, symlinks=True)
+    os.makedirs(rootfs + out)
+
+    def edit(config):
+        config["process"].pop("rlimits", None)
+        config["root"]["path"] = rootfs
+        config["mounts"].append({"destination": out, "source": out, "type": "bind", "options": ["rbind"]})
+    bundle = testbundle.bundle(os.path.join(work, "bundle-cg-" + tag), args=["true"], edit=edit)
+    subprocess.run(["valgrind", "--tool=callgrind", "--dump-before=PyOS_AfterFork_Child",
+                    "--dump-before=execve", "--callgrind-out-file=%s/cg.%%p" % out,
+                    app, "--root", os.path.join(work, "root-cg"), "run", "cg-" + tag],
+                   cwd=bundle, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    def total(name):
+        with open(os.path.join(out, name)) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("summary:"))
+    runtime = [n for n in os.listdir(out) if not n.startswith("cg.1.") and n != "cg.1"]
+    return total("cg.1.1"), total("cg.1.2"), total(runtime[0])
+
+
+def instruction_table(counts: dict) -> list:
+    lines = ["## Instructions of one `run` (callgrind; the machine's load does not change them)", "",
+             "| build | runtime until init is forked | init: fork to exec | runtime process, whole |",
+             "|---|---:|---:|---:|"]
+    for name, (fork, init, whole) in counts.items():
+        lines.append("| %s | %.2fM | %.2fM | %.2fM |" % (name, fork / 1e6, init / 1e6, whole / 1e6))
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--load", action="store_true",
-                    help="also measure with a busy loop pinned to the last CPU (the loaded rows)")
+    ap.add_argument("--no-load", action="store_true",
+                    help="skip the second set, with a busy loop pinned to the last CPU")
+    ap.add_argument("--baseline", metavar="REV", help="also measure the runtime of this git revision")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "runtime_start.md"))
     args = ap.parse_args()
-    require_tools("runc", "crun", "busybox")
+    require_tools("runc", "crun", "busybox", "valgrind")
     env = tool_env()
     work = tempfile.mkdtemp(prefix="smith-bench-")
     load_before = os.getloadavg()
     try:
         app = testbundle.build_zipapp(os.path.join(work, "smith-runtime"))
+        base = baseline_zipapp(args.baseline, work) if args.baseline else None
         bundle = testbundle.bundle(os.path.join(work, "bundle"), args=["true"])
-        roots = {n: os.path.join(work, "root-" + n) for n in ("smith", "runc", "crun")}
+        roots = {n: os.path.join(work, "root-" + n) for n in ("smith", "base", "runc", "crun")}
         hide = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                 'umount /sys/fs/cgroup/unified && exec "$@"', "sh"]
         runtimes = {
@@ -127,9 +189,13 @@ def main():
             WRAPPER: lambda i: hide + ["true"],
             PASS: lambda i: ["/usr/bin/python3", "-I", "-S", "-c", "pass"],
         }
+        if base:
+            name = "smith-runtime @%s" % args.baseline
+            runtimes[name] = lambda i: [base, "--root", roots["base"], "run", "b%s" % i]
+            SHOWN.insert(1, name)
         quiet = rounds(runtimes, args.runs, env, bundle, "q")
         loaded = None
-        if args.load:
+        if not args.no_load:
             cpu = (os.cpu_count() or 1) - 1
             h = hog(cpu)
             try:
@@ -139,6 +205,9 @@ def main():
                 h.kill()
                 h.wait()
         load_after = os.getloadavg()
+        counts = {"this checkout": instructions(app, work, "head")}
+        if base:
+            counts["@" + args.baseline] = instructions(base, work, "base")
         lines = ["# Runtime start: `run` of a busybox `true` bundle", "",
                  "%d paired rounds per table (each round runs every runtime once, in rotating order, after "
                  "3 warm-up rounds), measured by `bench/runtime_start.py`. Ratios are taken round by round."
@@ -161,7 +230,7 @@ def main():
                                                        platform.release()),
             "- load average (1/5/15 min): %.2f %.2f %.2f before, %.2f %.2f %.2f after%s" % (
                 *load_before, *load_after,
-                " (the hog adds about 1 while it runs)" if args.load else ""),
+                " (the hog adds about 1 while it runs)" if not args.no_load else ""),
             "- commit: %s" % commit(),
             "- smith-runtime: zipapp with .pyc (smith.testutil.runtime_bundle.build_zipapp), `/usr/bin/python3 -I -S` "
             "(Python %s)" % py,
@@ -169,6 +238,7 @@ def main():
             "- crun: %s (in `unshare -m` with /sys/fs/cgroup/unified unmounted; the wrapper's time in the "
             "same round subtracted)" % ver["crun"],
         ]
+        lines += [""] + instruction_table(counts)
         text = "\n".join(lines) + "\n"
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out + ".tmp", "w") as f:
