@@ -20,6 +20,7 @@ from smith.errors import SmithError
 from smith.oci.image_source import open_image
 from smith.oci.trace import Trace, kept_by_trace
 from smith.oci.unpack import apply_image
+from smith.registry.platforms import Platform
 from smith.untar import Limits
 
 
@@ -119,16 +120,18 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
              cmd: Optional[List[str]] = None, paths: Sequence[str] = (),
              excludes: Sequence[str] = (), nss: bool = False, user: Optional[User] = None,
              env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None,
-             limits: Optional[Limits] = None, traces: Sequence[Trace] = ()) -> Dict[str, Any]:
+             limits: Optional[Limits] = None, traces: Sequence[Trace] = (),
+             platform: Optional[Platform] = None) -> Dict[str, Any]:
     """Write the minimized tree of SOURCE (PATH or PATH:TAG) to `output_tar`; returns the kept
     config. `workdir` is where the temp root goes (default: the cwd). `traces` (of `smith
-    trace`) add what a workload used, with the closures of its ELFs (oci/trace.py)."""
+    trace`) add what a workload used, with the closures of its ELFs (oci/trace.py). Of a
+    multi-platform SOURCE, the image for `platform` is minimized (default: the host's)."""
     parent = os.path.abspath(workdir or os.getcwd())
     tmp = tempfile.mkdtemp(prefix=".smith-minimize-", dir=parent)
     try:
         root = os.path.join(tmp, "root")
         os.mkdir(root)
-        img = open_image(source)
+        img = open_image(source, platform=platform)
         try:
             apply_image(img, root, limits)
             source_cfg = (img.config.get("config") or {})

@@ -8,6 +8,7 @@ from smith.errors import SmithError
 from smith.oci import minimize, trace
 from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
+from smith.registry.platforms import parse_platform
 from smith.untar import Limits
 
 
@@ -35,6 +36,9 @@ def parser() -> ArgParser:
                         "of its programs and libraries and the symlinks leading to it")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="set/override an Env entry (also used to find the program)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="the platform to take from a multi-platform source (default: the host's; "
+                        "a single-platform source must be this platform when given)")
     p.add_argument("source", help="OCI layout directory or tar (optionally PATH:TAG), or a "
                                   "docker-archive tar")
     Limits.add_arguments(p)
@@ -50,7 +54,8 @@ def main(argv: List[str]) -> int:
     cfg = minimize.minimize(args.source, args.output, entrypoint=args.entrypoint, cmd=args.cmd,
                             paths=args.path, excludes=args.exclude, nss=args.nss, user=user,
                             env=env, limits=Limits.from_args(args),
-                            traces=[trace.load_trace(t) for t in args.trace])
+                            traces=[trace.load_trace(t) for t in args.trace],
+                            platform=parse_platform(args.platform) if args.platform else None)
     if args.config_out:
         with atomic_file(args.config_out) as f:
             f.write(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode("utf-8"))

@@ -6,12 +6,15 @@ from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     BoolField,
     DictStringToStringField,
+    InvalidFieldException,
     StringField,
     StringSequenceField,
     Target,
 )
 from pants.util.strutil import help_text
 
+from smith.errors import SmithError
+from smith.registry.platforms import parse_platform
 from smith.plugin.target_types.checks import DEFAULT_USER, parse_user
 from smith.plugin.target_types.fields import OneOrMoreAddressesField
 from smith.plugin.target_types.image import SmithDockerArchiveField, SmithLayoutOutputPathField
@@ -152,6 +155,28 @@ class SmithMinimizeOutputPathField(SmithLayoutOutputPathField):
     help = "Where `pants package` writes the OCI image layout directory, relative to `dist/`."
 
 
+class SmithMinimizePlatformField(StringField):
+    alias = "platform"
+    default = "linux/amd64"
+    help = help_text(
+        """
+        The platform (`os/arch[/variant]`) taken from a multi-platform source image and given
+        to the minimized image, e.g. `linux/arm64`. A single-platform source must be of this
+        platform. One smith_minimize makes one platform's image: for several, write one target
+        per platform.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
+        value = super().compute_value(raw_value, address)
+        try:
+            parse_platform(value or "")
+        except SmithError as e:
+            raise InvalidFieldException(f"The `{cls.alias}` field of {address}: {e}.")
+        return value
+
+
 class SmithMinimizeTarget(Target):
     alias = "smith_minimize"
     core_fields = (
@@ -172,6 +197,7 @@ class SmithMinimizeTarget(Target):
         SmithMinimizeExposedPortsField,
         SmithMinimizeDockerArchiveField,
         SmithMinimizeOutputPathField,
+        SmithMinimizePlatformField,
     )
     help = help_text(
         """

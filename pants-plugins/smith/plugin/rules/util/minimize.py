@@ -55,6 +55,7 @@ from smith.plugin.target_types.minimize import (
     SmithMinimizeNssField,
     SmithMinimizeOutputPathField,
     SmithMinimizePathsField,
+    SmithMinimizePlatformField,
     SmithMinimizeTagField,
     SmithMinimizeTraceField,
     SmithMinimizeUserField,
@@ -96,6 +97,13 @@ class SmithMinimizeFieldSet(FieldSet):
     exposed_ports: SmithMinimizeExposedPortsField
     docker_archive: SmithMinimizeDockerArchiveField
     output_path: SmithMinimizeOutputPathField
+    platform: SmithMinimizePlatformField
+
+    def platform_argv(self) -> List[str]:
+        """--platform for `smith minimize` and `smith image` (left out for linux/amd64, the
+        default of both: argv, and so the cache keys, stay as they were)."""
+        value = self.platform.value
+        return [] if value in (None, SmithMinimizePlatformField.default) else ["--platform", value]
 
     def owner(self) -> "tuple[str, int, int]":
         return self.user.parsed(self.address)
@@ -203,6 +211,7 @@ async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
     for k, v in sorted((field_set.env.value or {}).items()):
         argv.append(f"--env={k}={v}")
     trace_digest = await _traces(field_set, source, ref[len("in/"):], argv)
+    argv += field_set.platform_argv()
     argv.append(ref)
     result = await Get(
         ProcessResult,
@@ -256,7 +265,7 @@ async def minimized_image(field_set: SmithMinimizeFieldSet) -> BuiltSmithImage:
     )
     out = field_set.output_path.value_or_default(file_ending=None)
     argv = ["image", "--output", out, "--tag", field_set.tag.value, "--config", "config.json",
-            "--layer", "layer", "--uid", str(uid), "--gid", str(gid)]
+            "--layer", "layer", "--uid", str(uid), "--gid", str(gid), *field_set.platform_argv()]
     archive_argv, output_files = docker_archive_outputs(out, field_set.docker_archive.value)
     argv += archive_argv
     config = await Get(Digest, DigestSubset(minimized.digest, PathGlobs(["config.json"])))
