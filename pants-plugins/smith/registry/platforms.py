@@ -51,6 +51,23 @@ def same_platform(a: Platform, b: Platform) -> bool:
             and _variant(a.architecture, a.variant) == _variant(b.architecture, b.variant))
 
 
+def check_unique_platforms(manifests: List[dict], what: str) -> None:
+    """An index that lists one platform twice is ambiguous: which image runs would depend on
+    the reader. (Attestations listed as unknown/unknown do not count.)"""
+    seen = {}
+    for m in manifests:
+        p = m.get("platform") or {}
+        if not p or p.get("os") == "unknown":
+            continue
+        arch = p.get("architecture", "")
+        key = str(Platform(p.get("os", ""), arch, _variant(arch, p.get("variant"))))
+        if key in seen:
+            from smith.registry.transport import printable  # only now: it imports ssl
+            raise SmithError("%s lists %s twice (%s and %s); which one is meant is ambiguous, "
+                             "refusing" % (what, printable(key, 80), seen[key], m.get("digest")))
+        seen[key] = m.get("digest")
+
+
 def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
     """The descriptor for `wanted`; an exact variant match beats a missing variant."""
     exact, loose = [], []

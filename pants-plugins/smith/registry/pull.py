@@ -13,7 +13,7 @@ from smith.registry import media_types
 from smith.registry.client import RegistryClient
 from smith.registry.descriptors import check_index, check_manifest, distinct_blobs
 from smith.registry.layout import LayoutWriter
-from smith.registry.platforms import Platform, select_platform
+from smith.registry.platforms import Platform, check_unique_platforms, same_platform, select_platform
 from smith.registry.reference import Reference
 from smith.registry.transport import parallel_map, printable
 
@@ -36,12 +36,18 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
     where = "%s/%s" % (ref.registry, ref.repository)
     what = "%s@%s" % (where, digest)
     chosen_platform = None
+    seen = {digest}
     for _ in range(MAX_NESTING):
         if media_type not in media_types.INDEXES:
             break
         index = check_index(safe_json.loads(data, what), what)
+        check_unique_platforms(index["manifests"], what)
         chosen = select_platform(index["manifests"], platform, what)
         chosen_platform = chosen.get("platform")
+        if chosen["digest"] in seen:
+            raise SmithError("%s lists %s, an index already on the way to it; refusing a cycle"
+                             % (what, chosen["digest"]))
+        seen.add(chosen["digest"])
         data, media_type, digest = client.get_manifest_by_digest(
             ref.repository, chosen["digest"], chosen["size"])
         what = "%s@%s" % (where, digest)
@@ -60,9 +66,8 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
             client.fetch_blob(ref.repository, d["digest"], writer.path_for(d["digest"]),
                               d["size"])
         parallel_map(fetch, blobs, jobs)
-        if chosen_platform is None:
-            _check_config_platform(writer.path_for(manifest["config"]["digest"]), platform,
-                                   what)
+        _check_config_platform(writer.path_for(manifest["config"]["digest"]), platform,
+                               what, chosen_platform)
         writer.add_bytes(data)
         entry = {"mediaType": media_type, "digest": digest, "size": len(data),
                  "annotations": {media_types.REF_NAME: ref_name}}
@@ -76,12 +81,25 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
     return digest
 
 
-def _check_config_platform(config_path: str, wanted: Platform, what: str) -> None:
-    """A digest naming a single-platform image must still be for the platform asked for."""
+def _check_config_platform(config_path: str, wanted: Platform, what: str,
+                           listed: Optional[dict]) -> None:
+    """A digest naming a single-platform image must still be for the platform asked for; an
+    image chosen from an index must be what the index lists it for."""
     where = "%s: image config" % what
     config = safe_json.load_file(config_path, where)
     have = (safe_json.field(config, "os", str, where, required=False),
             safe_json.field(config, "architecture", str, where, required=False))
+    variant = safe_json.field(config, "variant", str, where, required=False)
+    if listed is not None:
+        entry = Platform(listed["os"], listed["architecture"], listed.get("variant"))
+        mine = Platform(have[0] or "", have[1] or "", variant)
+        if None not in have and not (
+                (mine.os, mine.architecture) == (entry.os, entry.architecture)
+                and (not variant or not entry.variant or same_platform(mine, entry))):
+            raise SmithError("%s is listed in its index for %s but its config says %s; the index "
+                             "is wrong or tampered with, refusing it" % (
+                                 what, printable(str(entry), 80), printable(str(mine), 80)))
+        return
     if None not in have and have != (wanted.os, wanted.architecture):
         raise SmithError("%s is an image for %s/%s, not %s; pass --platform %s/%s (or the "
                          "platform= field) if that is what you want" % (
