@@ -62,3 +62,18 @@ def test_the_whole_index_is_pushed_and_copied_back(registry, tmp_path):
     for n, m in enumerate(index["manifests"]):
         platform = "%s/%s" % (m["platform"]["os"], m["platform"]["architecture"])
         assert pull_image(client, ref, parse_platform(platform), str(tmp_path / str(n))) == m["digest"]
+
+
+def test_pull_all_keeps_the_whole_index(registry, tmp_path):
+    layout = busybox_index()
+    entry = select_image(layout, None)
+    pushed = run_smith(["push", "--insecure", layout, "%s/bball:v1" % registry.host], str(tmp_path))
+    assert pushed.returncode == 0, pushed.stderr
+    ref = "%s/bball@%s" % (registry.host, entry["digest"])
+    pulled = run_smith(["pull", "--insecure", "--platform", "all", ref, str(tmp_path / "all")], str(tmp_path))
+    assert (pulled.returncode, pulled.stdout) == (0, entry["digest"] + "\n"), pulled.stderr
+    for name in ("index.json", "oci-layout"):
+        assert (tmp_path / "all" / name).read_bytes() == open(os.path.join(layout, name), "rb").read()
+    assert sorted(os.listdir(str(tmp_path / "all/blobs/sha256"))) == sorted(
+        os.listdir(os.path.join(layout, "blobs/sha256")))
+    assert [str(p) for p in image_platforms(str(tmp_path / "all"))] == ["linux/amd64", "linux/arm64/v8"]

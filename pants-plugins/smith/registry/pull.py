@@ -81,6 +81,72 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
     return digest
 
 
+def pull_all_platforms(client: RegistryClient, ref: Reference, dest: str, ref_name: str = "latest",
+                       jobs: int = 4, verify: Optional[Callable[[RegistryClient, str], None]] = None
+                       ) -> str:
+    """Write the whole index (every platform's manifest, config and layers, the index's own
+    bytes, so its digest is kept) to the layout `dest`; return the index digest. A digest that
+    names one image pulls that image. Indexes inside the index are refused (none of smith's)."""
+    if ref.digest:
+        data, media_type, digest = client.get_manifest_by_digest(ref.repository, ref.digest)
+    else:
+        data, media_type, digest = client.get_manifest(  # type: ignore[misc]
+            ref.repository, ref.tag or "latest")
+    if verify is not None:
+        verify(client, digest)
+    where = "%s/%s" % (ref.registry, ref.repository)
+    what = "%s@%s" % (where, digest)
+    if media_type not in media_types.INDEXES:
+        parsed = Reference(ref.registry, ref.repository, None, digest)
+        return pull_image(client, parsed, Platform("", "", None), dest, ref_name, jobs)
+    index = check_index(safe_json.loads(data, what), what)
+    check_unique_platforms(index["manifests"], what)
+    children = []
+    for child in index["manifests"]:
+        child_what = "%s@%s" % (where, child["digest"])
+        if child["digest"] == digest or child.get("mediaType") in media_types.INDEXES:
+            raise SmithError("%s lists %s, an index; smith keeps one level of index only"
+                             % (what, child["digest"]))
+        body, child_type, child_digest = client.get_manifest_by_digest(
+            ref.repository, child["digest"], child["size"])
+        if child_type not in media_types.IMAGE_MANIFESTS:
+            raise SmithError("%s is %s, not an image manifest" % (child_what, printable(child_type, 80)))
+        manifest = check_manifest(safe_json.loads(body, child_what), child_what)
+        children.append((child, body, child_digest, manifest, child_what))
+    writer = LayoutWriter(dest)
+    try:
+        blobs, sizes = [], {}
+        for child, _, _, manifest, child_what in children:
+            for d in distinct_blobs(manifest, child_what):
+                if d.get("urls"):
+                    raise SmithError("%s: layer %s is a foreign layer; smith does not fetch those"
+                                     % (child_what, d["digest"]))
+                if sizes.setdefault(d["digest"], d["size"]) != d["size"]:
+                    raise SmithError("%s: blob %s is listed with sizes %d and %d" % (
+                        what, d["digest"], sizes[d["digest"]], d["size"]))
+                if all(b["digest"] != d["digest"] for b in blobs):
+                    blobs.append(d)
+
+        def fetch(d: dict) -> None:
+            client.fetch_blob(ref.repository, d["digest"], writer.path_for(d["digest"]), d["size"])
+        parallel_map(fetch, blobs, jobs)
+        for child, body, _, manifest, child_what in children:
+            p = child.get("platform") or {}
+            if p and p.get("os") != "unknown":
+                _check_config_platform(writer.path_for(manifest["config"]["digest"]),
+                                       Platform(p["os"], p["architecture"], p.get("variant")),
+                                       child_what, p)
+            writer.add_bytes(body)
+        writer.add_bytes(data)
+        writer.add_entry({"mediaType": media_type, "digest": digest, "size": len(data),
+                          "annotations": {media_types.REF_NAME: ref_name}})
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return digest
+
+
 def _check_config_platform(config_path: str, wanted: Platform, what: str,
                            listed: Optional[dict]) -> None:
     """A digest naming a single-platform image must still be for the platform asked for; an

@@ -1,6 +1,6 @@
-"""`smith pull [--platform linux/amd64] [--ca FILE] [--verify-key PUBKEY]
-REGISTRY/REPO@sha256:... LAYOUT_DIR`: pull one image (the platform's, if the digest names an index)
-into a new OCI layout; print the image manifest digest written.
+"""`smith pull [--platform linux/amd64|all] [--ca FILE] [--verify-key PUBKEY]
+REGISTRY/REPO@sha256:... LAYOUT_DIR`: pull one image (the platform's, if the digest names an index;
+with --platform all, the whole index) into a new OCI layout; print the digest written.
 
 With --verify-key, the digest must carry a cosign signature by that public key naming this digest
 and this repository; it is checked before any layer is fetched, and nothing is written otherwise."""
@@ -10,14 +10,14 @@ from smith.errors import SmithError
 from smith.oci.atomic import write_file
 from smith.registry.options import client_for, parser
 from smith.registry.platforms import parse_platform
-from smith.registry.pull import check_pinned, pull_image
+from smith.registry.pull import check_pinned, pull_all_platforms, pull_image
 from smith.registry.reference import check_tag, parse_reference
 
 
 def main(argv: List[str]) -> int:
     p = parser("smith pull", __doc__.split("\n\n")[0])
     p.add_argument("--platform", default="linux/amd64", help="os/arch[/variant] to pick from an "
-                   "index (default linux/amd64)")
+                   "index (default linux/amd64), or `all`: keep the whole index")
     p.add_argument("--allow-tag", action="store_true", help="accept a reference without a digest "
                    "(not reproducible: the tag can move)")
     p.add_argument("--ref-name", default="latest", help="org.opencontainers.image.ref.name of the "
@@ -32,7 +32,7 @@ def main(argv: List[str]) -> int:
     refusal = check_pinned(ref, args.allow_tag)
     if refusal:
         raise SmithError(refusal)
-    platform = parse_platform(args.platform)
+    platform = None if args.platform == "all" else parse_platform(args.platform)
     check_tag(args.ref_name, "--ref-name")
     verify = None
     if args.verify_key:  # imported only when asked: a plain pull starts sooner without them
@@ -45,8 +45,12 @@ def main(argv: List[str]) -> int:
                           args.verify_key, "%s/%s@%s" % (ref.registry, ref.repository,
                                                          top_digest))
     client = client_for(args, ref)
-    digest = pull_image(client, ref, platform, args.layout, args.ref_name, jobs=args.jobs,
-                        verify=verify)
+    if platform is None:
+        digest = pull_all_platforms(client, ref, args.layout, args.ref_name, jobs=args.jobs,
+                                    verify=verify)
+    else:
+        digest = pull_image(client, ref, platform, args.layout, args.ref_name, jobs=args.jobs,
+                            verify=verify)
     client.locations.save()
     if args.digest_file:
         write_file(args.digest_file, digest + "\n")

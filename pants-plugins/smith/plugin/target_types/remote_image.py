@@ -16,7 +16,7 @@ from smith.plugin.target_types.image import SmithLayoutOutputPathField
 from smith.plugin.target_types.checks import HOST as _HOST, REPOSITORY as _REPOSITORY, check as _check
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
+_PLATFORM = re.compile(r"^(?:all|[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?)$")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,12 +76,18 @@ class SmithRemoteDigestField(StringField):
 class SmithRemotePlatformField(StringField):
     alias = "platform"
     default = "linux/amd64"
-    help = "The `os/arch[/variant]` picked when `digest` names an index of several platforms."
+    help = help_text(
+        """
+        The `os/arch[/variant]` picked when `digest` names an index of several platforms, or
+        `all`: keep the whole index (every platform's image, the index's own digest), which
+        tests then run per platform and `smith_minimize(platform=...)` picks from.
+        """
+    )
 
     @classmethod
     def compute_value(cls, raw_value: Optional[str], address: Address) -> Optional[str]:
         value = super().compute_value(raw_value, address)
-        return _check(cls, value, address, _PLATFORM, "`os/arch[/variant]`, e.g. `linux/amd64`")
+        return _check(cls, value, address, _PLATFORM, "`os/arch[/variant]`, e.g. `linux/amd64`, or `all`")
 
 
 class SmithRemoteVerifyKeyField(SingleSourceField):
