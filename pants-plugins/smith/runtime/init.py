@@ -26,7 +26,7 @@ def _fail(chan, exc: BaseException) -> None:
         msg = str(exc)
     else:
         msg = "internal error: %s: %s" % (type(exc).__name__, exc)
-    if os.environ.get("SMITH_RUNTIME_DEBUG"):
+    if os.getenv("SMITH_RUNTIME_DEBUG"):
         try:
             import traceback  # fails after pivot_root unless already imported
             msg += " " + traceback.format_exc().replace("\n", " | ")
@@ -125,7 +125,7 @@ def _setup(ctx: dict, chan) -> None:
     # Import now everything needed later: after pivot_root neither the standard library nor
     # our zipapp is reachable any more.
     from smith.runtime import identity, rootfs
-    if os.environ.get("SMITH_RUNTIME_DEBUG"):
+    if os.getenv("SMITH_RUNTIME_DEBUG"):
         import traceback  # noqa: F401  (for _fail)
     cloexec_from(3)
     config = ctx["config"]

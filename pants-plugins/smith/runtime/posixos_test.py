@@ -65,11 +65,13 @@ def test_fs_codecs_and_environ():
     assert posixos.fsencode(name) == os.fsencode(name)
     assert posixos.fsdecode(os.fsencode(name)) == name
     code = ("import os, sys; sys.path.insert(0, %r); from smith.runtime import posixos; "
-            "print(posixos.environ == dict(os.environ), sorted(posixos.environ))" % PLUGINS)
+            "print(posixos.environ == dict(os.environ), sorted(posixos.environ), "
+            "posixos.getenv('B') == os.getenv('B'), posixos.getenv('C', 'd'))" % PLUGINS)
     env = {"A": "1", "B": "caf\xe9\udcff", "PATH": "/usr/bin"}
     out = subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", code], env=env, stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
     assert out.startswith("True ") and "'B'" in out  # (+ LC_CTYPE when Python coerces the C locale)
+    assert out.split()[-2:] == ["True", "d"]
 
 
 def test_start_path_does_not_import_os():
