@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.repo import copy_repo, pants
+from e2e.repo import copy_repo, pants, umoci_ref
 from smith.testutil.debian import require_tools, tool_env
 
 TOOLBOX = "dist/examples.toolbox/toolbox"
@@ -41,7 +41,8 @@ def rootfs(repo, tmp_path_factory):
     tag = json.loads((layout / "index.json").read_text())["manifests"][0]["annotations"][
         "org.opencontainers.image.ref.name"]
     bundle = tmp_path_factory.mktemp("redis-unpacked") / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", "%s:%s" % (layout, tag), str(bundle)], check=True,
+    ref = umoci_ref(layout, tag, bundle.parent / "amd64")  # redis is multi-platform: its amd64 image
+    subprocess.run(["umoci", "unpack", "--image", ref, str(bundle)], check=True,
                    env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return bundle
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from e2e.repo import copy_repo, pants, started_processes, tree_bytes
+from e2e.repo import copy_repo, pants, started_processes, tree_bytes, umoci_ref
 from smith.testutil.debian import require_tools, tool_env
 
 HELLO = "examples/hello:hello"
@@ -36,7 +36,7 @@ def test_skopeo_umoci_and_runc_accept_the_image(hello_a, tmp_path):
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "latest"
 
     bundle = tmp_path / "bundle"
-    subprocess.run(["umoci", "unpack", "--image", f"{hello_a}:latest", str(bundle)],
+    subprocess.run(["umoci", "unpack", "--image", umoci_ref(hello_a, "latest", tmp_path / "amd64"), str(bundle)],
                    check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rootfs = bundle / "rootfs"
     for d in ("read", "write", "run", "proc", "sys", "dev"):

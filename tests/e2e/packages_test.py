@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from e2e.repo import copy_repo, stop_pantsd
+from e2e.repo import copy_repo, stop_pantsd, umoci_ref
 from e2e.repo import pants as repo_pants
 from smith.testutil import fixture_repos
 from smith.testutil.debian import require_tools, tool_env
@@ -33,7 +33,8 @@ from smith.testutil.debian import require_tools, tool_env
 def unpack(layout: Path, dest: Path) -> Path:
     """umoci-unpack LAYOUT:latest into a runc bundle whose root is read-only."""
     require_tools("umoci", "runc")
-    subprocess.run(["umoci", "unpack", "--image", f"{layout}:latest", str(dest)], check=True,
+    ref = umoci_ref(layout, "latest", dest.parent / (dest.name + "-amd64"))  # redis: multi-platform
+    subprocess.run(["umoci", "unpack", "--image", ref, str(dest)], check=True,
                    env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     config = json.loads((dest / "config.json").read_text())
     config["process"]["terminal"] = False

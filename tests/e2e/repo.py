@@ -1,4 +1,5 @@
 """Drive real `./pants` runs on throwaway copies of this repository (end-to-end tests)."""
+import json
 import os
 import re
 import shutil
@@ -167,3 +168,18 @@ SMITH_STEPS = ("Building layer", "Building the layer", "Assembling image", "Asse
 
 def smith_steps(descriptions: List[str]) -> List[str]:
     return sorted(d for d in descriptions if d.startswith(SMITH_STEPS))
+
+
+def umoci_ref(layout: Path, tag: str, work: Path) -> str:
+    """LAYOUT:TAG for umoci, which cannot pick a platform: a multi-platform image (an OCI index,
+    e.g. examples/redis:redis) is first copied, its linux/amd64 image only, by skopeo into `work`."""
+    index = json.loads((Path(layout) / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if (m.get("annotations") or {}).get(
+        "org.opencontainers.image.ref.name") == tag)
+    if entry["mediaType"] != "application/vnd.oci.image.index.v1+json":
+        return "%s:%s" % (layout, tag)
+    from smith.testutil.debian import require_tools, tool_env
+    require_tools("skopeo")
+    subprocess.run(["skopeo", "--override-arch", "amd64", "copy", "oci:%s:%s" % (layout, tag),
+                    "oci:%s:%s" % (work, tag)], check=True, env=tool_env(), stdout=subprocess.PIPE)
+    return "%s:%s" % (work, tag)
