@@ -247,3 +247,75 @@ def test_smith_readme_yaml_examples_build_and_run(repo, tmp_path):
     assert out == "meow\n"
     out = run_image(repo / "dist/examples.smith-yaml.oci/sha256sum", tmp_path / "sha", "sha", b"abc")
     assert out.startswith("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad ")
+
+
+# -- issue 18: smith_minimize(trace=...) of examples/pyapp ----------------------------------------
+PYAPP_SPEC = {  # examples/pyapp/BUILD's _SERVICE as the core spec (smith/launch/service_spec.py)
+    "read": "examples/pyapp/read", "ready_port": 8080, "ready_log": "pyapp: serving on",
+    "http_checks": [{"path": "/", "status": 200, "body": '"loader": "CSafeLoader"'}],
+    "stop_signal": "TERM", "expect_stop_exit": 0,
+}
+PYAPP_DROPS_JSON = """
+# e2e: excludes drop a module the traced test imports: the check must fail and name it
+smith_minimize(name="minimal-without-json", image=":image", trace=[":image-service"],
+               entrypoint=["/usr/bin/python3.11"], cmd=["/opt/pyapp"],
+               excludes=["/usr/lib/python3.11/json"])
+"""
+
+
+def file_bytes(layout: Path) -> int:
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: layout / "blobs" / "sha256" / d.split(":")[1]  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    total = 0
+    for lay in manifest["layers"]:
+        with tarfile.open(str(blob(lay["digest"])), "r:*") as t:
+            total += sum(m.size for m in t if m.isreg())
+    return total
+
+
+@pytest.mark.debian_mirror
+def test_pyapp_minimized_by_tracing_its_service_test(repo, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("tracing runs containers and fanotify: root")
+    require_tools("runc")
+    pants(repo, "package", "examples/pyapp:image", "examples/pyapp:minimal")
+    full, minimal = repo / "dist/examples.pyapp/image", repo / "dist/examples.pyapp/minimal"
+    minimal_bytes = file_bytes(minimal)
+    assert minimal_bytes <= 25e6 and minimal_bytes * 1.5 < file_bytes(full)
+
+    # Traced twice by hand (the Process is cached): the same trace, the same tree, and the
+    # minimized image holds at most 1.2x the bytes of the files the service really used.
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(PYAPP_SPEC, name="e2e", layout=str(full))))
+    trees = []
+    for i in (1, 2):
+        smith_cli("trace", "--output", tmp_path / ("t%d.json" % i), "--image", full, "--", "launch",
+                  "service", "--spec", spec, "--runtime", "runc", cwd=repo)
+        smith_cli("minimize", "--output", tmp_path / ("tree%d.tar" % i), "--entrypoint", "/usr/bin/python3.11",
+                  "--trace", tmp_path / ("t%d.json" % i), full, cwd=tmp_path)
+        trees.append((tmp_path / ("tree%d.tar" % i)).read_bytes())
+    assert (tmp_path / "t1.json").read_bytes() == (tmp_path / "t2.json").read_bytes()
+    assert trees[0] == trees[1]
+    root = tmp_path / "root"
+    smith_cli("unpack", "--output", root, full, cwd=tmp_path)
+    used = 0
+    for p in json.loads((tmp_path / "t1.json").read_text())["paths"]:
+        host = os.path.realpath(str(root / p.lstrip("/")))
+        if host.startswith(str(root) + "/") and os.path.isfile(host):
+            used += os.path.getsize(host)
+    assert minimal_bytes <= 1.2 * used, (minimal_bytes, used)
+
+    # A minimization that drops what the test needs fails the build and names it.
+    build = repo / "examples/pyapp/BUILD"
+    original = build.read_text()
+    build.write_text(original + PYAPP_DROPS_JSON)
+    try:
+        proc = pants(repo, "package", "examples/pyapp:minimal-without-json", check=False)
+    finally:
+        build.write_text(original)
+    assert proc.returncode != 0
+    assert ("examples/pyapp:minimal-without-json: the minimized image fails "
+            "examples/pyapp:image-service") in proc.stdout, proc.stdout[-3000:]
+    assert "Missing, by its output: Python module 'json'" in proc.stdout, proc.stdout[-3000:]
+    assert not (repo / "dist/examples.pyapp/minimal-without-json").exists()
