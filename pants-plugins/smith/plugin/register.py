@@ -13,9 +13,11 @@ def target_types():
 
 
 def rules():
+    from smith.plugin.target_types import bytecode as bytecode_fields
     from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service, test
     from smith.plugin.rules.util import (
         binary,
+        bytecode,
         command,
         dependencies,
         image,
@@ -36,6 +38,7 @@ def rules():
         *process.rules(),
         *packages.rules(),
         *binary.rules(),
+        *bytecode.rules(),
         *platform.rules(),
         *minimize.rules(),
         *layer.rules(),
@@ -46,6 +49,7 @@ def rules():
         *command.rules(),
         *launch.rules(),
         *smith_yaml.rules(),
+        *bytecode_fields.plugin_fields(),  # smith_layer(python_bytecode=...)
         *dependencies.rules(),
         # goals
         *package.rules(),

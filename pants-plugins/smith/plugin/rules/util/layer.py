@@ -18,6 +18,7 @@ from pants.engine.target import (
 )
 from pants.util.logging import LogLevel
 
+from smith.plugin.rules.util.bytecode import LayerBytecode, LayerBytecodeRequest
 from smith.plugin.rules.util.process import SmithProcess
 from smith.oci import platform as oci_platform
 from smith.plugin.rules.util.tree import (
@@ -28,6 +29,7 @@ from smith.plugin.rules.util.tree import (
     merge_origins,
 )
 from pants.engine.process import ProcessResult
+from smith.plugin.target_types.bytecode import SmithPythonBytecodeField, SmithPythonInterpreterField
 from smith.plugin.target_types.image import (
     SmithKeepSpecialField,
     SmithLayerDependenciesField,
@@ -47,6 +49,8 @@ class SmithLayerFieldSet(FieldSet):
     excludes: SmithLayerExcludesField
     owner: SmithOwnerField
     keep_special: SmithKeepSpecialField
+    python_bytecode: SmithPythonBytecodeField
+    python_interpreter: SmithPythonInterpreterField
     platforms: SmithLayerPlatformsField
 
     def for_platform(self, platform: str) -> bool:
@@ -141,6 +145,12 @@ async def build_layer_for_platform(request: LayerForPlatform) -> BuiltSmithLayer
         argv += ["--dir", f"{field_set.prefix.value}=in/files"]
     for i, tree in enumerate(trees):
         argv += ["--tar", f"in/trees/{i}/{tree.path}"]
+    # .pyc for the .py files of these very sources, when the layer asks (rules/util/bytecode.py)
+    bytecode = await Get(LayerBytecode, LayerBytecodeRequest.of(field_set, request.platform, input_digest, argv))
+    if bytecode.path:
+        pyc = await Get(Digest, AddPrefix(bytecode.digest, "in/pyc"))
+        input_digest = await Get(Digest, MergeDigests([input_digest, pyc]))
+        argv += ["--tar", f"in/pyc/{bytecode.path}"]
 
     result = await Get(
         ProcessResult,
