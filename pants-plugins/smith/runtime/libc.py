@@ -189,6 +189,17 @@ def _buffer(size):
     return type("c_char_Array", (_ctypes.Array,), {"_type_": c_char, "_length_": size})()
 
 
+def buffer_of(data: bytes):
+    """A C copy of data (ctypes.create_string_buffer without importing ctypes)."""
+    buf = _buffer(len(data))
+    buf.raw = data
+    return buf
+
+
+def address_of(buf) -> int:
+    return _ctypes.addressof(buf)
+
+
 RLIM_INFINITY = (1 << 64) - 1
 
 

@@ -46,14 +46,14 @@ _lib = None
 
 
 def _libseccomp():
-    """Find and dlopen libseccomp. Called by the runtime before it forks the container's
-    processes: they may not see the host's files or be able to run ldconfig any more."""
+    """dlopen libseccomp by the soname of its ABI 2 (what ctypes.util.find_library answers
+    here too, after importing ctypes and running ldconfig: 60M instructions, more than the
+    rest of a `run`). Called by the runtime before it forks the container's processes: they
+    may not see the host's files any more."""
     global _lib
     if _lib is None:
-        import ctypes.util
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
         try:
-            lib = libc.open_library(name)
+            lib = libc.open_library("libseccomp.so.2")
         except OSError as e:
             raise SmithError("linux.seccomp is set but libseccomp cannot be loaded (%s); install "
                              "it (apt-get install libseccomp2)" % e) from None
@@ -225,9 +225,8 @@ class _Program:
     here so that loading it in the container is one call."""
 
     def __init__(self, code: bytes, flags, lib: dict):
-        import ctypes  # already imported by ctypes.util in _libseccomp
-        self.buf = ctypes.create_string_buffer(code, len(code))
-        self.fprog = struct.pack("HxxxxxxQ", len(code) // 8, ctypes.addressof(self.buf))
+        self.buf = libc.buffer_of(code)  # kept: fprog holds its address
+        self.fprog = struct.pack("HxxxxxxQ", len(code) // 8, libc.address_of(self.buf))
         self.flags = 0
         for f in flags:
             self.flags |= _FILTER_FLAGS.get(f, 0)
