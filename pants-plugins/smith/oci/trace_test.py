@@ -6,9 +6,11 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
+import smith
 from smith import linux
 from smith.elf.closure import Closure
 from smith.errors import SmithError
@@ -244,3 +246,55 @@ def test_a_recorder_ignores_containers_of_other_images(tmp_path):
     finally:
         linux.umount(str(base / "root"), detach=True)
         linux.umount(str(base), detach=True)
+
+
+# -- smith trace around a real launcher run -------------------------------------------------------
+def _smith(*args, cwd):
+    env = tool_env(PYTHONPATH=os.path.dirname(os.path.dirname(smith.__file__)))
+    return subprocess.run([sys.executable, "-m", "smith", *map(str, args)], cwd=str(cwd), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def busybox_image(tmp_path_factory):
+    """A one-layer image: a static busybox, a file it reads and one it never touches."""
+    if os.geteuid() != 0:
+        pytest.skip("running containers and fanotify need root")
+    require_tools("busybox", "runc")
+    tmp = tmp_path_factory.mktemp("bb")
+    root = tmp / "root"
+    (root / "etc").mkdir(parents=True)
+    shutil.copy2(os.path.realpath("/bin/busybox"), str(root / "busybox"))
+    (root / "etc/conf").write_text("hello\n")
+    (root / "etc/unused").write_text("no\n")
+    (tmp / "cfg.json").write_text(json.dumps({"entrypoint": ["/busybox"]}))
+    for args in (("layer", "--output", "layer", "--dir", "/=root"),
+                 ("image", "--output", "layout", "--tag", "latest", "--config", "cfg.json", "--layer", "layer")):
+        proc = _smith(*args, cwd=tmp)
+        assert proc.returncode == 0, proc.stderr
+    return tmp
+
+
+def _trace_cat(image, tmp_path, layout, *expect):
+    return _smith("trace", "--output", tmp_path / "t.json", "--image", layout, "--", "launch", "test",
+                  "--layout", image / "layout", "--runtime", "runc", *expect, "--", "cat", "/etc/conf",
+                  cwd=tmp_path)
+
+
+def test_smith_trace_records_a_launcher_test(busybox_image, tmp_path):
+    proc = _trace_cat(busybox_image, tmp_path, busybox_image / "layout", "--expect-stdout", "hello")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout and "smith trace: 2 paths (1 executed)" in proc.stdout
+    got = trace.load_trace(str(tmp_path / "t.json"))
+    assert got.paths == {"/busybox", "/etc/conf"} and got.executed == {"/busybox"}
+
+
+def test_smith_trace_of_a_failing_test_or_another_image_writes_nothing(busybox_image, tmp_path):
+    proc = _trace_cat(busybox_image, tmp_path, busybox_image / "layout", "--expect-stdout", "bye")
+    assert proc.returncode == 1 and "FAIL" in proc.stdout
+    assert "smith trace: error: the test failed on the traced image" in proc.stderr
+    proc = _trace_cat(busybox_image, tmp_path, tmp_path / "other-layout")
+    assert proc.returncode == 1 and "no container of %s was started" % (tmp_path / "other-layout") in proc.stderr
+    assert os.listdir(str(tmp_path)) == []
+    proc = _smith("trace", "--output", "t.json", "--image", "x", "--", "minimize", "x", cwd=tmp_path)
+    assert proc.returncode == 1 and "must be `launch service ...` or `launch test ...`" in proc.stderr
