@@ -77,7 +77,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str = None,
         seccomp_filter = None
         if linux.get("seccomp"):  # built here: errors come before any process exists
             from smith.runtime import seccomp
-            seccomp_filter = seccomp.build(linux["seccomp"])
+            seccomp_filter = seccomp.build(linux["seccomp"], cache_root=root)
         hook_state = {"ociVersion": config["ociVersion"], "id": cid, "status": "creating",
                       "pid": 0, "bundle": bundle, "annotations": config.get("annotations") or {}}
         chan = Channel()

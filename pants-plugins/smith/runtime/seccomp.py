@@ -10,11 +10,11 @@ runtime-spec is silent:
 - SCMP_ACT_ERRNO and SCMP_ACT_TRACE return EPERM unless errnoRet/defaultErrnoRet says otherwise.
 spec.check() validates the names and types first, so the errors here are libseccomp's.
 """
-import os
 import struct
 
 from smith.errors import SmithError
 from smith.runtime import libc
+from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000,
@@ -86,9 +86,17 @@ def conditions(args: list) -> list:
     return [conds]
 
 
-def build(cfg: dict):
-    """A libseccomp filter context for the (spec-checked) config; errors name the field."""
+def build(cfg: dict, cache_root: str = None):
+    """A libseccomp filter context for the (spec-checked) config, or the whole program ready to
+    load; errors name the field. With cache_root (the runtime's state directory) a program
+    compiled before for the same profile is taken from there (see bpfcache.py)."""
     lib = _libseccomp()
+    cache_key = _cache_key(cfg) if cache_root and cfg["defaultAction"] not in ALLOW_LIKE else None
+    if cache_key:
+        from smith.runtime import bpfcache
+        code = bpfcache.load(cache_root, cache_key)
+        if code is not None:
+            return _Program(code, cfg.get("flags") or (), lib)
     default = action(cfg["defaultAction"], cfg.get("defaultErrnoRet"))
     ctx = lib["seccomp_init"](libc.c_ulong(default))
     if not ctx:
@@ -104,7 +112,27 @@ def build(cfg: dict):
         raise
     if not stub:
         return ctx
-    return _Program(stub + _export(lib, ctx), cfg.get("flags") or (), lib)
+    program = _Program(stub + _export(lib, ctx), cfg.get("flags") or (), lib)
+    if cache_key:
+        from smith.runtime import bpfcache
+        bpfcache.store(cache_root, cache_key, program.code)
+    return program
+
+
+def _cache_key(cfg: dict):
+    """What the compiled program depends on besides the code of this module (bpfcache.FORMAT):
+    the profile, the libseccomp file this process loaded, the kernel. None if that file
+    cannot be named (then nothing is cached)."""
+    with open("/proc/self/maps", "rb") as f:
+        path = next((line.split(None, 5)[5].strip() for line in f
+                     if b"/libseccomp.so" in line and len(line.split(None, 5)) == 6), None)
+    if path is None:
+        return None
+    from smith.runtime import bpfcache, fastjson
+    st = os.stat(path)
+    uname = os.uname()
+    lib = b"%s %d %d %d %d" % (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return bpfcache.key(fastjson.dumps(cfg).encode(), lib, uname.release.encode(), uname.machine.encode())
 
 
 def _export(lib: dict, ctx) -> bytes:
@@ -225,6 +253,7 @@ class _Program:
     here so that loading it in the container is one call."""
 
     def __init__(self, code: bytes, flags, lib: dict):
+        self.code = code
         self.buf = libc.buffer_of(code)  # kept: fprog holds its address
         self.fprog = struct.pack("HxxxxxxQ", len(code) // 8, libc.address_of(self.buf))
         self.flags = 0
