@@ -72,15 +72,17 @@ def test_service_tests_pass_and_pang_shows_what_came_back(repo, store):
         assert "succeeded" in result_line(log, ok), log[-6000:]
     assert "failed" in result_line(log, "examples/redis:redis-pang")
     # The failure names the check, what was sent and what came back, the phases, redis' output.
-    assert ("FAIL examples/redis:redis-pang: tcp_checks[0] (tcp, port 6379): the reply does not "
-            "match 'PANG'") in log
+    for platform in ("linux/amd64 (native)", "linux/arm64/v8 (qemu-aarch64)"):  # each platform runs
+        assert ("FAIL examples/redis:redis-pang %s: tcp_checks[0] (tcp, port 6379): the reply does "
+                "not match 'PANG'" % platform) in log
     assert "sent     b'PING\\r\\n' (6 bytes)" in log
     assert "received b'+PONG\\r\\n' (7 bytes)" in log
     assert re.search(r"phases: start [0-9.]+ s -> ready [0-9.]+ s -> checks [0-9.]+ s \(failed in checks\)", log)
     assert "----- service stdout" in log and "Ready to accept connections" in log
     # A pass shows the phases and each check; the key survived the restart.
-    assert re.search(r"PASS examples/redis:redis-service in [0-9.]+ s: start [0-9.]+ s -> ready .* -> "
-                     r"after_restart [0-9.]+ s -> stop [0-9.]+ s", log), log[-6000:]
+    for platform in (r"linux/amd64 \(native\)", r"linux/arm64/v8 \(qemu-aarch64\)"):
+        assert re.search(r"PASS examples/redis:redis-service %s in [0-9.]+ s: start [0-9.]+ s -> ready .* -> "
+                         r"after_restart [0-9.]+ s -> stop [0-9.]+ s" % platform, log), log[-6000:]
     assert "stdout b'kept across restarts\\n'" in log
     assert "GET / -> 200" in log
     # Nothing left behind: containers, mounts, id ranges, runtime state.
