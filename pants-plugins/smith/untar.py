@@ -27,9 +27,11 @@ import errno
 import gzip
 import hashlib
 import os
+import queue
 import stat
 import sys
 import tarfile
+import threading
 import zlib
 from typing import BinaryIO, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -41,6 +43,7 @@ APPLY, OVERLAY, NONE = "apply", "overlay", "none"
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
+_AHEAD = 4  # chunks decompressed ahead of the extraction (bounded memory)
 _MAX_META = 1 << 20  # pax / GNU long name or link headers
 _NAME_MAX = 255
 _META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
@@ -580,6 +583,65 @@ def extract_file(tar_path: str, dest: str, whiteouts: str = NONE, owners: bool =
         extract(reader, dest, tar_path, whiteouts, owners, limits)  # type: ignore[arg-type]
 
 
+class _ReadAhead:
+    """Reads `source` (the decompressing, counting, hashing reader of a layer) on a thread of its
+    own, up to _AHEAD chunks ahead: zlib and zstd decompress and sha256 hashes without the GIL, so
+    they run on one core while the extraction creates files on the other. What `source` raises
+    (caps, corrupt stream) is raised by read() at the same point of the stream; close() stops
+    the thread."""
+
+    def __init__(self, source: "CountingReader") -> None:
+        self._queue: "queue.Queue" = queue.Queue(_AHEAD)
+        self._stop = threading.Event()
+        self._buf, self._pos, self._done = b"", 0, False
+        self._thread = threading.Thread(target=self._run, args=(source,), name="smith-inflate",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, source: "CountingReader") -> None:
+        try:
+            while True:
+                data = source.read(_CHUNK)
+                if not self._put((data, None)) or not data:
+                    return
+        except BaseException as e:  # raised again by read(), in the extracting thread
+            self._put((b"", e))
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():  # the reader may have stopped: never block for ever
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = _CHUNK
+        while self._pos >= len(self._buf):
+            if self._done:
+                return b""
+            data, error = self._queue.get()
+            if error is not None or not data:
+                self._done = True
+                if error is not None:
+                    raise error
+                return b""
+            self._buf, self._pos = data, 0
+        out = self._buf[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def apply_layer(raw: BinaryIO, dest: str, what: str, diff_id: Optional[str] = None,
                 whiteouts: str = APPLY, owners: bool = False, limits: Optional[Limits] = None,
                 budget: Optional[Budget] = None) -> str:
@@ -595,11 +657,15 @@ def apply_layer(raw: BinaryIO, dest: str, what: str, diff_id: Optional[str] = No
     except STREAM_ERRORS as e:
         raise SmithError("%s: the compressed stream is corrupt (%s)" % (what, e))
     reader = CountingReader(plain, what, limits, budget, compressed=packed, hash_it=True)
-    extract(reader, dest, what, whiteouts, owners, limits)  # type: ignore[arg-type]
+    ahead = _ReadAhead(reader)
     try:
-        reader.drain()
-    except STREAM_ERRORS + (OSError,) as e:
-        raise SmithError("%s: the compressed stream is corrupt (%s)" % (what, e))
+        extract(ahead, dest, what, whiteouts, owners, limits)  # type: ignore[arg-type]
+        try:
+            ahead.drain()
+        except STREAM_ERRORS + (OSError,) as e:
+            raise SmithError("%s: the compressed stream is corrupt (%s)" % (what, e))
+    finally:
+        ahead.close()  # the hash below is complete only once the reading thread is done
     got = "sha256:" + reader.sha256.hexdigest()  # type: ignore[union-attr]
     if diff_id is not None and got != diff_id:
         raise SmithError("%s: uncompressed content is %s but the image config says diff_id %s; "

@@ -13,6 +13,7 @@ import io
 import os
 import tarfile
 
+import pytest
 from hypothesis import example, given, strategies as st
 
 from smith import untar
@@ -236,3 +237,39 @@ def test_a_later_entry_replaces_an_earlier_one(tmp_path_factory, spec) -> None:
                 continue  # a hardlink to a symlink is that symlink
             assert got == want, (name, kind, st_)
     remove_tree(dest)
+
+
+def _gz_layer(members) -> bytes:
+    import gzip
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), 1)
+
+
+def test_layers_decompressed_ahead_give_the_same_result_and_errors(tmp_path) -> None:
+    """apply_layer decompresses on a thread of its own, ahead of the extraction: the same files
+    and diff_id; a refused entry or a corrupt stream is still an error, and no reading thread
+    is left behind either way."""
+    import hashlib
+    import threading
+    big = os.urandom(3 << 20)
+    blob = _gz_layer([("a/big.bin", big), ("a/small", b"x" * 100)])
+    import gzip
+    dest = tmp_path / "ok"
+    dest.mkdir()
+    got = untar.apply_layer(io.BytesIO(blob), str(dest), "ok layer")
+    assert got == "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
+    assert (dest / "a" / "big.bin").read_bytes() == big
+    bad = _gz_layer([("../escape", b"no"), ("z/big.bin", big)])
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(SmithError, match="escape"):
+        untar.apply_layer(io.BytesIO(bad), str(tmp_path / "bad"), "bad layer")
+    (tmp_path / "cut").mkdir()
+    with pytest.raises(SmithError, match="cut layer"):
+        untar.apply_layer(io.BytesIO(blob[:len(blob) // 2]), str(tmp_path / "cut"), "cut layer")
+    assert not [t for t in threading.enumerate() if t.name == "smith-inflate"]
+    assert not (tmp_path / "escape").exists()
