@@ -10,7 +10,8 @@ hybrid-cgroup host; the cost of that `unshare` wrapper is measured in the same r
 subtracted.
 
 Two sets of rounds: as the host is, then with a CPU hog (a busy loop pinned to the last CPU)
-running for the whole set (--no-load: the first set only). Then callgrind's instruction
+running for the whole set (--no-load: the first set only); a third as the host is, with the OCI
+runtime-tools default seccomp profile in the config. Then callgrind's instruction
 counts of one `run` (load-independent): the runtime until it forks the container's init, init
 from that fork to its exec, and the runtime's whole process.
 --baseline REV also builds the runtime of git revision REV and measures it the same way, in
@@ -35,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pants-plugins"))
 
 from smith.testutil import runtime_bundle as testbundle  # noqa: E402
 from smith.testutil.debian import require_tools, tool_env  # noqa: E402
+from smith.runtime.seccomp_test import RUNTIME_TOOLS_DEFAULT  # noqa: E402 (the profile as data)
 
 WRAPPER = "(crun wrapper alone)"
 PASS = "python3 -I -S -c pass"
@@ -204,6 +206,12 @@ def main():
             finally:
                 h.kill()
                 h.wait()
+        # The same bundle with the OCI runtime-tools default seccomp profile (deny by default),
+        # as the host is: the runtimes' roots keep what they keep between runs (smith-runtime's
+        # compiled-program cache), as they would in use.
+        seccomp_bundle = testbundle.bundle(os.path.join(work, "bundle-seccomp"), args=["true"],
+                                           edit=lambda c: c["linux"].update(seccomp=RUNTIME_TOOLS_DEFAULT))
+        with_seccomp = rounds(runtimes, args.runs, env, seccomp_bundle, "s")
         load_after = os.getloadavg()
         counts = {"this checkout": instructions(app, work, "head")}
         if base:
@@ -216,6 +224,8 @@ def main():
         if loaded:
             lines += [""] + table(loaded, "## Loaded: a busy loop pinned to CPU %d for the whole set"
                                   % ((os.cpu_count() or 1) - 1))
+        lines += [""] + table(with_seccomp, "## With the runtime-tools default seccomp profile (no load added; "
+                              "after the warm-up rounds)")
         py = subprocess.run(["/usr/bin/python3", "-c", "import platform;print(platform.python_version())"],
                             stdout=subprocess.PIPE, universal_newlines=True, env=env).stdout.strip()
         ver = {n: subprocess.run([n, "--version"], stdout=subprocess.PIPE, universal_newlines=True,
