@@ -20,6 +20,7 @@ from smith.oci import platform as platforms
 from smith.oci.image_source import (LAYER_TYPES, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME,
                                     Image, open_image, verify_blob)
 from smith.oci.tree import DIR, SYMLINK, Entry
+from smith.registry.platforms import parse_platform
 
 EMPTY_JSON = "application/vnd.oci.empty.v1+json"
 SKELETON_DIRS = ("read", "write", "run", "proc", "sys", "dev")
@@ -222,7 +223,9 @@ def build_layout(out: str, tag: str, cfg: Dict[str, Any], layer_dirs: List[str],
     history: List[Dict[str, Any]] = []
     base_config = None
     if base is not None:
-        img = open_image(base)
+        # A multi-platform base gives this platform's image (and a base of another platform is
+        # refused); linux/amd64 keeps reading the base as it always did (the host's image).
+        img = open_image(base, platform=None if platform == platforms.DEFAULT else parse_platform(platform))
         try:
             base_config, base_layers = _copy_base(img, blobs, base)
         finally:

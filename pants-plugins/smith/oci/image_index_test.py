@@ -93,3 +93,31 @@ def test_wrong_platform_and_bad_blobs_are_refused(built, tmp_path):
                           "--platform-layout", "linux/amd64=" + one["linux/amd64"],
                           "--platform-layout", "linux/arm64=" + str(bad)])
     assert not (tmp_path / "c").exists()
+
+
+def test_a_multi_platform_base_gives_each_platform_its_own_image(tmp_path):
+    (tmp_path / "cfg.json").write_text(json.dumps({"entrypoint": ["/bin/x"]}))
+    layers = {}
+    for arch in ("amd64", "arm64"):
+        (tmp_path / arch / "etc").mkdir(parents=True)
+        (tmp_path / arch / "etc" / "arch").write_text(arch + "\n")
+        assert layer_cli.main(["--output", str(tmp_path / ("l-" + arch)), "--dir", "/=%s" % (tmp_path / arch)]) == 0
+        layers[arch] = json.loads((tmp_path / ("l-" + arch) / "layer.json").read_text())["diff_id"]
+    for arch in ("amd64", "arm64"):
+        assert image_cli.main(["--output", str(tmp_path / ("base-" + arch)), "--tag", "latest", "--config",
+                               str(tmp_path / "cfg.json"), "--layer", str(tmp_path / ("l-" + arch)),
+                               "--platform", "linux/" + arch]) == 0
+    assert image_index.main(["--output", str(tmp_path / "base"), "--tag", "latest",
+                             "--platform-layout", "linux/amd64=%s" % (tmp_path / "base-amd64"),
+                             "--platform-layout", "linux/arm64=%s" % (tmp_path / "base-arm64")]) == 0
+    assert image_cli.main(["--output", str(tmp_path / "top"), "--tag", "latest", "--config", str(tmp_path / "cfg.json"),
+                           "--base", str(tmp_path / "base") + ":latest", "--platform", "linux/arm64"]) == 0
+    top = str(tmp_path / "top")
+    entry = json.loads(open(os.path.join(top, "index.json")).read())["manifests"][0]
+    config = json.loads(blob(top, json.loads(blob(top, entry["digest"]))["config"]["digest"]))
+    assert layers["arm64"] in config["rootfs"]["diff_ids"] and layers["amd64"] not in config["rootfs"]["diff_ids"]
+    # A one-platform base of another platform is refused.
+    with pytest.raises(SmithError, match="amd64"):
+        image_cli.main(["--output", str(tmp_path / "bad"), "--tag", "latest", "--config", str(tmp_path / "cfg.json"),
+                        "--base", str(tmp_path / "base-amd64") + ":latest", "--platform", "linux/arm64"])
+    assert not (tmp_path / "bad").exists()
