@@ -46,7 +46,7 @@ def run(root: str, cid: str, process: dict, detach: bool, pid_file, console_sock
     seccomp_filter = None
     if (config.get("linux") or {}).get("seccomp"):
         from smith.runtime import seccomp
-        seccomp_filter = seccomp.build(config["linux"]["seccomp"])
+        seccomp_filter = seccomp.build(config["linux"]["seccomp"], cache_root=root)
     fds = _open_namespaces(init_pid, config)
     console_fd = -1
     if console_socket:
