@@ -22,10 +22,12 @@ from smith.bytecode import interpreter
 from smith.elf.treetar import remove_tree, unpack_root_tar, write_tree_tar
 from smith.errors import SmithError
 from smith.oci import tree
+from smith.safe_fs import Unsafe, open_regular
 from smith.untar import Limits
 
 TIMEOUT_SECONDS = 1800
 MAX_LINKS = 8  # symlink hops from a .py to its file
+MAX_PYC_BYTES = 64 << 20  # the biggest stdlib .pyc is ~0.5 MB
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,10 +124,13 @@ def compile_entries(python_root: str, python: str, sources: List[Tuple[str, tree
     for i, (path, e) in enumerate(sources):
         host = os.path.join(src_dir, str(i))
         with e.open() as f, open(host, "wb") as out:
-            data = f.read(e.size)  # a tar entry's file object runs on past its content
-            if len(data) != e.size:
-                raise SmithError("%s: /%s is shorter than its recorded size" % (e.origin, e.path))
-            out.write(data)
+            left = e.size  # a tar entry's file object runs on past its content
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    raise SmithError("%s: /%s is shorter than its recorded size" % (e.origin, e.path))
+                out.write(chunk)
+                left -= len(chunk)
         manifest.append([host, "/" + path])
     manifest_path = os.path.join(work, "manifest.json")
     with open(manifest_path, "w", encoding="utf-8") as f:
@@ -149,9 +154,17 @@ def compile_entries(python_root: str, python: str, sources: List[Tuple[str, tree
     generated = {}
     for i, (path, _) in enumerate(sources):
         host = os.path.join(out_dir, str(i))
-        if os.path.exists(host):
-            with open(host, "rb") as f:
-                generated["/" + pyc_path(path, tag)] = f.read()
+        if not os.path.lexists(host):
+            continue  # did not compile: reported in `failed`
+        try:  # what the interpreter wrote: a regular file (no link out of the sandbox), capped
+            with os.fdopen(open_regular(host), "rb") as f:
+                data = f.read(MAX_PYC_BYTES + 1)
+        except (Unsafe, OSError) as e:
+            raise SmithError("the .pyc of /%s written by %s is unreadable: %s" % (path, python, e))
+        if len(data) > MAX_PYC_BYTES:
+            raise SmithError("the .pyc of /%s is larger than %d bytes; is /%s a module?"
+                             % (path, MAX_PYC_BYTES, path))
+        generated["/" + pyc_path(path, tag)] = data
     return generated, failed
 
 
