@@ -18,9 +18,10 @@ unbroken deflate stream) had other layer digests for the same files.
 Why zlib and not a faster deflate (measured on the 210 MB bench tree, 128 KiB blocks, one core):
 zlib 1.2.13 level 6 took 6.5 s of CPU for 78.6 MB; zlib-ng 1.1.0 (the PyPI bindings) level 6
 3.0 s for 79.5 MB (+1.2%), ISA-L (isal 1.9.1) level 3 0.8 s for 84.8 MB (+7.8%). Both pick
-code paths by CPU at run time, and zlib-ng's maintainers state that its output differs between
-platforms (x86-64 vs aarch64) and is not meant to be byte-stable: a layer digest would then
-depend on the machine that built it. zlib's output depends only on its version.
+code paths by CPU at run time; zlib-ng's output has been seen to differ between x86-64 and
+aarch64 and its maintainers promise no byte-stable output: a layer digest could then depend on
+the machine that built it. zlib's deflate has no CPU-dispatched code: one version, one output
+(what reproducible layer digests already rely on).
 """
 import hashlib
 import os
