@@ -118,10 +118,22 @@ def test_publish_pushes_every_tag_and_writes_the_digest(published, repo, registr
         inspected = skopeo_inspect(f"docker://{registry.host}/hello:{tag}")
         assert inspected.returncode == 0, inspected.stderr
         assert json.loads(inspected.stdout)["Digest"] == digest
-    # The registry serves the very manifest bytes of the layout.
+    # The registry serves the very index of the layout (hello is amd64 + arm64), and every
+    # platform's image comes back with `skopeo copy --all`.
     raw = skopeo_inspect(f"docker://{registry.host}/hello@{digest}", raw=True)
     blob = repo / "dist/examples.hello/hello/blobs/sha256" / digest.split(":")[1]
     assert raw.stdout.encode() == blob.read_bytes()
+    index = json.loads(raw.stdout)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux", "variant": "v8"}]
+    copy = repo / "copied"
+    subprocess.run(["skopeo", "copy", "--all", "--src-tls-verify=false", "--src-creds", f"{USER}:{PASSWORD}",
+                    f"docker://{registry.host}/hello@{digest}", f"oci:{copy}:v1"], env=tool_env(), check=True,
+                   stdout=subprocess.PIPE, timeout=120)
+    built = repo / "dist/examples.hello/hello"
+    assert {k: v for k, v in tree_bytes(copy).items() if k.startswith("blobs/")} == \
+        {k: v for k, v in tree_bytes(built).items() if k.startswith("blobs/")}
 
     assert f"{registry.host}/skipped:latest skipped" in log, log[-3000:]
     assert skopeo_inspect(f"docker://{registry.host}/skipped:latest").returncode != 0
@@ -137,6 +149,7 @@ smith_remote_image(
     registry="{registry.host}",
     repository="hello",
     digest="{digest}",
+    platform="all",  # the whole amd64 + arm64 index, as published
 )
 
 # The same pull under another name: one Process serves both.
@@ -145,6 +158,7 @@ smith_remote_image(
     registry="{registry.host}",
     repository="hello",
     digest="{digest}",
+    platform="all",
 )
 
 files(name="note", sources=["note.txt"])
