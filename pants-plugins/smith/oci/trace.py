@@ -197,7 +197,8 @@ class Recorder:
         if fd == FAN_NOFD or fd < 0:
             return
         try:
-            if os.fstat(fd).st_nlink == 0 and not stat.S_ISDIR(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if st.st_nlink == 0 and not stat.S_ISDIR(st.st_mode):
                 return  # deleted since: not an image file
             raw = os.readlink("/proc/self/fd/%d" % fd)
         except OSError:
