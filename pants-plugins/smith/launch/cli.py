@@ -13,9 +13,9 @@ COMMANDS = {
     "structure": "smith.launch.structure_cli",
     "prune": "smith.launch.prune_cli",
 }
-USAGE = ("usage: smith-launch {run|test} --layout IMAGE[:TAG] [OPTIONS] [-- ARGS...]\n"
-         "       smith-launch service --spec FILE [--store DIR] [--runtime PATH]\n"
-         "       smith-launch structure --spec FILE\n"
+USAGE = ("usage: smith-launch {run|test} --layout IMAGE[:TAG] [--platform P] [OPTIONS] [-- ARGS...]\n"
+         "       smith-launch service --spec FILE [--store DIR] [--runtime PATH] [--platform P]\n"
+         "       smith-launch structure --spec FILE [--platform P]\n"
          "       smith-launch prune [--store DIR]")
 
 

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import subprocess
+import time
 from typing import List, NamedTuple, Optional
 
 from smith.registry.platforms import Platform, host_platform
@@ -23,6 +24,9 @@ CONF = "/usr/lib/binfmt.d/qemu-%s.conf"  # Debian's qemu-user-static ships one p
 PACKAGE = "qemu-user-static"
 APT_LOCK = "/tmp/smith-apt.lock"  # the same lock as smith.testutil.debian: one apt at a time
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# All apt-get runs of one install together: well inside a test Process' setup allowance, so an
+# unreachable mirror is a SKIP with its reason rather than a Process killed by Pants' timeout.
+APT_SECONDS = 240
 # OCI architecture -> qemu's name for it (the suffix of qemu-*-static and of Debian's entries).
 QEMU_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "386": "i386",
              "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
@@ -73,6 +77,7 @@ def _registered(qarch: str, binfmt: str) -> Optional[Registration]:
 def _install(qarch: str, log: List[str]) -> Optional[str]:
     """apt-get install qemu-user-static once per machine; the reason on failure."""
     env = {"PATH": PATH, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    deadline = time.monotonic() + APT_SECONDS
     with open(APT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for argv in (["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGE],
@@ -80,9 +85,12 @@ def _install(qarch: str, log: List[str]) -> Optional[str]:
                      ["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGE]):
             if argv[1] == "install" and _installed(qarch):
                 return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "apt-get did not install %s within %d s" % (PACKAGE, APT_SECONDS)
             try:
                 proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, timeout=900)
+                                      stderr=subprocess.STDOUT, timeout=left)
             except (OSError, subprocess.TimeoutExpired) as e:
                 return "cannot run %s (%s)" % (" ".join(argv[:2]), e)
             log.append(proc.stdout.decode("utf-8", "replace")[-600:])

@@ -155,3 +155,11 @@ def test_native_and_impossible_platforms(monkeypatch):
     assert emulation.prepare(parse_platform("windows/arm64")) == "no qemu-user emulator runs windows/arm64 images"
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert emulation.prepare(ARM) == "registering qemu-aarch64 with binfmt_misc needs root"
+
+
+def test_apt_unreachable_is_a_reason_not_a_crash(tmp_path, monkeypatch):
+    """No qemu installed and apt-get cannot run: the platform is skipped with that reason."""
+    monkeypatch.setattr(emulation, "CONF", str(tmp_path / "none-%s.conf"))
+    monkeypatch.setattr(emulation, "PATH", str(tmp_path / "empty-bin"))
+    reason = emulation.prepare(ARM, "install", binfmt=fake_binfmt(tmp_path))
+    assert reason.startswith("cannot run apt-get install ("), reason
