@@ -123,13 +123,16 @@ def _cache_key(cfg: dict):
     """What the compiled program depends on besides the code of this module (bpfcache.FORMAT):
     the profile, the libseccomp file this process loaded, the kernel. None if that file
     cannot be named (then nothing is cached)."""
-    with open("/proc/self/maps", "rb") as f:
-        path = next((line.split(None, 5)[5].strip() for line in f
-                     if b"/libseccomp.so" in line and len(line.split(None, 5)) == 6), None)
-    if path is None:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            path = next((line.split(None, 5)[5].strip() for line in f
+                         if b"/libseccomp.so" in line and len(line.split(None, 5)) == 6), None)
+        st = os.stat(path) if path else None
+    except OSError:  # no /proc; or "... (deleted)": the package was upgraded under this process
+        return None
+    if st is None:
         return None
     from smith.runtime import bpfcache, fastjson
-    st = os.stat(path)
     uname = os.uname()
     lib = b"%s %d %d %d %d" % (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     return bpfcache.key(fastjson.dumps(cfg).encode(), lib, uname.release.encode(), uname.machine.encode())
