@@ -1,4 +1,5 @@
-"""The first thing a smith zipapp runs (its #! line execs this source, stored in front of the zip).
+"""The first thing a smith zipapp with .pyc runs: its #! line execs this module's code, compiled by
+the target Python and stored in front of the zip (the line checks the magic number first).
 
 zipimport, before it loads anything, parses the archive's whole central directory in Python:
 2.3M instructions for the runtime's 70 entries, 8% of a container start. smith.zipapp_cli writes
