@@ -14,7 +14,7 @@ def target_types():
 
 def rules():
     from smith.plugin.target_types import bytecode as bytecode_fields
-    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service, test
+    from smith.plugin.rules.goals import lockfiles, outdated, package, publish, run, service, tailor, test
     from smith.plugin.rules.util import (
         binary,
         bytecode,
@@ -59,4 +59,5 @@ def rules():
         *lockfiles.rules(),
         *outdated.rules(),
         *service.rules(),
+        *tailor.rules(),
     ]
