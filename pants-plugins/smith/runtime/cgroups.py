@@ -31,28 +31,26 @@ _V1_MOUNT_FLAGS = {"rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec
 
 def hierarchies() -> dict:
     """Map hierarchy name ("memory", "cpu,cpuacct", "name=systemd", "" for v2) to its mount point."""
-    found = {}  
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            sep = fields.index("-")
-            fstype, opts = fields[sep + 1], fields[sep + 3]
-            if fstype == "cgroup":
-                # super options: the controllers (or name=...) among mount flags
-                names = [o for o in opts.split(",") if o.startswith("name=") or
-                         ("=" not in o and o not in _V1_MOUNT_FLAGS)]
-                found.setdefault(",".join(sorted(names)), fields[4])
-            elif fstype == "cgroup2":
-                found.setdefault("", fields[4])
+    found = {}
+    for line in os.read_text("/proc/self/mountinfo").splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, opts = fields[sep + 1], fields[sep + 3]
+        if fstype == "cgroup":
+            # super options: the controllers (or name=...) among mount flags
+            names = [o for o in opts.split(",") if o.startswith("name=") or
+                     ("=" not in o and o not in _V1_MOUNT_FLAGS)]
+            found.setdefault(",".join(sorted(names)), fields[4])
+        elif fstype == "cgroup2":
+            found.setdefault("", fields[4])
     return found
 
 
 def own_paths() -> dict:
     paths = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, names, path = line.rstrip("\n").split(":", 2)
-            paths[",".join(sorted(names.split(",")))] = path
+    for line in os.read_text("/proc/self/cgroup").splitlines():
+        _, names, path = line.split(":", 2)
+        paths[",".join(sorted(names.split(",")))] = path
     return paths
 
 
@@ -90,8 +88,7 @@ def _unavailable(field: str, controller: str) -> SmithError:
 
 
 def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
+    return os.read_text(path).strip()
 
 
 def create(dirs: dict, made: list) -> list:
@@ -342,8 +339,7 @@ def pids(dirs: dict) -> list:
     for name in ("pids", "memory", "", "name=systemd"):
         d = dirs.get(name)
         if d and os.path.exists(d + "/cgroup.procs"):
-            with open(d + "/cgroup.procs") as f:
-                return [int(x) for x in f.read().split()]
+            return [int(x) for x in os.read_text(d + "/cgroup.procs").split()]
     return []
 
 

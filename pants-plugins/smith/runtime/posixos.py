@@ -37,6 +37,21 @@ def getenv(key: str, default=None):
     return default if value is None else fsdecode(value)
 
 
+def read_text(path: str) -> str:
+    """A small text file (e.g. in /proc or a cgroup) whole: open, read to the end, close; io's
+    open().read() makes 8 syscalls and 5 times the instructions (32K) for the same."""
+    fd = _open(path, _posix.O_RDONLY | _posix.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = _posix.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks).decode(_ENC, _ERRORS)
+            chunks.append(chunk)
+    finally:
+        _posix.close(fd)
+
+
 def fsencode(name) -> bytes:
     return name if isinstance(name, bytes) else name.encode(_ENC, _ERRORS)
 

@@ -106,3 +106,11 @@ def test_every_os_name_the_modules_use_is_there():
             if obj is None:
                 missing.append("%s: os.%s" % (os.path.relpath(f, here), name))
     assert not missing
+
+
+def test_read_text(tmp_path):
+    big = "é\n" * 70000  # more than one read
+    (tmp_path / "f").write_text(big)
+    assert posixos.read_text(str(tmp_path / "f")) == big
+    with open("/proc/self/mountinfo") as f:
+        assert posixos.read_text("/proc/self/mountinfo").splitlines()[0] == f.readline().rstrip("\n")
