@@ -9,6 +9,7 @@ import time
 
 from smith.errors import SmithError
 from smith.linux import start_time
+from smith.oci.atomic import write_file  # imports no os either
 from smith.runtime import fastjson
 from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
@@ -154,19 +155,13 @@ def remove_dir(root: str, cid: str, force: bool = False) -> None:
 
 
 def write_json_atomic(path: str, value) -> None:
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write(fastjson.dumps(value))
-    os.rename(tmp, path)
+    # Modes from the umask, as runc's (perms=None); the state directory exists already.
+    write_file(path, fastjson.dumps(value), perms=None, parents=False)
 
 
 def write_pid_file(path: str, pid: int) -> None:
     """runc writes the pid file atomically (temp name + rename) with no newline."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    write_file(os.path.abspath(path), str(pid), perms=None, parents=False)
 
 
 def iso_now() -> str:
