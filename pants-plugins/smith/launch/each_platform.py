@@ -3,7 +3,7 @@
 reason; the exit status is 1 if any platform failed, SKIP_EXIT if none failed but one was skipped
 (the Pants rules report that as skipped, never as passed), 0 if every platform passed."""
 import argparse
-from typing import Callable, List, Optional, TextIO
+from typing import Callable, List, Optional, TextIO, Tuple
 
 from smith.errors import SmithError
 from smith.launch import emulation
@@ -34,19 +34,22 @@ def _parse(text: str) -> Platform:
         raise SmithError("--platform: %s" % e)
 
 
-def selected(layout: str, wanted: List[str]) -> List[Optional[Platform]]:
-    """The image's platforms, or those of `wanted` (each must be in the image)."""
+def selected(layout: str, wanted: List[str]) -> Tuple[List[Optional[Platform]], List[str]]:
+    """(the image's platforms, or those of `wanted` it has; SKIP lines for those it lacks): a
+    repository-wide `--platform linux/arm64` skips, and says so, the images built for amd64 only."""
     have = image_platforms(*split_ref(layout))
     if not wanted:
-        return have
-    chosen = []
+        return have, []
+    chosen: List[Optional[Platform]] = []
+    lacking = []
     for w in map(_parse, wanted):
         match = [p for p in have if p is not None and _loose(p, w)]
-        if not match:
-            raise SmithError("%s has no %s image; it offers %s" % (
-                layout, w, ", ".join(str(p) for p in have if p) or "one image of no platform"))
-        chosen.append(match[0])
-    return chosen
+        if match:
+            chosen.append(match[0])
+        else:
+            lacking.append("SKIP %s: the image has no %s image; it offers %s" % (
+                w, w, ", ".join(str(p) for p in have if p) or "one image of no platform"))
+    return chosen, lacking
 
 
 def _loose(have: Platform, wanted: Platform) -> bool:
@@ -62,13 +65,17 @@ def label(platform: Optional[Platform], platforms: List[Optional[Platform]]) -> 
     return "%s (%s)" % (platform, emulation.description(platform))
 
 
-def run_all(platforms: List[Optional[Platform]], mode: str, out: TextIO,
-            run_one: Callable[[Optional[Platform], str], int]) -> int:
-    """run_one(platform, label) per platform that can run; SKIP lines for the others."""
+def run_all(platforms: List[Optional[Platform]], mode: Optional[str], out: TextIO,
+            run_one: Callable[[Optional[Platform], str], int], lacking: List[str] = ()) -> int:
+    """run_one(platform, label) per platform that can run (mode None: nothing runs, no
+    emulation needed); SKIP lines for the others and for `lacking` (see selected)."""
     failed, skipped = [], []
+    for line in lacking:
+        print(line, file=out)
+        skipped.append(line[len("SKIP "):])
     for platform in platforms:
         name = label(platform, platforms)
-        reason = emulation.prepare(platform, mode)
+        reason = emulation.prepare(platform, mode) if mode is not None else None
         if reason is not None:
             print("SKIP %s: %s" % (platform, reason), file=out)
             skipped.append("%s (%s)" % (platform, reason))
@@ -80,7 +87,7 @@ def run_all(platforms: List[Optional[Platform]], mode: str, out: TextIO,
         return 1
     if skipped:
         print("SKIPPED %d of %d platforms, so this test did not pass: %s"
-              % (len(skipped), len(platforms), "; ".join(skipped)), file=out)
+              % (len(skipped), len(platforms) + len(lacking), "; ".join(skipped)), file=out)
         return SKIP_EXIT
     return 0
 

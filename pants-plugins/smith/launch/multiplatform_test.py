@@ -163,3 +163,17 @@ def test_apt_unreachable_is_a_reason_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(emulation, "PATH", str(tmp_path / "empty-bin"))
     reason = emulation.prepare(ARM, "install", binfmt=fake_binfmt(tmp_path))
     assert reason.startswith("cannot run apt-get install ("), reason
+
+
+def test_a_platform_the_image_lacks_is_skipped_for_it(layout, store, tmp_path):
+    """A repository-wide --platform: images without it say so and do not pass."""
+    proc = launch("test", "--layout", layout, "--store", store, "--platform", "linux/s390x")
+    assert proc.returncode == SKIP_EXIT, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == ("SKIP linux/s390x: the image has no linux/s390x image; it "
+                                           "offers linux/amd64, linux/arm64/v8")
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"name": "mp", "layout": layout, "paths_present": ["/bin/busybox"]}))
+    proc = launch("structure", "--spec", str(path), "--platform", "linux/arm64", "--platform", "linux/s390x")
+    assert proc.returncode == SKIP_EXIT, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("SKIP linux/s390x: the image has no linux/s390x image")
+    assert "\nPASS mp linux/arm64/v8: " in proc.stdout

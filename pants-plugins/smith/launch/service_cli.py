@@ -39,6 +39,7 @@ def main(argv: List[str]) -> int:
     container.require_root()
     settings = Settings(store=ns.store, runtime=ns.runtime, id_base=ns.id_base,
                         id_size=ns.ids_per_container, id_count=ns.max_containers, verbose=ns.verbose)
-    platforms = each_platform.selected(spec.layout, ns.platform)
+    platforms, lacking = each_platform.selected(spec.layout, ns.platform)
     return each_platform.run_all(platforms, ns.emulation, sys.stdout,
-                                 lambda platform, label: service.run(spec, settings, sys.stdout, platform, label))
+                                 lambda platform, label: service.run(spec, settings, sys.stdout, platform, label),
+                                 lacking)

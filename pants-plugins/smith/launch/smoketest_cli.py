@@ -50,7 +50,7 @@ def main(argv: List[str]) -> int:
     stderr_re = _regex(ns.expect_stderr, "--expect-stderr") if ns.expect_stderr is not None else None
     args.exit_on_sigterm()
     container.require_root()
-    platforms = each_platform.selected(ns.layout, ns.platform)
+    platforms, lacking = each_platform.selected(ns.layout, ns.platform)
 
     def one(platform, label: str) -> int:
         image, opts, settings = args.load(ns, tty=False, platform=platform)
@@ -68,4 +68,4 @@ def main(argv: List[str]) -> int:
         sys.stdout.flush()
         return 1
 
-    return each_platform.run_all(platforms, ns.emulation, sys.stdout, one)
+    return each_platform.run_all(platforms, ns.emulation, sys.stdout, one, lacking)

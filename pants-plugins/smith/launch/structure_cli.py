@@ -31,9 +31,10 @@ def main(argv: List[str]) -> int:
         spec = structure.validate(data)
     except SpecError as e:
         raise SmithError("%s: %s" % (ns.spec, e))
-    platforms = each_platform.selected(spec.layout, ns.platform)
-    failed = 0
-    for platform in platforms:  # nothing runs: every platform is checked here, no emulation
+    platforms, lacking = each_platform.selected(spec.layout, ns.platform)
+
+    def one(platform, _label: str) -> int:  # nothing runs: every platform is checked here
         label = str(platform) if platform and (len(platforms) > 1 or not emulation.native(platform)) else ""
-        failed |= structure.run(spec, sys.stdout, platform, label)
-    return 1 if failed else 0
+        return structure.run(spec, sys.stdout, platform, label)
+
+    return each_platform.run_all(platforms, None, sys.stdout, one, lacking)

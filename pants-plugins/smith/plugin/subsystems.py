@@ -91,8 +91,8 @@ class SmithTestSubsystem(Subsystem):
         help=help_text(
             """
             Platforms (`os/arch[/variant]`, e.g. `linux/amd64`) of multi-platform images that
-            `pants test` runs; empty (the default): every platform of the image. Each must be
-            one of the image's platforms.
+            `pants test` runs; empty (the default): every platform of the image. An image
+            without one of them is reported as skipped for it (not passed).
             """
         ),
     )

@@ -279,9 +279,7 @@ async def run_structure_test(
         ),
     )
     result = await Get(FallibleProcessResult, Process, process)
-    return TestResult.from_fallible_process_result(
-        process_result=result, address=fs.address, output_setting=test_subsystem.output
-    )
+    return launcher_test_result(result, fs.address, test_subsystem.output)
 
 
 def rules():
