@@ -64,3 +64,17 @@ def test_the_request_carries_the_layers_sources_and_nothing_else(rule_runner):
                                    "--tar", "in/trees/0/tree.tar")
     assert request.python_interpreter.value == "/usr/bin/python3.11"
     assert request.python_bytecode.value == (":python",)
+
+
+def test_literal_excludes_under_the_prefix_leave_the_process_input():
+    """So that an app-only change leaves the deps layer's (and its .pyc's) Process input as it
+    was: examples/pyapp's deps layer excludes the app's files by literal paths."""
+    from smith.plugin.rules.util.layer import excluded_file_globs
+
+    excludes = ["/opt/pyapp/PEX-INFO", "/opt/pyapp/pyapp/", "opt/pyapp/__main__.py", "/opt/*.txt",
+                "/usr/share/doc", "*.pyc", "/opt/pyapp/[ab]"]
+    assert excluded_file_globs("/opt", excludes) == (
+        "!pyapp/PEX-INFO", "!pyapp/PEX-INFO/**", "!pyapp/pyapp", "!pyapp/pyapp/**",
+        "!pyapp/__main__.py", "!pyapp/__main__.py/**")
+    assert excluded_file_globs("/", ["/usr/share/doc"]) == ("!usr/share/doc", "!usr/share/doc/**")
+    assert excluded_file_globs("/opt", ["/opt"]) == ()  # the whole prefix: left to the Process

@@ -4,7 +4,7 @@ from typing import Tuple
 
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest, PackageFieldSet
 from pants.core.target_types import FileSourceField, ResourceSourceField
-from pants.engine.fs import AddPrefix, Digest, MergeDigests, RemovePrefix
+from pants.engine.fs import AddPrefix, Digest, DigestSubset, MergeDigests, PathGlobs, RemovePrefix
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     DependenciesRequest,
@@ -72,6 +72,23 @@ def parse_owner(value: str, what: str) -> "tuple[int, int]":
         raise ValueError(f"{what}: expected numeric `UID:GID` like `10:10`, got {value!r}")
 
 
+def excluded_file_globs(prefix: str, excludes) -> Tuple[str, ...]:
+    """`!` globs (relative to the layer's files) of the `excludes` that name one path under
+    `prefix` literally: that path and everything below it. Wildcard excludes stay with the
+    Process alone (fnmatch's `*` crosses `/`, a Pants glob's does not); it applies them all."""
+    base = prefix.strip("/")
+    out = []
+    for raw in excludes:
+        path = raw.strip("/")
+        if any(c in raw for c in "*?[") or not path:
+            continue
+        if base and not path.startswith(base + "/"):
+            continue
+        rel = path[len(base) + 1:] if base else path
+        out += [f"!{rel}", f"!{rel}/**"]
+    return tuple(out)
+
+
 def _is_file_like(tgt) -> bool:
     return tgt.has_field(FileSourceField) or tgt.has_field(ResourceSourceField)
 
@@ -126,6 +143,9 @@ async def build_layer_for_platform(request: LayerForPlatform) -> BuiltSmithLayer
     )
 
     files_digest = await Get(Digest, MergeDigests([*relocated, *(p.digest for p in packages)]))
+    dropped = excluded_file_globs(field_set.prefix.value, field_set.excludes.value or ())
+    if dropped:  # not in the Process's input: a change there (e.g. an app's code) rebuilds nothing
+        files_digest = await Get(Digest, DigestSubset(files_digest, PathGlobs(["**", *dropped])))
     tree_digests = await MultiGet(
         Get(Digest, AddPrefix(t.digest, f"in/trees/{i}")) for i, t in enumerate(trees)
     )
