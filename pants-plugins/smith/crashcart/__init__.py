@@ -17,4 +17,4 @@ Tests: *_test.py, with helpers in smith/testutil/crashcart.py.
 
 # What the crashcart zipapp (//:crashcart) holds, as `only` paths of the smith package: the
 # smith_command rule reads it, so the list lives next to the code it names.
-ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/crashcart")
+ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/safe_json.py", "smith/crashcart")

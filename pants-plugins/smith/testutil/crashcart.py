@@ -158,7 +158,8 @@ def crashcart(*args: str, timeout: float = 60, input: str = None, **kw):
 
 
 # What `python3 -m smith.crashcart` imports from the smith package: the zipapp holds only these.
-START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/crashcart/__init__.py",
+START_PATH = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/safe_json.py",
+              "smith/crashcart/__init__.py",
               "smith/crashcart/__main__.py", "smith/crashcart/attach.py",
               "smith/crashcart/cli.py", "smith/crashcart/enter.py",
               "smith/crashcart/shadow_dev.py", "smith/crashcart/syscalls.py",
