@@ -24,6 +24,9 @@ def parser() -> ArgParser:
 
 def main(argv: List[str]) -> int:
     if "--" not in argv:
+        if "-h" in argv or "--help" in argv:
+            parser().print_help()
+            return 0
         raise SmithError("give the test after `--`: smith trace --output T --image L -- launch ...")
     split = argv.index("--")
     args = parser().parse_args(argv[:split] + ["--", *argv[split + 1:]])
