@@ -18,6 +18,7 @@ from smith.elf.rootfs import RootFS, glob_in_root, kept_paths
 from smith.elf.treetar import remove_tree, write_tree_tar
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
+from smith.oci.sourceless import check_globs, make_sourceless
 from smith.oci.trace import Trace, kept_by_trace
 from smith.oci.unpack import apply_image
 from smith.registry.platforms import Platform
@@ -121,11 +122,15 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
              excludes: Sequence[str] = (), nss: bool = False, user: Optional[User] = None,
              env: Optional[Dict[str, str]] = None, workdir: Optional[str] = None,
              limits: Optional[Limits] = None, traces: Sequence[Trace] = (),
-             platform: Optional[Platform] = None) -> Dict[str, Any]:
+             platform: Optional[Platform] = None,
+             python_sourceless: Sequence[str] = ()) -> Dict[str, Any]:
     """Write the minimized tree of SOURCE (PATH or PATH:TAG) to `output_tar`; returns the kept
     config. `workdir` is where the temp root goes (default: the cwd). `traces` (of `smith
     trace`) add what a workload used, with the closures of its ELFs (oci/trace.py). Of a
-    multi-platform SOURCE, the image for `platform` is minimized (default: the host's)."""
+    multi-platform SOURCE, the image for `platform` is minimized (default: the host's).
+    Kept unchecked-hash `__pycache__` .pyc under the `python_sourceless` globs replace their
+    .py as sourceless .pyc (oci/sourceless.py)."""
+    check_globs(python_sourceless)
     parent = os.path.abspath(workdir or os.getcwd())
     tmp = tempfile.mkdtemp(prefix=".smith-minimize-", dir=parent)
     try:
@@ -155,6 +160,11 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
                 print("smith minimize: warning: excludes drop %s, which the closure of %s needs"
                       % (p, program), file=sys.stderr)
         generated = nss_files(user or DEFAULT_USER) if nss else {}
+        if python_sourceless:
+            traced = set().union(*(t.paths for t in traces)) if traces else set()
+            kept_set, pycs = make_sourceless(root, kept, python_sourceless, traced)
+            kept = sorted(kept_set)
+            generated.update(pycs)
         write_tree_tar(output_tar, root, kept, generated)
         return cfg
     finally:

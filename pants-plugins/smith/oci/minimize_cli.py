@@ -34,6 +34,9 @@ def parser() -> ArgParser:
     p.add_argument("--trace", action="append", default=[], metavar="TRACE.json",
                    help="also keep what this trace of `smith trace` holds, with the ELF closures "
                         "of its programs and libraries and the symlinks leading to it")
+    p.add_argument("--python-sourceless", action="append", default=[], metavar="GLOB",
+                   help="under this fnmatch glob, a kept unchecked-hash D/__pycache__/N.TAG.pyc "
+                        "is written as D/N.pyc and D/N.py is dropped (tracebacks lose source lines)")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="set/override an Env entry (also used to find the program)")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
@@ -55,7 +58,8 @@ def main(argv: List[str]) -> int:
                             paths=args.path, excludes=args.exclude, nss=args.nss, user=user,
                             env=env, limits=Limits.from_args(args),
                             traces=[trace.load_trace(t) for t in args.trace],
-                            platform=parse_platform(args.platform) if args.platform else None)
+                            platform=parse_platform(args.platform) if args.platform else None,
+                            python_sourceless=args.python_sourceless)
     if args.config_out:
         with atomic_file(args.config_out) as f:
             f.write(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode("utf-8"))

@@ -100,6 +100,23 @@ class SmithMinimizeExcludesField(StringSequenceField):
     help = "fnmatch globs of image paths to drop (with everything below them), e.g. `[\"/usr/share/doc/*\"]`."
 
 
+class SmithMinimizePythonSourcelessField(StringSequenceField):
+    alias = "python_sourceless"
+    default = ()
+    help = help_text(
+        """
+        fnmatch globs of image paths (a match covers everything below it) where kept Python
+        modules lose their source: each kept `D/__pycache__/N.TAG.pyc` whose 16-byte header says
+        unchecked-hash of TAG's interpreter (what `python_bytecode` builds) is written as `D/N.pyc`
+        (the sourceless layout of `compileall -b`) and `D/N.py` is dropped (`D/pkg/__init__.pyc`
+        for a package). Any other `.pyc` (timestamp, checked-hash, another magic, a symlink) and a
+        module whose `.py` the workload itself opened are left as they are. Saves the bytes of
+        the sources, e.g. `["/usr/lib/python3.11/**"]`; the cost: tracebacks through those
+        modules show no source lines.
+        """
+    )
+
+
 class SmithMinimizeNssField(BoolField):
     alias = "nss"
     default = False
@@ -189,6 +206,7 @@ class SmithMinimizeTarget(Target):
         SmithMinimizePathsField,
         SmithMinimizeTraceField,
         SmithMinimizeExcludesField,
+        SmithMinimizePythonSourcelessField,
         SmithMinimizeNssField,
         SmithMinimizeUserField,
         SmithMinimizeEnvField,

@@ -56,6 +56,7 @@ from smith.plugin.target_types.minimize import (
     SmithMinimizeOutputPathField,
     SmithMinimizePathsField,
     SmithMinimizePlatformField,
+    SmithMinimizePythonSourcelessField,
     SmithMinimizeTagField,
     SmithMinimizeTraceField,
     SmithMinimizeUserField,
@@ -89,6 +90,7 @@ class SmithMinimizeFieldSet(FieldSet):
     paths: SmithMinimizePathsField
     trace: SmithMinimizeTraceField
     excludes: SmithMinimizeExcludesField
+    python_sourceless: SmithMinimizePythonSourcelessField
     nss: SmithMinimizeNssField
     user: SmithMinimizeUserField
     env: SmithMinimizeEnvField
@@ -206,6 +208,8 @@ async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
         argv += ["--path", glob]
     for glob in field_set.excludes.value or ():
         argv += ["--exclude", glob]
+    for glob in field_set.python_sourceless.value or ():
+        argv += ["--python-sourceless", glob]
     if field_set.nss.value:
         argv += ["--nss", "--user", f"{name}:{uid}:{gid}"]
     for k, v in sorted((field_set.env.value or {}).items()):
