@@ -109,6 +109,7 @@ def make_sourceless(root: str, kept: Iterable[str], globs: Sequence[str],
     opened = set(traced)
     written: Dict[str, bytes] = {}
     emptied: Set[str] = set()
+    dropped: Set[str] = set()
     with safe_fs.Root(root) as fs:
         for pyc in sorted(out):
             m = CACHED_PYC.match(pyc)
@@ -126,8 +127,24 @@ def make_sourceless(root: str, kept: Iterable[str], globs: Sequence[str],
             written[dest] = data
             out.discard(pyc)
             out.discard(source)
+            dropped.add(source)
             emptied.add(os.path.dirname(pyc))
+        links = [p for p in out if dropped and stat.S_ISLNK(_kind(fs, p) or 0)]
     for cache_dir in emptied:
         if not any(p.startswith(cache_dir + "/") for p in out):
             out.discard(cache_dir)
-    return out, written
+    return out - _links_to(root, links, dropped), written
+
+
+def _links_to(root: str, links: Iterable[str], dropped: Set[str]) -> Set[str]:
+    """Those of `links` that lead to a dropped source (e.g. Debian's
+    _sysconfigdata__linux_x86_64-linux-gnu.py -> _sysconfigdata__x86_64-linux-gnu.py): kept,
+    they would dangle. Resolved inside the root only (a link that loops or leaves it stays)."""
+    from smith.elf.rootfs import RootFS, _try_resolve
+    fs = RootFS(root)
+    out = set()
+    for link in links:
+        found = _try_resolve(fs, link)
+        if found is not None and found.path in dropped:
+            out.add(link)
+    return out

@@ -154,3 +154,19 @@ def test_globs_must_be_absolute():
 def test_the_magic_table_agrees_with_this_interpreter():
     if TAG in sourceless.MAGIC:
         assert sourceless.magic_of(TAG) == importlib.util.MAGIC_NUMBER
+
+
+def test_links_to_a_dropped_source_go_too_other_links_stay(root):
+    src, _ = _module(root, "_sysconfigdata__x86_64-linux-gnu", "X = 1\n")
+    d = root + LIB
+    os.symlink("_sysconfigdata__x86_64-linux-gnu.py", d + "/_sysconfigdata__linux_x86_64-linux-gnu.py")
+    with open(d + "/other.py", "w") as f:
+        f.write("Y = 1\n")
+    os.symlink("other.py", d + "/alias.py")
+    os.symlink("/nowhere/else.py", d + "/dangling.py")
+    kept = _all(root)
+    out, written = sourceless.make_sourceless(root, kept, [LIB])
+    assert sorted(written) == [LIB + "/_sysconfigdata__x86_64-linux-gnu.pyc"]
+    assert sorted(kept - out) == sorted([src, LIB + "/_sysconfigdata__linux_x86_64-linux-gnu.py",
+                                         LIB + "/__pycache__",
+                                         LIB + "/__pycache__/_sysconfigdata__x86_64-linux-gnu.%s.pyc" % TAG])
