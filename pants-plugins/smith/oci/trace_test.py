@@ -293,8 +293,13 @@ def test_smith_trace_of_a_failing_test_or_another_image_writes_nothing(busybox_i
     proc = _trace_cat(busybox_image, tmp_path, busybox_image / "layout", "--expect-stdout", "bye")
     assert proc.returncode == 1 and "FAIL" in proc.stdout
     assert "smith trace: error: the test failed on the traced image" in proc.stderr
-    proc = _trace_cat(busybox_image, tmp_path, tmp_path / "other-layout")
-    assert proc.returncode == 1 and "no container of %s was started" % (tmp_path / "other-layout") in proc.stderr
+    other = busybox_image / "other-layout"  # another image: its containers are the ones traced
+    if not other.exists():
+        shutil.copytree(str(busybox_image / "layout"), str(other))
+    proc = _trace_cat(busybox_image, tmp_path, other)
+    assert proc.returncode == 1 and "no container of %s was started" % other in proc.stderr
+    proc = _trace_cat(busybox_image, tmp_path, tmp_path / "missing-layout")
+    assert proc.returncode == 1 and "%s does not exist" % (tmp_path / "missing-layout") in proc.stderr
     assert os.listdir(str(tmp_path)) == []
     proc = _smith("trace", "--output", "t.json", "--image", "x", "--", "minimize", "x", cwd=tmp_path)
     assert proc.returncode == 1 and "must be `launch service ...` or `launch test ...`" in proc.stderr

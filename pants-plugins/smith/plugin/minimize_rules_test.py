@@ -14,8 +14,8 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner, engine_error
 from smith.plugin import register
 from smith.plugin.rules.goals.service import SPEC
 from smith.plugin.rules.util.image import BuiltSmithImage
-from smith.plugin.rules.util.minimize import SmithMinimizeFieldSet, TraceTests
-from smith.plugin.rules.util.minimize_trace import Replay, ReplayRequest, SmithMinimizeTraceError
+from smith.plugin.rules.util.minimize import SmithMinimizeFieldSet, TraceRequests, TraceTests
+from smith.plugin.rules.util.minimize_trace import Replay, ReplayRequest, SmithMinimizeTraceError, trace_argv
 
 BUILD = """
 file(name="f", source="f.txt")
@@ -28,6 +28,9 @@ smith_image_test(name="once", image=":full", args=["--check"], expect_stdout="ok
 smith_minimize(name="traced", image=":full", trace=[":svc", ":once"])
 smith_minimize(name="traces-an-image", image=":full", trace=[":svc", ":full"])
 smith_minimize(name="traces-a-file", image=":full", trace=":f")
+files(name="idx-files", sources=["idx/**"])
+smith_minimize(name="arm", image="idx", image_tag="v1", platform="linux/arm64", trace=[":svc"])
+smith_minimize(name="default-platform", image="idx", trace=[":svc", ":once"])
 """
 
 
@@ -38,10 +41,12 @@ def rule_runner() -> RuleRunner:
                QueryRule(Addresses, [DependenciesRequest]),
                QueryRule(TraceTests, [SmithMinimizeFieldSet]),
                QueryRule(Replay, [ReplayRequest]),
+               QueryRule(TraceRequests, [SmithMinimizeFieldSet]),
                QueryRule(DigestContents, [Digest])],
         target_types=[*core.target_types(), *register.target_types()],
     )
-    runner.write_files({"m/f.txt": "x", "m/read/conf.txt": "c", "m/BUILD": BUILD})
+    runner.write_files({"m/f.txt": "x", "m/read/conf.txt": "c", "m/BUILD": BUILD,
+                        "m/idx/oci-layout": '{"imageLayoutVersion": "1.0.0"}', "m/idx/index.json": "{}"})
     runner.set_options(["--smith-test-runtime=runc"])  # no runtime zipapp to package
     return runner
 
@@ -89,3 +94,23 @@ def test_an_image_test_replays_its_own_command_on_the_image_given(rule_runner):
     argv = _replay(rule_runner, "once").argv
     assert argv[:4] == ("launch", "test", "--layout", "some/minimized-layout")
     assert argv[argv.index("--expect-stdout") + 1] == "ok" and argv[-2:] == ("--", "--check")
+
+
+def test_a_service_test_replays_with_the_emulation_pants_test_uses(rule_runner):
+    argv = _replay(rule_runner, "svc").argv
+    assert argv[argv.index("--emulation") + 1] == "install"
+
+
+@pytest.mark.parametrize("target,layout,platform,traces", [
+    ("arm", "m/idx:v1", "linux/arm64", ["traces/0.json"]),
+    ("default-platform", "m/idx", "linux/amd64", ["traces/0.json", "traces/1.json"]),
+])
+def test_the_trace_runs_the_platform_being_minimized(rule_runner, target, layout, platform, traces):
+    requests = rule_runner.request(TraceRequests, [_fs(rule_runner, target)]).requests
+    assert [r.output for r in requests] == traces and [r.image_path for r in requests] == ["m/idx"] * len(traces)
+    for request in requests:
+        argv = trace_argv(request)
+        assert argv[:argv.index("--")][-2:] == ["--platform", platform]  # smith trace's own option
+        assert argv[argv.index("--") + 1:] == list(request.replay.argv)
+    spec = {c.path: c.content for c in rule_runner.request(DigestContents, [requests[-1].replay.digest])}[SPEC]
+    assert json.loads(spec)["layout"] == layout

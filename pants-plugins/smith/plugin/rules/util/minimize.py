@@ -176,19 +176,35 @@ async def trace_tests(field_set: SmithMinimizeFieldSet) -> TraceTests:
     return TraceTests(tuple(sorted({t.address for t in tests})))
 
 
-async def _traces(field_set: SmithMinimizeFieldSet, source: SourceImage, layout: str, argv: List[str]) -> Digest:
-    """Trace each `trace` test on the full image (cached Processes); adds `--trace` to argv."""
+@dataclass(frozen=True)
+class TraceRequests:
+    requests: Tuple[TraceRequest, ...]  # one per `trace` test, in TraceTests' order
+
+
+@rule(desc="Preparing the traces of a smith_minimize", level=LogLevel.DEBUG)
+async def trace_requests(field_set: SmithMinimizeFieldSet) -> TraceRequests:
+    """Each `trace` test replayed on the full image, traced for the target's `platform`."""
     tests = (await Get(TraceTests, SmithMinimizeFieldSet, field_set)).addresses
     if not tests:
-        return EMPTY_DIGEST
+        return TraceRequests(())
+    source = await Get(SourceImage, SmithMinimizeFieldSet, field_set)
+    layout = source.path + (f":{field_set.image_tag.value}" if field_set.image_tag.value else "")
     full = BuiltSmithImage(source.digest, layout, "")
     replays = await MultiGet(Get(Replay, ReplayRequest(t, field_set.address, full)) for t in tests)
-    names = [f"traces/{i}.json" for i in range(len(replays))]
-    results = await MultiGet(
-        Get(TraceResult, TraceRequest(r, source.path, field_set.address, name)) for r, name in zip(replays, names)
-    )
-    for name in names:
-        argv += ["--trace", name]
+    platform = field_set.platform.value or SmithMinimizePlatformField.default
+    return TraceRequests(tuple(
+        TraceRequest(r, source.path, field_set.address, f"traces/{i}.json", platform)
+        for i, r in enumerate(replays)))
+
+
+async def _traces(field_set: SmithMinimizeFieldSet, argv: List[str]) -> Digest:
+    """Trace each `trace` test on the full image (cached Processes); adds `--trace` to argv."""
+    requests = (await Get(TraceRequests, SmithMinimizeFieldSet, field_set)).requests
+    if not requests:
+        return EMPTY_DIGEST
+    results = await MultiGet(Get(TraceResult, TraceRequest, r) for r in requests)
+    for r in requests:
+        argv += ["--trace", r.output]
     return await Get(Digest, MergeDigests(r.digest for r in results))
 
 
@@ -214,7 +230,7 @@ async def minimize_tree(field_set: SmithMinimizeFieldSet) -> MinimizedTree:
         argv += ["--nss", "--user", f"{name}:{uid}:{gid}"]
     for k, v in sorted((field_set.env.value or {}).items()):
         argv.append(f"--env={k}={v}")
-    trace_digest = await _traces(field_set, source, ref[len("in/"):], argv)
+    trace_digest = await _traces(field_set, argv)
     argv += field_set.platform_argv()
     argv.append(ref)
     result = await Get(

@@ -9,7 +9,7 @@ test` runs (rules/goals/service.py, rules/goals/test.py), with the image under t
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Tuple
 
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
@@ -92,7 +92,8 @@ async def replay_of(request: ReplayRequest, subsystem: SmithTestSubsystem, runti
         spec = service_spec_of(fs, image.path, client.path if client else None, bool(fs.read_files.value))
         spec_digest = await Get(Digest, CreateDigest([
             FileContent(SPEC, json.dumps(spec, sort_keys=True, indent=1).encode())]))
-        argv = ("launch", "service", "--spec", SPEC, "--store", subsystem.store, "--runtime", runtime.path)
+        argv = ("launch", "service", "--spec", SPEC, "--store", subsystem.store, "--runtime", runtime.path,
+                "--emulation", subsystem.emulation.value)
         digests = [image.digest, *([client.digest] if client else []), read_digest, spec_digest, runtime.digest]
         timeout = fs.timeout.value + SETUP_SECONDS
     elif SmithImageTestFieldSet.is_applicable(target):
@@ -100,7 +101,7 @@ async def replay_of(request: ReplayRequest, subsystem: SmithTestSubsystem, runti
         read_digest = await _read_dir(fs.address, fs.read_files, fs.read_root)
         argv = ("launch", "test", "--layout", image.path,
                 *launcher_options(subsystem.store, runtime.path, fs.env.value, fs.network.value, fs.timeout.value),
-                "--expect-exit", str(fs.expect_exit.value))
+                "--emulation", subsystem.emulation.value, "--expect-exit", str(fs.expect_exit.value))
         if fs.read_files.value:
             argv += ("--read", "__read")
         if fs.expect_stdout.value is not None:
@@ -128,6 +129,14 @@ class TraceRequest:
     image_path: str
     origin: Address
     output: str  # trace file name in the result
+    platform: str  # the smith_minimize's: of a multi-platform image, the one traced
+
+
+def trace_argv(request: TraceRequest) -> List[str]:
+    """`smith trace` around the test's launch command, for the platform being minimized (the
+    launcher alone would run every platform of an index, and the trace would mix them)."""
+    return ["trace", "--output", request.output, "--image", request.image_path,
+            "--platform", request.platform, "--", *request.replay.argv]
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ class TraceResult:
 async def trace_test(request: TraceRequest) -> TraceResult:
     replay = request.replay
     process = await Get(Process, SmithProcess, SmithProcess.of(
-        ["trace", "--output", request.output, "--image", request.image_path, "--", *replay.argv],
+        trace_argv(request),
         description=f"Tracing {replay.test} for {request.origin}",
         input_digest=replay.digest,
         output_files=[request.output],
