@@ -294,6 +294,16 @@ def pyc_source(path: str) -> Optional[str]:
     return "%s/%s.py" % (m.group(1), m.group(2)) if m else None
 
 
+STDLIB_DIR = re.compile(r"^(/(?:[^/]+/)*lib/python3\.\d+)/")
+
+
+def python_landmarks(paths: Iterable[str]) -> Set[str]:
+    """`D/os.py` of every `D = .../lib/python3.N` holding a kept path: CPython's getpath finds its
+    prefix by stat'ing that landmark (unseen by fanotify; os itself is frozen, so never opened),
+    and without it prints "Could not find platform independent libraries" at every start."""
+    return {m.group(1) + "/os.py" for m in map(STDLIB_DIR.match, paths) if m}
+
+
 def _resolve_quietly(fs, path: str):
     from smith.elf.rootfs import _try_resolve
     return _try_resolve(fs, path)
@@ -353,6 +363,11 @@ def kept_by_trace(closure, traces: List[Trace], warn) -> Set[str]:
                     proc.load_deps(obj)
             for obj in proc.objects:
                 closure.keep(obj.found)
+    for landmark in sorted(python_landmarks(kept)):
+        found = _resolve_quietly(fs, landmark)
+        if found is not None and found.is_file:
+            kept.update(found.links)
+            kept.add(found.path)
     kept |= closure.paths
     kept |= _links_to_kept(fs, kept)
     kept.discard("/")

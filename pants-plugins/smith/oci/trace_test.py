@@ -162,6 +162,21 @@ def test_traced_paths_through_loops_and_escapes_are_not_followed(root):
     assert not any(p.startswith("/etc/passwd") for p in kept)
 
 
+def test_the_stdlib_landmark_of_a_kept_python_lib_dir_is_kept(root):
+    """os.py, which CPython's getpath stats (never opens) to find its prefix."""
+    lib = root / "usr/lib/python3.11"
+    (lib / "json/__pycache__").mkdir(parents=True)
+    (lib / "json/__init__.py").write_text("")
+    (lib / "json/__pycache__/__init__.cpython-311.pyc").write_bytes(b"pyc")
+    (lib / "os.py").write_text("")
+    kept, _ = _kept(root, ["/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc"])
+    assert "/usr/lib/python3.11/os.py" in kept
+    assert "/usr/lib/python3/os.py" not in kept  # no kept path under that one
+    assert trace.python_landmarks(["/usr/lib/python3.11/x.py", "/opt/lib/python3.9/a/b",
+                                   "/usr/lib/python3/x", "/usr/lib/python3.11"]) == {
+        "/usr/lib/python3.11/os.py", "/opt/lib/python3.9/os.py"}
+
+
 def test_an_executed_program_gets_its_closure(root):
     (root / "usr/bin/ls").rename(root / "usr/bin/other")
     shutil.copy2(os.path.realpath("/usr/bin/ls"), str(root / "usr/bin/ls"))
