@@ -18,6 +18,21 @@ from smith.registry.reference import check_tag, parse_layout_arg, parse_referenc
 from smith.registry.signing import PASSWORD_ENV, fingerprint, load_private_key, password_from_env
 
 
+def platform_manifests(layout: str, digest: str) -> List[str]:
+    """The manifests an index lists, each signed too (as `cosign sign --recursive` does): a client
+    that copies one platform out of an index, such as skopeo or podman pulling by tag, checks the
+    signature of that platform's manifest, not of the index."""
+    from smith.registry import media_types
+    from smith.registry.descriptors import check_index
+    from smith.registry.layout import read_json_blob
+    _, doc = read_json_blob(layout, digest)
+    if doc.get("mediaType") not in media_types.INDEXES and "manifests" not in doc:
+        return []
+    index = check_index(doc, "%s: index %s" % (layout, digest))
+    return list(dict.fromkeys(child["digest"] for child in index["manifests"]
+                              if child.get("mediaType") in media_types.IMAGE_MANIFESTS))
+
+
 def main(argv: List[str]) -> int:
     p = parser("smith push", __doc__.split("\n\n")[0])
     p.add_argument("--tag", action="append", default=[], metavar="T",
@@ -67,10 +82,11 @@ def main(argv: List[str]) -> int:
         from smith.registry.signatures import sign_and_attach
         where = "%s/%s" % (dest.registry, dest.repository)
         identities = ["%s:%s" % (where, t) for t in tags] or [where]
-        added = sign_and_attach(client, dest.registry, dest.repository, digest, key, identities)
-        print("smith push: %s@%s: %d signature(s) added (%s), key %s" % (
-            where, digest, added, ", ".join(identities), fingerprint(key.public_key())),
-            file=sys.stderr)
+        for signed in [digest] + platform_manifests(layout, digest):
+            added = sign_and_attach(client, dest.registry, dest.repository, signed, key, identities)
+            print("smith push: %s@%s: %d signature(s) added (%s), key %s" % (
+                where, signed, added, ", ".join(identities), fingerprint(key.public_key())),
+                file=sys.stderr)
     if build is not None:
         from smith.registry.provenance import push_provenance
         artifact = push_provenance(client, layout, ref, dest, digest, build, key)

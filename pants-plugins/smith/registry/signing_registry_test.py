@@ -4,6 +4,7 @@
 import base64
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -303,6 +304,39 @@ def test_skopeo_verifies_smith_signatures(registry, keys, tmp_path):
     assert no.returncode != 0 and "Source image rejected" in no.stderr, no.stderr
     r = pull(tmp_path, "%s@%s" % (repo, signed), tmp_path / "smith-no", pub)
     assert r.returncode == 1 and "no signature by" in r.stderr
+
+
+@pytest.mark.debian_mirror
+def test_a_signed_index_verifies_per_platform_and_whole(registry, keys, tmp_path):
+    """skopeo copying one platform out of an index checks that platform's manifest signature,
+    `--all` the index's: a signed push of an index signs both (as `cosign sign --recursive`)."""
+    skopeo = sigstore_skopeo()
+    b = LayoutBuilder(str(tmp_path / "multi"))
+    amd64 = b.image({"hello": b"amd64 signed index"})
+    arm64 = b.image({"hello": b"arm64 signed index"}, arch="arm64", variant="v8")
+    b.name(b.index([amd64, arm64]), "latest")
+    b.write()
+    repo = registry.host + "/team/multi"
+    r = push(tmp_path, str(tmp_path / "multi"), repo + ":v1", "--sign-key", str(keys / "release"))
+    assert r.returncode == 0, r.stderr
+    index = r.stdout.strip()
+    signed = re.findall(r"@(sha256:[0-9a-f]{64}): 1 signature\(s\) added", r.stderr)
+    assert signed == [index, amd64["digest"], arm64["digest"]], r.stderr
+    pub = str(keys / "release.pub")
+    ok = skopeo_copy(skopeo, tmp_path, pub, repo + ":v1", "one-platform")
+    assert ok.returncode == 0, ok.stderr
+    policy, regd = _policy(tmp_path, pub)
+    whole = subprocess.run(skopeo + ["--policy", policy, "--registries.d", regd, "copy", "--all",
+                                     "--src-tls-verify=false", "--remove-signatures",
+                                     "docker://%s:v1" % repo, "oci:" + str(tmp_path / "all")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=tool_env(), timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    for desc, platform in ((amd64, "linux/amd64"), (arm64, "linux/arm64/v8")):
+        got = run_smith(["pull", "--verify-key", pub, "--platform", platform,
+                         "%s@%s" % (repo, desc["digest"]), str(tmp_path / desc["digest"][7:20])],
+                        str(tmp_path))
+        assert got.returncode == 0, got.stderr
 
 
 @pytest.mark.debian_mirror
