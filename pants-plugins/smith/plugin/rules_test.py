@@ -20,9 +20,9 @@ from pants.testutil.rule_runner import QueryRule, RuleRunner, engine_error
 
 from smith.packages import lockfile, repo_config
 from smith.plugin import register
-from smith.plugin.rules.goals.package import SmithLayoutPackageFieldSet
+from smith.plugin.rules.goals.package import SmithPackageFieldSet
 from smith.plugin.rules.util.binary import SmithBinaryError, SmithBinaryFieldSet
-from smith.plugin.rules.util.command import SmithCommandError, SmithCommandFieldSet
+from smith.plugin.rules.util.command import SmithCommandError
 from smith.plugin.rules.util.dependencies import SmithDependencyError
 from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageFieldSet, SmithTargetError
 from smith.plugin.rules.util.launch import ImageToRunRequest
@@ -34,7 +34,7 @@ from smith.plugin.rules.util.packages import (
     SmithPackagesError,
     SmithPackagesFieldSet,
 )
-from smith.plugin.rules.util.toolbox import SmithToolboxError, SmithToolboxFieldSet
+from smith.plugin.rules.util.toolbox import SmithToolboxError
 from smith.plugin.rules.util.tree import SmithTree
 from smith.plugin.target_types.image import SmithImageRepositoryField, SmithUserField
 from smith.plugin.target_types.packages import SmithPackagesExcludesField
@@ -126,8 +126,7 @@ def rule_runner() -> RuleRunner:
             QueryRule(BuiltSmithImage, [SmithImageFieldSet]),
             QueryRule(BuiltSmithImage, [ImageToRunRequest]),
             QueryRule(SmithTree, [SmithBinaryFieldSet]),
-            QueryRule(BuiltPackage, [SmithToolboxFieldSet]),
-            QueryRule(BuiltPackage, [SmithCommandFieldSet]),
+            QueryRule(BuiltPackage, [SmithPackageFieldSet]),
             QueryRule(SourceImage, [SmithMinimizeFieldSet]),
         ],
         target_types=[*core.target_types(), *register.target_types()],
@@ -260,7 +259,7 @@ def test_smith_binary_errors(rule_runner, spec, message):
 
 def test_smith_toolbox_error(rule_runner):
     with engine_error(SmithToolboxError, contains="img:toolbox: `packages` target img:f is a `file`"):
-        rule_runner.request(BuiltPackage, [SmithToolboxFieldSet.create(_target(rule_runner, "img:toolbox"))])
+        rule_runner.request(BuiltPackage, [SmithPackageFieldSet.create(_target(rule_runner, "img:toolbox"))])
 
 
 def test_an_image_test_of_something_that_is_no_image(rule_runner):
@@ -276,7 +275,7 @@ def test_smith_minimize_path_outside_the_repository(rule_runner):
 
 def test_smith_command_module_outside_smith(rule_runner):
     with engine_error(SmithCommandError, contains="img:not-smith: `module` must be `smith` or a module of the smith package"):
-        rule_runner.request(BuiltPackage, [SmithCommandFieldSet.create(_target(rule_runner, "img:not-smith"))])
+        rule_runner.request(BuiltPackage, [SmithPackageFieldSet.create(_target(rule_runner, "img:not-smith"))])
 
 
 def test_repository_request_reads_the_smith_repository(rule_runner):
@@ -286,10 +285,12 @@ def test_repository_request_reads_the_smith_repository(rule_runner):
     assert repo.canonical() == REPO_JSON
 
 
-def test_every_image_kind_is_packaged_by_the_one_layout_member(rule_runner):
-    targets = [_target(rule_runner, s) for s in ("img:i1", "img:by-address", "img:remote")]
+def test_every_smith_package_kind_is_packaged_by_the_one_member(rule_runner):
+    # One PackageFieldSet member for images, toolboxes and commands: each member costs every Pants
+    # start rule-graph time (bench/README.md, issue 16).
+    targets = [_target(rule_runner, s) for s in ("img:i1", "img:by-address", "img:remote", "img:toolbox", "img:not-smith")]
     found = rule_runner.request(FieldSetsPerTarget, [FieldSetsPerTargetRequest(PackageFieldSet, targets)])
-    assert [[type(fs) for fs in per] for per in found.collection] == [[SmithLayoutPackageFieldSet]] * 3
+    assert [[type(fs) for fs in per] for per in found.collection] == [[SmithPackageFieldSet]] * 5
 
 
 # ----------------------------------------------------------------------------------------------

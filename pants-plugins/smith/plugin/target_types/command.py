@@ -1,7 +1,8 @@
 """smith_command: the plugin's own stdlib-only commands as fast-starting zipapps."""
-from pants.core.goals.package import OutputPathField
 from pants.engine.target import COMMON_TARGET_FIELDS, BoolField, StringField, StringSequenceField, Target
 from pants.util.strutil import help_text
+
+from smith.plugin.target_types.fields import SmithPackageOutputPathField
 
 # ----------------------------------------------------------------------------------------------
 # smith_command: the plugin's own stdlib-only commands as fast-starting zipapps
@@ -68,7 +69,7 @@ class SmithCommandTarget(Target):
         SmithCommandBundleField,
         SmithCommandOnlyField,
         SmithCommandPrecompileField,
-        OutputPathField,
+        SmithPackageOutputPathField,
     )
     help = help_text(
         """

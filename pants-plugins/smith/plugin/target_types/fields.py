@@ -6,8 +6,16 @@ are its contents, a test's `image` is what it runs).
 """
 from typing import Any, Optional, Tuple
 
+from pants.core.goals.package import OutputPathField
 from pants.engine.addresses import Address
 from pants.engine.target import InvalidFieldException, SpecialCasedDependencies
+
+
+class SmithPackageOutputPathField(OutputPathField):
+    """The `output_path` of every target `pants package` builds with smith (images, toolboxes,
+    commands): ONE member of Pants' `PackageFieldSet` union requires it. Each member of that union
+    costs every Pants start ~25k rule-graph solver steps (~0.25 s), whatever its rule does; see
+    bench/README.md (issue 16)."""
 
 
 class OneOrMoreAddressesField(SpecialCasedDependencies):

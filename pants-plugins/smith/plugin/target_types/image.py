@@ -1,5 +1,4 @@
 """The smith_* target types and their fields. Every field carries the help text `pants help` shows."""
-from pants.core.goals.package import OutputPathField
 from typing import Iterable, Optional, Tuple
 
 from pants.engine.addresses import Address
@@ -19,7 +18,7 @@ from pants.util.strutil import help_text
 from smith.errors import SmithError
 from smith.oci import platform as platforms
 from smith.plugin.target_types.checks import DEFAULT_USER, HOST, REPOSITORY, TAG, check, parse_user
-from smith.plugin.target_types.fields import OneOrMoreAddressesField
+from smith.plugin.target_types.fields import OneOrMoreAddressesField, SmithPackageOutputPathField
 
 # ----------------------------------------------------------------------------------------------
 # smith_layer
@@ -245,7 +244,7 @@ class SmithDockerArchiveField(BoolField):
     help = "Also write `<output_path>.docker.tar`, a docker-archive that `docker load` / `podman load` accept."
 
 
-class SmithLayoutOutputPathField(OutputPathField):
+class SmithLayoutOutputPathField(SmithPackageOutputPathField):
     """Base of the `output_path` of every target `pants package` turns into an OCI image layout
     (smith_image, smith_minimize, smith_remote_image): one package rule serves them all."""
 

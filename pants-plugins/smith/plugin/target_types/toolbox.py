@@ -1,9 +1,8 @@
 """smith_toolbox: a crashcart debug toolbox (Debian tools relocated under /dev/crashcart)."""
-from pants.core.goals.package import OutputPathField
 from pants.engine.target import COMMON_TARGET_FIELDS, Target
 from pants.util.strutil import help_text
 
-from smith.plugin.target_types.fields import OneOrMoreAddressesField
+from smith.plugin.target_types.fields import OneOrMoreAddressesField, SmithPackageOutputPathField
 
 
 class SmithToolboxPackagesField(OneOrMoreAddressesField):
@@ -20,7 +19,7 @@ class SmithToolboxPackagesField(OneOrMoreAddressesField):
 
 class SmithToolboxTarget(Target):
     alias = "smith_toolbox"
-    core_fields = (*COMMON_TARGET_FIELDS, SmithToolboxPackagesField, OutputPathField)
+    core_fields = (*COMMON_TARGET_FIELDS, SmithToolboxPackagesField, SmithPackageOutputPathField)
     help = help_text(
         """
         A crashcart toolbox: `./pants package` copies every program of usr/bin and usr/sbin and

@@ -11,22 +11,23 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionMembership, UnionRule
 from pants.util.logging import LogLevel
 
-from smith.plugin.rules.util.command import SmithCommandFieldSet
+from smith.plugin.rules.util.command import BuiltZipapp, SmithCommandFieldSet
 from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageSourceFieldSet, image_source_field_set
-from smith.plugin.rules.util.toolbox import SmithToolboxFieldSet
-from smith.plugin.target_types.image import SmithDockerArchiveField, SmithLayoutOutputPathField
+from smith.plugin.rules.util.toolbox import BuiltToolbox, SmithToolboxFieldSet
+from smith.plugin.target_types.fields import SmithPackageOutputPathField
+from smith.plugin.target_types.image import SmithDockerArchiveField
 
 
 @dataclass(frozen=True)
-class SmithLayoutPackageFieldSet(PackageFieldSet):
-    """Every target that yields an image (smith_image, smith_minimize, smith_remote_image): ONE
-    member of Pants' PackageFieldSet union, which asks the SmithImageSourceFieldSet union for the
-    image. One member per image kind here cost ~1 s of rule-graph solving each at every Pants
-    start (each is solved again under every caller of that busy union); see bench/README.md."""
+class SmithPackageFieldSet(PackageFieldSet):
+    """Every target `pants package` builds with smith (smith_image, smith_minimize,
+    smith_remote_image, smith_toolbox, smith_command): ONE member of Pants' PackageFieldSet union,
+    which hands each kind to its builder. Each member of that union costs every Pants start ~25k
+    rule-graph solver steps (~0.25 s here) whatever its rule does: see bench/README.md (issue 16)."""
 
-    required_fields = (SmithLayoutOutputPathField,)
+    required_fields = (SmithPackageOutputPathField,)
 
-    output_path: SmithLayoutOutputPathField
+    output_path: SmithPackageOutputPathField
     docker_archive: SmithDockerArchiveField
 
 
@@ -38,22 +39,22 @@ def image_package(image: BuiltSmithImage, docker_archive: bool) -> BuiltPackage:
     return BuiltPackage(image.digest, tuple(artifacts))
 
 
-@rule(desc="Packaging a smith image", level=LogLevel.DEBUG)
-async def package_image_layout(
-    field_set: SmithLayoutPackageFieldSet, union_membership: UnionMembership
-) -> BuiltPackage:
+@rule(desc="Packaging a smith target", level=LogLevel.DEBUG)
+async def package_smith_target(field_set: SmithPackageFieldSet, union_membership: UnionMembership) -> BuiltPackage:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(field_set.address, description_of_origin="<infallible>")
     )
-    source = image_source_field_set(wrapped.target, union_membership, f"{field_set.address}")
+    target = wrapped.target
+    if SmithToolboxFieldSet.is_applicable(target):
+        toolbox = await Get(BuiltToolbox, SmithToolboxFieldSet, SmithToolboxFieldSet.create(target))
+        return BuiltPackage(toolbox.digest, (BuiltPackageArtifact(toolbox.path),))
+    if SmithCommandFieldSet.is_applicable(target):
+        zipapp = await Get(BuiltZipapp, SmithCommandFieldSet, SmithCommandFieldSet.create(target))
+        return BuiltPackage(zipapp.digest, (BuiltPackageArtifact(zipapp.path),))
+    source = image_source_field_set(target, union_membership, f"{field_set.address}")
     image = await Get(BuiltSmithImage, SmithImageSourceFieldSet, source)
     return image_package(image, field_set.docker_archive.value)
 
 
 def rules():
-    return [
-        *collect_rules(),
-        UnionRule(PackageFieldSet, SmithLayoutPackageFieldSet),
-        UnionRule(PackageFieldSet, SmithToolboxFieldSet),
-        UnionRule(PackageFieldSet, SmithCommandFieldSet),
-    ]
+    return [*collect_rules(), UnionRule(PackageFieldSet, SmithPackageFieldSet)]

@@ -3,10 +3,11 @@ import importlib
 from dataclasses import dataclass
 from typing import Tuple
 
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.package import OutputPathField
 from pants.engine.fs import CreateDigest, Digest, FileContent
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, collect_rules, rule
+from pants.engine.target import FieldSet
 from pants.util.logging import LogLevel
 
 from smith.plugin.rules.util.process import SmithProcess, core_source_files
@@ -20,7 +21,9 @@ from smith.plugin.target_types.command import (
 
 
 @dataclass(frozen=True)
-class SmithCommandFieldSet(PackageFieldSet):
+class SmithCommandFieldSet(FieldSet):
+    """`pants package` reaches it through rules/goals/package.py's one PackageFieldSet member."""
+
     required_fields = (SmithCommandModuleField,)
 
     module: SmithCommandModuleField
@@ -29,6 +32,12 @@ class SmithCommandFieldSet(PackageFieldSet):
     only: SmithCommandOnlyField
     precompile: SmithCommandPrecompileField
     output_path: OutputPathField
+
+
+@dataclass(frozen=True)
+class BuiltZipapp:
+    digest: Digest
+    path: str
 
 
 class SmithCommandError(ValueError):
@@ -53,7 +62,7 @@ def zipapp_only(field_set: SmithCommandFieldSet) -> Tuple[str, ...]:
 
 
 @rule(desc="Packaging a smith command", level=LogLevel.DEBUG)
-async def package_command(field_set: SmithCommandFieldSet) -> BuiltPackage:
+async def package_command(field_set: SmithCommandFieldSet) -> BuiltZipapp:
     out = field_set.output_path.value_or_default(file_ending=None)
     only = zipapp_only(field_set)
     sources = await Get(
@@ -74,7 +83,7 @@ async def package_command(field_set: SmithCommandFieldSet) -> BuiltPackage:
             output_files=[out],
         ),
     )
-    return BuiltPackage(result.output_digest, (BuiltPackageArtifact(out),))
+    return BuiltZipapp(result.output_digest, out)
 
 
 def rules():

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from pants.core.goals.package import BuiltPackage, PackageFieldSet
 from pants.engine.addresses import Address
 from pants.core.goals.test import ShowOutput, TestResult
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, DigestContents, DigestEntries, DigestSubset, PathGlobs
@@ -18,7 +17,7 @@ from pants.util.logging import LogLevel
 
 from smith.launch.each_platform import SKIP_EXIT
 from smith.oci.image_source import OCI_INDEX
-from smith.plugin.rules.util.command import SmithCommandFieldSet
+from smith.plugin.rules.util.command import BuiltZipapp, SmithCommandFieldSet
 from smith.plugin.rules.util.image import BuiltSmithImage, SmithImageSourceFieldSet, image_source_field_set
 from smith.plugin.subsystems import SmithTestSubsystem
 from smith.plugin.target_types.command import SmithCommandTarget
@@ -77,7 +76,7 @@ async def smith_runtime(subsystem: SmithTestSubsystem) -> SmithRuntime:
     if subsystem.runtime:
         return SmithRuntime(await Get(Digest, CreateDigest([])), "", subsystem.runtime)
     # The very package of //:smith-runtime (rules/command.py): one recipe, one cache entry.
-    package = await Get(BuiltPackage, PackageFieldSet, SmithCommandFieldSet.create(runtime_target()))
+    package = await Get(BuiltZipapp, SmithCommandFieldSet, SmithCommandFieldSet.create(runtime_target()))
     entries = await Get(DigestEntries, Digest, package.digest)
     fingerprint = entries[0].file_digest.fingerprint
     digest = await Get(Digest, AddPrefix(package.digest, RUNTIME_INPUT.rsplit("/", 1)[0]))

@@ -1,11 +1,11 @@
 """smith_toolbox -> a relocated crashcart toolbox directory in dist/, built by `smith toolbox`."""
 from dataclasses import dataclass
 
-from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, OutputPathField, PackageFieldSet
+from pants.core.goals.package import OutputPathField
 from pants.engine.fs import AddPrefix, Digest, MergeDigests
 from pants.engine.process import ProcessResult
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import FieldSetsPerTarget, FieldSetsPerTargetRequest, Targets, UnparsedAddressInputs
+from pants.engine.target import FieldSet, FieldSetsPerTarget, FieldSetsPerTargetRequest, Targets, UnparsedAddressInputs
 from pants.util.logging import LogLevel
 
 from smith.plugin.rules.util.process import SmithProcess
@@ -13,12 +13,20 @@ from smith.plugin.rules.util.tree import SmithTree, SmithTreeFieldSet
 from smith.plugin.target_types.toolbox import SmithToolboxPackagesField
 
 
+@dataclass(frozen=True)
+class BuiltToolbox:
+    digest: Digest
+    path: str
+
+
 class SmithToolboxError(ValueError):
     pass
 
 
 @dataclass(frozen=True)
-class SmithToolboxFieldSet(PackageFieldSet):
+class SmithToolboxFieldSet(FieldSet):
+    """`pants package` reaches it through rules/goals/package.py's one PackageFieldSet member."""
+
     required_fields = (SmithToolboxPackagesField,)
 
     packages: SmithToolboxPackagesField
@@ -26,7 +34,7 @@ class SmithToolboxFieldSet(PackageFieldSet):
 
 
 @rule(desc="Packaging a crashcart toolbox", level=LogLevel.DEBUG)
-async def package_toolbox(field_set: SmithToolboxFieldSet) -> BuiltPackage:
+async def package_toolbox(field_set: SmithToolboxFieldSet) -> BuiltToolbox:
     address = field_set.address
     targets = await Get(Targets, UnparsedAddressInputs, field_set.packages.to_unparsed_address_inputs())
     tree_sets = await Get(FieldSetsPerTarget, FieldSetsPerTargetRequest(SmithTreeFieldSet, targets))
@@ -55,7 +63,7 @@ async def package_toolbox(field_set: SmithToolboxFieldSet) -> BuiltPackage:
             output_directories=[out],
         ),
     )
-    return BuiltPackage(result.output_digest, (BuiltPackageArtifact(out),))
+    return BuiltToolbox(result.output_digest, out)
 
 
 def rules():
