@@ -5,7 +5,7 @@ A pull pinned by digest stays pinned all the way down: the index, the manifest i
 config and the layers are each fetched by a digest validated first (an index entry whose `digest`
 is `latest` is refused, never fetched as a tag), each capped at its descriptor's size and checked
 against its digest as it streams."""
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -20,12 +20,10 @@ from smith.registry.transport import parallel_map, printable
 MAX_NESTING = 3  # an index may (rarely) point at another index
 
 
-def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest: str,
-               ref_name: str = "latest", jobs: int = 4,
-               verify: Optional[Callable[[RegistryClient, str], None]] = None) -> str:
-    """Write the image for `platform` to the layout `dest`; return its manifest digest.
-    `verify(client, digest)` (e.g. a signature check) runs on the top-level digest before
-    anything else is fetched, and raises to refuse the image."""
+def _top_manifest(client: RegistryClient, ref: Reference,
+                  verify: Optional[Callable[[RegistryClient, str], None]]) -> Tuple[bytes, str, str]:
+    """The manifest or index `ref` names (by digest when pinned: never through a tag), checked
+    by `verify` before anything else is fetched."""
     if ref.digest:
         data, media_type, digest = client.get_manifest_by_digest(ref.repository, ref.digest)
     else:
@@ -33,6 +31,16 @@ def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest:
             ref.repository, ref.tag or "latest")
     if verify is not None:
         verify(client, digest)
+    return data, media_type, digest
+
+
+def pull_image(client: RegistryClient, ref: Reference, platform: Platform, dest: str,
+               ref_name: str = "latest", jobs: int = 4,
+               verify: Optional[Callable[[RegistryClient, str], None]] = None) -> str:
+    """Write the image for `platform` to the layout `dest`; return its manifest digest.
+    `verify(client, digest)` (e.g. a signature check) runs on the top-level digest before
+    anything else is fetched, and raises to refuse the image."""
+    data, media_type, digest = _top_manifest(client, ref, verify)
     where = "%s/%s" % (ref.registry, ref.repository)
     what = "%s@%s" % (where, digest)
     chosen_platform = None
@@ -87,13 +95,7 @@ def pull_all_platforms(client: RegistryClient, ref: Reference, dest: str, ref_na
     """Write the whole index (every platform's manifest, config and layers, the index's own
     bytes, so its digest is kept) to the layout `dest`; return the index digest. A digest that
     names one image pulls that image. Indexes inside the index are refused (none of smith's)."""
-    if ref.digest:
-        data, media_type, digest = client.get_manifest_by_digest(ref.repository, ref.digest)
-    else:
-        data, media_type, digest = client.get_manifest(  # type: ignore[misc]
-            ref.repository, ref.tag or "latest")
-    if verify is not None:
-        verify(client, digest)
+    data, media_type, digest = _top_manifest(client, ref, verify)
     where = "%s/%s" % (ref.registry, ref.repository)
     what = "%s@%s" % (where, digest)
     if media_type not in media_types.INDEXES:
