@@ -59,6 +59,11 @@ class Trace:
         self.executed: Set[str] = set(executed)
 
     def add(self, path: str, executed: bool) -> None:
+        if not executed and path.rsplit("/", 1)[-1] in GLIBC_DLOPENS:
+            # Whether glibc gets to dlopen these depends on timing (libgcc_s: a thread exiting
+            # before or after the process does), and the minimizer keeps them whenever libc is
+            # kept: recording them would only make two traces of one workload differ.
+            return
         if path not in self.paths and len(self.paths) >= MAX_PATHS:
             raise SmithError("the workload used more than %d distinct paths; a trace is capped "
                              "there (is it walking the whole file system?)" % MAX_PATHS)

@@ -97,6 +97,18 @@ def test_huge_traces_hit_the_caps(tmp_path, monkeypatch):
         trace.load_trace(str(tmp_path / "big.json"))
 
 
+def test_glibcs_own_dlopens_are_not_recorded():
+    """Seen: one trace of examples/pyapp in four lacked libgcc_s.so.1 (the shutdown thread exited
+    after the process); the minimizer keeps it with libc anyway, so traces must not differ on it."""
+    with_it, without = trace.Trace(), trace.Trace()
+    for t in (with_it, without):
+        t.add("/usr/lib/x86_64-linux-gnu/libc.so.6", False)
+    with_it.add("/usr/lib/x86_64-linux-gnu/libgcc_s.so.1", False)
+    assert with_it.to_json() == without.to_json()
+    with_it.add("/usr/bin/libgcc_s.so.1", True)  # executed: a program, kept as traced
+    assert "/usr/bin/libgcc_s.so.1" in with_it.executed
+
+
 def test_fanotify_events_are_parsed_whole_and_checked():
     one = struct.pack("=IBBHQii", 24, 3, 0, 24, trace.FAN_OPEN, 7, 42)
     events, used = trace.parse_events(one + one[:10])  # a torn second event waits
