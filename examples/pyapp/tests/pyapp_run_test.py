@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 
 from smith.testutil.debian import require_tools
-from smith.testutil.launch import launch_cmd, leftovers, new_store, remove_store, smith_env
+from smith.testutil.launch import launch_cmd, smith_env
 
 IMAGE = "examples.pyapp/image"  # runtime_package_dependencies: the packaged image, in the sandbox
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "read/config.yaml")
@@ -31,16 +31,6 @@ def free_port() -> int:
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=2) as r:
         return r.read()
-
-
-@pytest.fixture
-def store():
-    path = new_store()
-    yield path
-    try:
-        assert leftovers(path) == []
-    finally:
-        remove_store(path)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

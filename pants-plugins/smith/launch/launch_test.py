@@ -13,8 +13,7 @@ import pytest
 from smith.launch import cli, run_cli  # noqa: F401  (imported before dropping root)
 from smith.oci.docker_archive import write_docker_archive
 from smith.oci.image_source import open_image
-from smith.testutil.launch import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
-                                  smith_env)
+from smith.testutil.launch import busybox_image, launch_cmd, leftovers, remove_store, smith_env
 from smith.testutil.debian import require_tools
 
 
@@ -22,16 +21,6 @@ from smith.testutil.debian import require_tools
 def layout():
     require_tools("runc", "busybox")
     return busybox_image()
-
-
-@pytest.fixture
-def store():
-    path = new_store()
-    yield path
-    try:
-        assert leftovers(path) == []
-    finally:
-        remove_store(path)
 
 
 def launch(store, layout, *args, mode="run", stdin=None, timeout=60):

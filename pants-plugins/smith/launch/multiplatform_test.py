@@ -12,7 +12,7 @@ from smith.launch import emulation
 from smith.launch.each_platform import SKIP_EXIT
 from smith.registry.platforms import parse_platform
 from smith.testutil.debian import require_tools
-from smith.testutil.launch import launch_cmd, leftovers, new_store, remove_store, smith_env
+from smith.testutil.launch import launch_cmd, smith_env
 from smith.testutil.qemu import busybox_index, require_emulation
 
 pytestmark = pytest.mark.debian_mirror
@@ -26,16 +26,6 @@ def layout():
     require_tools("runc")
     require_emulation("linux/arm64")
     return busybox_index()
-
-
-@pytest.fixture
-def store():
-    path = new_store()
-    yield path
-    try:
-        assert leftovers(path) == []
-    finally:
-        remove_store(path)
 
 
 def launch(*argv, timeout=300):

@@ -2,23 +2,10 @@
 import os
 import subprocess
 
-import pytest
-
 from smith.oci.image_source import open_image
 from smith.launch.layer_store import LayerStore
-from smith.testutil.launch import (busybox_image, launch_cmd, leftovers, new_store, remove_store,
-                                  smith_env)
+from smith.testutil.launch import busybox_image, launch_cmd, smith_env
 from smith.testutil.debian import require_tools
-
-
-@pytest.fixture
-def store():
-    path = new_store()
-    yield path
-    try:
-        assert leftovers(path) == []
-    finally:
-        remove_store(path)
 
 
 def _stored(store):

@@ -26,16 +26,6 @@ def layout():
     return busybox_image(base_files={"www/index.html": "hello web\n<p>second line</p>\n"}) + ":latest"
 
 
-@pytest.fixture
-def store():
-    path = new_store()
-    yield path
-    try:
-        assert leftovers(path) == []
-    finally:
-        remove_store(path)
-
-
 @pytest.fixture(scope="module")
 def smith_runtime():
     """The runtime zipapp as //:smith-runtime builds it, where mapped users can run it."""

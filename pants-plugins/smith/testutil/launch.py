@@ -10,6 +10,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
+import pytest
+
 import smith
 from smith import linux
 from smith.launch import kernel
@@ -122,3 +124,15 @@ def remove_store(store: str) -> None:
     for m in kernel.mounts_under(store):
         linux.umount(m, detach=True)
     shutil.rmtree(store, ignore_errors=True)
+
+
+@pytest.fixture
+def store():
+    """A fresh layer store for one test; the test fails if it leaves a container, mount or
+    file behind in it. Import it into a test module to use it."""
+    path = new_store()
+    yield path
+    try:
+        assert leftovers(path) == []
+    finally:
+        remove_store(path)
