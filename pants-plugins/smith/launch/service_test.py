@@ -16,8 +16,11 @@ from smith.testutil.debian import require_tools
 
 BB = "/bin/busybox"
 # A web server on 8080 (serving /www of the image and /write) and an echo server on 7000.
-SERVE = ("echo starting; trap 'echo got TERM; exit 3' TERM; "
-         "busybox httpd -f -p 127.0.0.1:8080 -h /www & busybox nc -ll -p 7000 -e busybox cat & wait")
+# Readiness is port 8080, so the echo server on 7000 must listen before httpd starts (once, a
+# loaded CI host ran the TCP check before nc was listening).
+SERVE = ("echo starting; trap 'echo got TERM; exit 3' TERM; busybox nc -ll -p 7000 -e busybox cat & "
+         "until busybox netstat -ltn | busybox grep -q ':7000 '; do busybox usleep 10000; done; "
+         "busybox httpd -f -p 127.0.0.1:8080 -h /www & wait")
 
 
 @pytest.fixture(scope="module")
