@@ -123,24 +123,33 @@ def test_skopeo_and_smith_pull_accept_signed_refuse_unsigned_and_tampered(
     assert no.stderr.startswith("smith pull: error: %s/hello@%s: no signature by %s" % (
         registry.host, unsigned, pub)), no.stderr
 
+    # Tampered: hello is amd64 + arm64, so publish signed the index and each platform's manifest;
+    # skopeo copying one platform by tag checks that platform's signature, smith pull by the
+    # index digest the index's. Break them all.
     client = RegistryClient(registry.host)
-    data, _, _ = client.get_manifest("hello", signature_tag(digest))
-    manifest = json.loads(data)
-    sig = bytearray(base64.b64decode(manifest["layers"][0]["annotations"][
-        signing.SIGNATURE_ANNOTATION]))
-    sig[10] ^= 0x40
-    manifest["layers"][0]["annotations"][signing.SIGNATURE_ANNOTATION] = \
-        base64.b64encode(bytes(sig)).decode()
-    client.put_manifest("hello", signature_tag(digest), json.dumps(manifest).encode(),
-                        media_types.OCI_MANIFEST)
+    index = json.loads(client.get_manifest_by_digest("hello", digest)[0])
+    signed = [digest] + [m["digest"] for m in index["manifests"]]
+    originals = {}
+    for d in signed:
+        data, _, _ = client.get_manifest("hello", signature_tag(d))
+        originals[d] = data
+        manifest = json.loads(data)
+        sig = bytearray(base64.b64decode(manifest["layers"][0]["annotations"][
+            signing.SIGNATURE_ANNOTATION]))
+        sig[10] ^= 0x40
+        manifest["layers"][0]["annotations"][signing.SIGNATURE_ANNOTATION] = \
+            base64.b64encode(bytes(sig)).decode()
+        client.put_manifest("hello", signature_tag(d), json.dumps(manifest).encode(),
+                            media_types.OCI_MANIFEST)
     try:
         no = skopeo_copy(tmp_path, pub, "%s/hello:v1" % registry.host)
         assert no.returncode != 0 and "Source image rejected" in no.stderr, no.stderr
         no = run_smith(["pull", "--verify-key", pub, "%s/hello@%s" % (registry.host, digest),
                         str(tmp_path / "no2")], str(tmp_path))
         assert no.returncode == 1 and "no signature by" in no.stderr
-    finally:  # the registry is shared by the module's tests: put the real signature back
-        client.put_manifest("hello", signature_tag(digest), data, media_types.OCI_MANIFEST)
+    finally:  # the registry is shared by the module's tests: put the real signatures back
+        for d, data in originals.items():
+            client.put_manifest("hello", signature_tag(d), data, media_types.OCI_MANIFEST)
 
 
 def test_remote_image_verify_key(published, registry, keys):
