@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pants-plugins"))
 
 from smith.testutil import runtime_bundle as testbundle  # noqa: E402
 from smith.testutil.debian import require_tools, tool_env  # noqa: E402
-from smith.runtime.seccomp_test import RUNTIME_TOOLS_DEFAULT  # noqa: E402 (the profile as data)
+from smith.testutil.seccomp_profiles import RUNTIME_TOOLS_DEFAULT  # noqa: E402 (the profile as data)
 
 WRAPPER = "(crun wrapper alone)"
 PASS = "python3 -I -S -c pass"

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from smith.runtime import bpfcache
-from smith.runtime.seccomp_test import RUNTIME_TOOLS_DEFAULT
+from smith.testutil.seccomp_profiles import RUNTIME_TOOLS_DEFAULT
 from smith.testutil import runtime_bundle as tb
 from smith.testutil.debian import require_tools
 
