@@ -17,7 +17,7 @@ COMMANDS = {
     "merge": ("smith.oci.merge_cli", "merge tree tars into one deterministic tree tar"),
     "merge-packages": ("smith.packages.merge_cli", "merge package trees, naming packages that conflict"),
     "minimize": ("smith.oci.minimize_cli", "cut an existing image down to one program"),
-    "trace": ("smith.oci.trace_cli", "record the image files a smith test's containers use (fanotify)"),
+    "trace": ("smith.launch.trace_cli", "record the image files a smith test's containers use (fanotify)"),
     "launch": ("smith.launch.cli", "run, test or prune images in containers (layer store, user ns)"),
     "closure": ("smith.elf.cli", "print the ELF closure of a program inside a root"),
     "lock": ("smith.packages.lock_cli", "resolve packages from a repository into a lockfile"),

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 
 from smith.errors import SmithError
-from smith.oci import trace, trace_cli
+from smith.launch import trace_cli
+from smith.oci import trace
 from smith.testutil.debian import require_tools
 from smith.testutil.launch import leftovers, new_store, remove_store, smith_cmd, smith_env
 from smith.testutil.qemu import busybox_index, require_emulation

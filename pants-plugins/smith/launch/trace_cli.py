@@ -5,9 +5,9 @@ A test that fails on the traced image is an error: its output says why."""
 import sys
 from typing import List, Optional
 
+from smith.atomic import atomic_file
 from smith.errors import SmithError
 from smith.oci import trace
-from smith.oci.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
 from smith.registry.platforms import host_platform, parse_platform
 
