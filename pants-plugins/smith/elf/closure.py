@@ -11,7 +11,7 @@ from smith.elf.loader import Process
 from smith.elf.rootfs import Resolved, RootFS, glob_in_root, kept_paths
 from smith.elf.searchpath import SearchConfig, platforms_of
 from smith.errors import SmithError
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_SCRIPT_DEPTH = 4  # the kernel's BINPRM_MAX_RECURSION

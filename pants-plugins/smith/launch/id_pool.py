@@ -10,7 +10,7 @@ import os
 from typing import Callable, List, NamedTuple, Optional
 
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.launch.layer_store import flocked
 
 ID_LIMIT = 1 << 32  # ids are 32-bit; (uid_t)-1 is reserved

@@ -14,7 +14,7 @@ from typing import BinaryIO, List
 from smith import zstd
 from smith.errors import SmithError
 from smith.oci import tar_format
-from smith.oci.atomic import atomic_file
+from smith.atomic import atomic_file
 from smith.oci.image_source import Image, open_image, verify_blob
 
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from smith.errors import SmithError
 from smith.oci import layer
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 from smith.oci.image_source import (LAYER_TYPES, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME,
                                     Image, open_image, verify_blob)
 from smith.oci.tree import DIR, SYMLINK, Entry
@@ -309,7 +309,7 @@ def _attachment(blobs: Blobs, artifact_type: str, path: str,
 
 def write_layout(out: str, *args, **kwargs) -> Dict[str, Any]:
     """build_layout into a temp dir next to `out`, then move it into place."""
-    from smith.oci.atomic import atomic_dir
+    from smith.atomic import atomic_dir
     if os.path.lexists(out) and not (os.path.isdir(out) and not os.path.islink(out) and (
             not os.listdir(out) or os.path.isfile(os.path.join(out, "oci-layout")))):
         raise SmithError("--output %s exists and is not an OCI layout or an empty directory; "

@@ -3,7 +3,8 @@ import os
 from typing import List
 
 from smith.errors import SmithError
-from smith.oci import docker_archive, image, layer, platform
+from smith import platforms
+from smith.oci import docker_archive, image, layer
 from smith.oci.layer_cli import ArgParser
 
 
@@ -27,10 +28,10 @@ def parser() -> ArgParser:
     p.add_argument("--compression", choices=sorted(layer.COMPRESSIONS), default="gzip",
                    help="compression of the image's own layers: gzip (default) or zstd "
                    "(application/vnd.oci.image.layer.v1.tar+zstd; base layers stay as they are)")
-    p.add_argument("--platform", default=platform.DEFAULT,
+    p.add_argument("--platform", default=platforms.DEFAULT,
                    help="the image's platform, one of %s (default %s): the config's "
                    "architecture/os/variant and the index entry's platform"
-                   % (", ".join(platform.PLATFORMS), platform.DEFAULT))
+                   % (", ".join(platforms.PLATFORMS), platforms.DEFAULT))
     p.add_argument("--docker-archive", metavar="FILE.tar",
                    help="also write a `docker save`-format tar of the image")
     return p

@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
-from smith.oci import platform as platforms
-from smith.oci.atomic import atomic_dir
+from smith import platforms as platforms
+from smith.atomic import atomic_dir
 from smith.oci.image import Blobs, canonical_json
 from smith.oci.image_source import OCI_INDEX, OCI_MANIFEST, REF_NAME
 

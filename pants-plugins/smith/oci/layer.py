@@ -18,7 +18,7 @@ from smith.errors import SmithError
 from smith.oci import tar_format
 from smith.oci.deterministic_gzip import GzipSink
 from smith.oci.tree import DIR, FILE, SYMLINK, Entry
-from smith.oci.atomic import atomic_dir_files, atomic_file
+from smith.atomic import atomic_dir_files, atomic_file
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+zstd"

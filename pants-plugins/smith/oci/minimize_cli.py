@@ -6,7 +6,7 @@ from typing import List
 from smith.elf.nss import parse_user
 from smith.errors import SmithError
 from smith.oci import minimize, trace
-from smith.oci.atomic import atomic_file
+from smith.atomic import atomic_file
 from smith.oci.layer_cli import ArgParser
 from smith.registry.platforms import parse_platform
 from smith.untar import Limits

@@ -17,7 +17,7 @@ from typing import BinaryIO, Dict, Optional
 
 from smith import untar
 from smith.errors import SmithError
-from smith.oci.atomic import atomic_dir, atomic_file
+from smith.atomic import atomic_dir, atomic_file
 from smith.oci.image_source import Image, open_image, verify_blob
 from smith.safe_fs import Unsafe, open_regular
 from smith.untar import Budget, Limits

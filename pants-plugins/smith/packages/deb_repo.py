@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 from debian import deb822
 
 from smith.errors import SmithError
-from smith.oci.atomic import atomic_file
+from smith.atomic import atomic_file
 from smith.packages import gpg
 from smith.packages.fetch import fetch, fetch_verified
 from smith.packages.model import Package, Relation

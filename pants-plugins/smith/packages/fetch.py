@@ -10,7 +10,7 @@ import urllib.request
 from typing import Optional
 
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 
 TIMEOUT = 120
 

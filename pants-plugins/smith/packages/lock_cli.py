@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any, Callable, List, Tuple
 
 from smith.errors import SmithError
-from smith.oci.platform import SHARED_ARCHES
+from smith.platforms import SHARED_ARCHES
 from smith.packages import lockfile, repo_config
 from smith.packages.metadata import load_universe, parse_request
 from smith.packages.repo_config import RepoConfig

@@ -24,8 +24,8 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
-from smith.oci.platform import SHARED_ARCHES
+from smith.atomic import write_file
+from smith.platforms import SHARED_ARCHES
 
 VERSION = 1
 HINT = "regenerate it with smith lock"

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any, Dict, List
 
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.packages import lockfile, repo_config
 from smith.packages.metadata import load_universe
 from smith.packages.outdated import check

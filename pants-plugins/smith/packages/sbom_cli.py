@@ -15,7 +15,7 @@ import os
 from typing import Dict, List
 
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.packages import lockfile
 from smith.packages.sbom import build
 from smith.untar import Limits

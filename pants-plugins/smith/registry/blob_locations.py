@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 
 from smith import safe_json
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.registry.digests import is_digest
 
 ENV = "SMITH_BLOB_CACHE"

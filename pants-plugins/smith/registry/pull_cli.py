@@ -7,7 +7,7 @@ and this repository; it is checked before any layer is fetched, and nothing is w
 from typing import List
 
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.registry.options import client_for, parser
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import check_pinned, pull_all_platforms, pull_image

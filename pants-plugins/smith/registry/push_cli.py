@@ -11,7 +11,7 @@ import sys
 from typing import Dict, List
 
 from smith.errors import SmithError
-from smith.oci.atomic import write_file
+from smith.atomic import write_file
 from smith.registry.options import client_for, parser
 from smith.registry.push import push_layout
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference

@@ -16,5 +16,5 @@ The test/bench helpers (zipapp build, busybox bundle) are smith/testutil/runtime
 
 # What the runtime's zipapp holds, as `only` paths of the smith package: //:smith-runtime, the
 # runtime the Pants rules install for tests and runs, and the tests all pack this list.
-ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/oci/__init__.py", "smith/oci/atomic.py",
+ZIPAPP_ONLY = ("smith/__init__.py", "smith/errors.py", "smith/linux.py", "smith/atomic.py",
                "smith/runtime")

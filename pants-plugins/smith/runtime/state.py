@@ -9,7 +9,7 @@ import time
 
 from smith.errors import SmithError
 from smith.linux import start_time
-from smith.oci.atomic import write_file  # imports no os either
+from smith.atomic import write_file  # imports no os either
 from smith.runtime import fastjson
 from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 

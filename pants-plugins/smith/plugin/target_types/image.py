@@ -16,7 +16,7 @@ from pants.engine.target import (
 from pants.util.strutil import help_text
 
 from smith.errors import SmithError
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 from smith.plugin.target_types.checks import DEFAULT_USER, HOST, REPOSITORY, TAG, check, parse_user
 from smith.plugin.target_types.fields import OneOrMoreAddressesField, SmithPackageOutputPathField
 

@@ -27,7 +27,7 @@ from smith.plugin.target_types.binary import (
     SmithBinaryUserField,
 )
 from smith.plugin.rules.util.process import SmithProcess
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 from smith.plugin.rules.util.tree import SmithRootFieldSet, SmithTree, SmithTreeFieldSet, TreeForPlatform
 
 

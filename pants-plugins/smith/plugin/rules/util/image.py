@@ -10,7 +10,7 @@ from pants.engine.target import FieldSet, Target, Targets, UnparsedAddressInputs
 from pants.engine.unions import UnionMembership, UnionRule, union
 from pants.util.logging import LogLevel
 
-from smith.oci import platform as oci_platform
+from smith import platforms as oci_platform
 from smith.plugin.rules.util.layer import BuiltSmithLayer, LayerForPlatform, SmithLayerFieldSet
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.rules.util.sbom import ImageSbomRequest, ImageSboms

@@ -20,7 +20,7 @@ from pants.util.logging import LogLevel
 
 from smith.plugin.rules.util.bytecode import LayerBytecode, LayerBytecodeRequest
 from smith.plugin.rules.util.process import SmithProcess
-from smith.oci import platform as oci_platform
+from smith import platforms as oci_platform
 from smith.plugin.rules.util.tree import (
     SmithPackagesOrigin,
     SmithTree,

@@ -46,7 +46,7 @@ from smith.plugin.target_types.packages import (
     SmithRepositoryUrlField,
 )
 from smith.errors import SmithError
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 from smith.packages import lockfile, repo_config
 from smith.plugin.rules.util.process import SmithProcess
 from smith.plugin.rules.util.tree import (

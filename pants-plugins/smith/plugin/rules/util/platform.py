@@ -8,7 +8,7 @@ for linux/amd64 only.
 from pants.engine.rules import Get, collect_rules, rule
 from pants.util.logging import LogLevel
 
-from smith.oci import platform as platforms
+from smith import platforms as platforms
 from smith.plugin.rules.util.binary import BinaryForPlatform, SmithBinaryFieldSet
 from smith.plugin.rules.util.packages import BuiltSmithPackages, PackagesForPlatform, SmithPackagesFieldSet
 from smith.plugin.rules.util.tree import SmithTree, SmithTreeFieldSet, TreeForPlatform

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from smith.oci.atomic import atomic_dir, atomic_dir_files, atomic_file, write_file
+from smith.atomic import atomic_dir, atomic_dir_files, atomic_file, write_file
 
 
 def test_write_file_appears_whole_with_its_mode(tmp_path):
@@ -48,7 +48,7 @@ def test_a_symlink_at_the_temp_name_is_never_followed(tmp_path, monkeypatch):
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     names = iter(["taken", "free"])
-    monkeypatch.setattr("smith.oci.atomic._urandom", lambda n: next(names).encode())
+    monkeypatch.setattr("smith.atomic._urandom", lambda n: next(names).encode())
     os.symlink(str(victim), str(tmp_path / (".out.%s" % b"taken".hex())))
     write_file(str(tmp_path / "out"), b"new")
     assert victim.read_bytes() == b"precious" and (tmp_path / "out").read_bytes() == b"new"
@@ -78,7 +78,7 @@ def test_atomic_dir_files(tmp_path):
 
 def test_the_runtime_can_use_it_without_importing_os():
     # smith-runtime starts with python3 -I -S and never imports os (runtime/posixos.py).
-    parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = "import sys; sys.path.insert(0, %r); import smith.oci.atomic; print('os' in sys.modules)" % parent
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds smith/
+    code = "import sys; sys.path.insert(0, %r); import smith.atomic; print('os' in sys.modules)" % parent
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], stdout=subprocess.PIPE, check=True)
     assert out.stdout.strip() == b"False"
