@@ -14,12 +14,11 @@ import math
 import os
 import threading
 import time
-import urllib.parse
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from smith import safe_json
 from smith.errors import SmithError
-from smith.registry import media_types
+from smith.registry import media_types, urls
 from smith.registry.blob_locations import BlobLocations
 from smith.registry.challenge import parse_challenges
 from smith.registry.credentials import Credentials
@@ -127,7 +126,7 @@ class RegistryClient:
     def _check_realm(self, realm: str) -> None:
         """Credentials go to the token realm: it must be https, unless the registry itself is
         spoken to in plain http (a local one) or was named --insecure."""
-        scheme = urllib.parse.urlsplit(realm).scheme.lower()
+        scheme = urls.split(realm).scheme
         registry_scheme = origin(self.transport.base_url(self.registry))[0]
         if scheme == "https" or (scheme == "http" and (self.transport.insecure
                                                        or registry_scheme == "http")):
@@ -141,7 +140,7 @@ class RegistryClient:
         params = [("service", self._bearer["service"])] if self._bearer.get("service") else []
         params += [("scope", s) for s in scopes + extra]
         realm = self._bearer["realm"]
-        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(params)
+        url = realm + ("&" if "?" in realm else "?") + urls.encode(params)
         headers = {}
         if self.credentials:
             raw = "%s:%s" % (self.credentials.username, self.credentials.password)
@@ -300,7 +299,7 @@ class RegistryClient:
         A registry that declines answers 202 with a new upload session, left in `state`; any
         other answer (e.g. 401/403/404 for a source we may not read) just means: upload it."""
         scopes = self._push(repo) + self._pull(source)
-        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        query = urls.encode({"mount": digest, "from": source})
 
         def attempt() -> Optional[Response]:
             try:
@@ -324,7 +323,7 @@ class RegistryClient:
         return False
 
     def _absolute(self, resp: Response) -> str:
-        return urllib.parse.urljoin(resp.url, resp.header("Location") or "")
+        return urls.join(resp.url, resp.header("Location") or "")
 
     def _resume(self, state: Dict[str, object], scopes: List[str]) -> bool:
         """Ask where an interrupted upload stands; False if the session is gone."""
@@ -370,7 +369,7 @@ class RegistryClient:
     def _finish(self, state: Dict[str, object], scopes: List[str], path: str, size: int,
                 digest: str) -> str:
         location = str(state["location"])
-        url = location + ("&" if "?" in location else "?") + urllib.parse.urlencode(
+        url = location + ("&" if "?" in location else "?") + urls.encode(
             {"digest": digest})
         headers = {"Content-Type": "application/octet-stream"}
         if size > self.chunk_threshold:  # everything went up by PATCH; close the session
@@ -520,7 +519,7 @@ class RegistryClient:
 
 
 class _HashingFile:
-    """The file of a blob being uploaded, hashed as http.client reads it to send it."""
+    """The file of a blob being uploaded, hashed as the transport reads it to send it."""
 
     def __init__(self, path: str, digest: str) -> None:
         self._f = open(path, "rb")

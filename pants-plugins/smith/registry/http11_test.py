@@ -228,3 +228,43 @@ def test_malformed_hostports_are_refused(hostport):
         return
     with pytest.raises(ValueError):
         http11.split_hostport(hostport, 443)
+
+
+class OneAnswerServer:
+    """A local server that answers every request with the same bytes, then closes."""
+
+    def __init__(self, answer: bytes):
+        import socket
+        import threading
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.host = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.requests = 0
+
+        def serve():
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    self.requests += 1
+                    conn.sendall(answer)
+        threading.Thread(target=serve, daemon=True).start()
+
+
+@pytest.mark.parametrize("answer,expected", [
+    (BAD_HEADS["te-and-length"] + b"5\r\nhello\r\n0\r\n\r\n", "Transfer-Encoding and Content-L"),
+    (BAD_HEADS["obs-fold"], "folded header"),
+    (BAD_HEADS["conflicting-lengths"], "conflicting Content-Length"),
+])
+def test_a_malformed_answer_is_a_clear_error_naming_the_registry_and_not_retried(answer,
+                                                                                  expected):
+    from smith.errors import SmithError
+    from smith.registry.transport import Transport
+    server = OneAnswerServer(answer)
+    with pytest.raises(SmithError, match=r"GET http://%s/v2/: malformed answer from %s: .*%s" % (
+            server.host, server.host, expected)):
+        Transport().request("GET", "http://%s/v2/" % server.host)
+    assert server.requests == 1
+    server.sock.close()

@@ -18,19 +18,22 @@ request on a reused connection that the server had meanwhile closed is sent agai
 one (its body rewound), before anything of the answer was read.
 Plain http is spoken only to local registries and to those given with --insecure, also when a
 redirect or an upload Location points elsewhere; credentials never cross to another origin
-(scheme, host or port) on a redirect."""
+(scheme, host or port) on a redirect.
+HTTP/1.1 itself is smith.registry.http11 (not http.client, whose imports cost a short push ~22 ms);
+ssl is imported only when a registry is spoken to over TLS."""
 import heapq
-import http.client
-import io
 import itertools
 import socket
-import ssl
+import sys
 import threading
 import time
-import urllib.parse
-from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from smith.errors import SmithError
+from smith.registry import http11, urls
+
+if TYPE_CHECKING:
+    import ssl  # imported at the first https connection: a plain-http push never pays for it
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -40,7 +43,7 @@ MAX_BODY = 4 << 20  # distribution refuses manifests above 4 MiB, so nothing we 
 MAX_ERROR_BODY = 64 << 10  # what is kept of a non-2xx answer, for the error message
 MAX_IDLE = 8  # idle keep-alive connections kept per origin
 # What a reused keep-alive connection closed by the server meanwhile looks like.
-STALE_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+STALE_ERRORS = (http11.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
                 ConnectionAbortedError)
 
 DEFAULT_TIMEOUT = 60.0  # seconds a socket may stay silent
@@ -101,7 +104,7 @@ class RetryableError(Exception):
 
 
 class Response:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes, url: str):
+    def __init__(self, status: int, headers: http11.Headers, body: bytes, url: str):
         self.status, self.headers, self.body, self.url = status, headers, body, url
 
     def header(self, name: str) -> Optional[str]:
@@ -129,8 +132,8 @@ def is_local(hostport: str) -> bool:
 
 def origin(url: str) -> Tuple[str, str]:
     """(scheme, host:port) of a URL: credentials for one origin are never sent to another."""
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+    parts = urls.split(url)
+    return parts.scheme, parts.netloc.lower()
 
 
 Body = Union[None, bytes, BinaryIO]
@@ -272,60 +275,65 @@ class _Guard:
                 self._dup = None
 
 
-class _CountingReader(io.RawIOBase):
-    def __init__(self, raw: io.RawIOBase, guard: _Guard):
-        super().__init__()
-        self._raw, self._guard = raw, guard
+class _Connection:
+    """One keep-alive connection: connected (and TLS-wrapped) at its first request. The guard
+    of the exchange under way counts what it sends and receives."""
 
-    def readable(self) -> bool:
-        return True
+    def __init__(self, scheme: str, hostport: str, timeout: float,
+                 context: Optional["ssl.SSLContext"], guard: _Guard):
+        self.host, self.port = http11.split_hostport(hostport, 443 if scheme == "https" else 80)
+        self.hostport, self.timeout, self.context, self.guard = hostport, timeout, context, guard
+        self.sock: Optional[socket.socket] = None
+        self._response: Optional[http11.RawResponse] = None
 
-    def readinto(self, b) -> Optional[int]:  # type: ignore[override]
-        n = self._raw.readinto(b)
-        if n:
-            self._guard.received(n)
-        return n
+    def _recv(self, n: int) -> bytes:
+        data = self.sock.recv(n)  # type: ignore[union-attr]
+        if data:
+            self.guard.received(len(data))
+        return data
 
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _GuardedResponse(http.client.HTTPResponse):
-    def __init__(self, sock: socket.socket, *args, guard: _Guard, **kwargs):
-        super().__init__(sock, *args, **kwargs)
-        self.fp.close()
-        self.fp = io.BufferedReader(_CountingReader(sock.makefile("rb", buffering=0), guard))
-
-
-class _GuardedSend:
-    """Mix-in for the connection classes: sends in blocks, counting progress for the guard."""
-    guard: _Guard
-
-    def send(self, data) -> None:
-        if hasattr(data, "read"):
-            while True:
-                block = data.read(SEND_BLOCK)
-                if not block:
-                    return
-                self.send(block)
-        try:
-            view = memoryview(data)
-        except TypeError:
-            super().send(data)  # type: ignore[misc]
-            return
+    def _send(self, data: Union[bytes, memoryview]) -> None:
+        view = memoryview(data)
         for start in range(0, len(view), SEND_BLOCK):
             piece = view[start:start + SEND_BLOCK]
-            super().send(piece)  # type: ignore[misc]
+            self.sock.sendall(piece)  # type: ignore[union-attr]
             self.guard.sent(len(piece))
 
+    def request(self, method: str, target: str, body: Body, headers: Dict[str, str]) -> None:
+        size = len(body) if isinstance(body, bytes) else None
+        if body is not None and size is None and not any(
+                k.lower() in ("content-length", "transfer-encoding") for k in headers):
+            raise ValueError("a streamed request body needs a Content-Length header")
+        head = http11.request_head(method, target, self.hostport, list(headers.items()), size)
+        if self.sock is None:
+            sock = self.guard.connected(http11.connect(self.host, self.port, self.timeout))
+            if self.context is not None:
+                try:
+                    sock = self.context.wrap_socket(sock, server_hostname=self.host)
+                except BaseException:
+                    sock.close()
+                    raise
+            self.sock = sock
+        if isinstance(body, bytes) and len(body) <= SEND_BLOCK:
+            self._send(head + body)  # one write for a small request: one packet, one syscall
+            return
+        self._send(head)
+        if isinstance(body, bytes):
+            self._send(body)
+        elif body is not None:  # a file: read until its end (it may hash what it reads)
+            while True:
+                block = body.read(SEND_BLOCK)
+                if not block:
+                    break
+                self._send(block)
 
-class _HTTPConnection(_GuardedSend, http.client.HTTPConnection):
-    pass
+    def getresponse(self, method: str) -> http11.RawResponse:
+        return http11.RawResponse(http11.Reader(self._recv), method)
 
-
-class _HTTPSConnection(_GuardedSend, http.client.HTTPSConnection):
-    pass
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
 
 
 class Transport:
@@ -343,16 +351,17 @@ class Transport:
         self._lock = threading.Lock()
         # Loading the system CAs costs ~0.1 s: done at the first verified TLS connection (or now
         # when a CA file is given, so a bad one fails at once), never for a plain-http registry.
-        self._context_value: Optional[ssl.SSLContext] = None
+        self._context_value: Optional["ssl.SSLContext"] = None
         if ca_file:
             self._verified_context()
-        self._idle: Dict[Tuple[str, str], List[http.client.HTTPConnection]] = {}
+        self._idle: Dict[Tuple[str, str], List[_Connection]] = {}
         self.connections_opened = 0  # new TCP connections (keep-alive reuse is not counted)
 
-    def _verified_context(self) -> ssl.SSLContext:
+    def _verified_context(self) -> "ssl.SSLContext":
         with self._lock:
             if self._context_value is not None:
                 return self._context_value
+        import ssl
         context = ssl.create_default_context()
         if self.ca_file:
             try:
@@ -369,10 +378,11 @@ class Transport:
             return self._context_value
 
     @staticmethod
-    def _probe_context() -> ssl.SSLContext:
+    def _probe_context() -> "ssl.SSLContext":
         """Only for the scheme probe of a local (or --insecure) registry: does it speak TLS at
         all? Nothing but `GET /v2/` without credentials goes over it, and its connection is
         closed, never kept: the requests that follow use the verified context."""
+        import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -417,9 +427,9 @@ class Transport:
                 if probing:
                     raise
                 raise SmithError("%s answers in plain http; only local registries may do that "
-                                 "unless you pass --insecure" % urllib.parse.urlsplit(url).netloc)
+                                 "unless you pass --insecure" % urls.split(url).netloc)
             if resp.status in (301, 302, 303, 307, 308) and resp.header("Location"):
-                new_url = urllib.parse.urljoin(url, resp.header("Location") or "")
+                new_url = urls.join(url, resp.header("Location") or "")
                 if origin(new_url) != origin(url):
                     # Never hand our credentials to blob storage, nor send them in clear text
                     # after a redirect from https to http.
@@ -433,40 +443,34 @@ class Transport:
             return resp
         raise SmithError("%s %s: more than %d redirects" % (method, url, max_redirects))
 
-    def _connection(self, parts: urllib.parse.SplitResult, guard: _Guard, probing: bool = False
-                    ) -> http.client.HTTPConnection:
-        url = urllib.parse.urlunsplit(parts)
+    def _connection(self, parts: urls.Parts, guard: _Guard, probing: bool = False
+                    ) -> _Connection:
+        url = "%s://%s%s" % (parts.scheme, parts.netloc, parts.path)
+        context: Optional["ssl.SSLContext"] = None
         if parts.scheme == "https":
             context = self._probe_context() if probing else self._verified_context()
-            conn: http.client.HTTPConnection = _HTTPSConnection(
-                parts.netloc, timeout=min(self.timeout, guard.remaining()),
-                context=context, blocksize=IO_BLOCK)
         elif parts.scheme == "http":
             if not self.plain_http_ok(parts.netloc):
                 raise SmithError("%s: refusing plain http to %s: only local registries and ones "
                                  "given with --insecure are reached without TLS" % (
                                      printable(url), printable(parts.netloc)))
-            conn = _HTTPConnection(parts.netloc, timeout=min(self.timeout, guard.remaining()),
-                                   blocksize=IO_BLOCK)
         else:
             raise SmithError("%s: unsupported URL from the registry (only http and https)"
                              % printable(url))
-        # The guard of the exchange under way: a kept-alive connection serves several.
-        conn.guard = guard  # type: ignore[attr-defined]
-        conn.response_class = lambda sock, *a, **kw: _GuardedResponse(  # type: ignore
-            sock, *a, guard=conn.guard, **kw)  # type: ignore[attr-defined]
-        create = conn._create_connection  # type: ignore[attr-defined]
-        conn._create_connection = lambda *a, **kw: conn.guard.connected(  # type: ignore
-            create(*a, **kw))
-        return conn
+        try:
+            return _Connection(parts.scheme, parts.netloc, min(self.timeout, guard.remaining()),
+                               context, guard)
+        except ValueError as e:
+            raise SmithError("%s: unsupported URL from the registry (%s)"
+                             % (printable(url), printable(str(e)))) from None
 
     # ---- keep-alive pool -----------------------------------------------------------------
-    def _checkout(self, key: Tuple[str, str]) -> Optional[http.client.HTTPConnection]:
+    def _checkout(self, key: Tuple[str, str]) -> Optional[_Connection]:
         with self._lock:
             idle = self._idle.get(key)
             return idle.pop() if idle else None
 
-    def _checkin(self, key: Tuple[str, str], conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, key: Tuple[str, str], conn: _Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < MAX_IDLE:
@@ -485,7 +489,7 @@ class Transport:
     def _send_once(self, method: str, url: str, headers: Dict[str, str], body: Body,
                    sink: Optional[Callable[[bytes], None]], limit: Optional[int],
                    probing: bool = False) -> Response:
-        parts = urllib.parse.urlsplit(url)
+        parts = urls.split(url)
         key = (parts.scheme, parts.netloc)
         if probing:  # a connection of its own, closed after the answer
             return self._exchange(method, url, parts, key, None, headers, body, sink, limit,
@@ -503,8 +507,8 @@ class Transport:
         return self._exchange(method, url, parts, key, None, headers, body, sink, limit,
                               reused=False)
 
-    def _exchange(self, method: str, url: str, parts: urllib.parse.SplitResult,
-                  key: Tuple[str, str], conn: Optional[http.client.HTTPConnection],
+    def _exchange(self, method: str, url: str, parts: urls.Parts,
+                  key: Tuple[str, str], conn: Optional[_Connection],
                   headers: Dict[str, str], body: Body, sink: Optional[Callable[[bytes], None]],
                   limit: Optional[int], reused: bool, probing: bool = False) -> Response:
         """One request and its answer on `conn` (a kept-alive one) or a new connection. With
@@ -520,7 +524,7 @@ class Transport:
                 with self._lock:
                     self.connections_opened += 1
             else:
-                conn.guard = guard  # type: ignore[attr-defined]
+                conn.guard = guard
                 if conn.sock is not None:
                     conn.sock.settimeout(min(self.timeout, guard.remaining()))
                     guard.connected(conn.sock)
@@ -530,15 +534,13 @@ class Transport:
                 conn.close()
             raise
         try:
-            conn.request(method, path, body=body, headers=headers)
+            conn.request(method, path, body, headers)
             guard.request_sent()
-            raw = conn.getresponse()
+            raw = conn.getresponse(method)
             resp = Response(raw.status, raw.headers,
                             self._read_body(method, url, raw, sink, limit), url)
             if guard.expired:  # the shutdown may look like the end of an unsized body
                 raise RetryableError("%s %s: %s" % (method, url, guard.expired))
-            if method == "HEAD":
-                raw.read()  # closes the (empty) answer so the connection can serve again
             keep = raw.isclosed() and not raw.will_close and not probing
         except SmithError:
             raise
@@ -562,13 +564,12 @@ class Transport:
         return resp
 
     @staticmethod
-    def _read_body(method: str, url: str, raw: http.client.HTTPResponse,
+    def _read_body(method: str, url: str, raw: http11.RawResponse,
                    sink: Optional[Callable[[bytes], None]], limit: Optional[int]) -> bytes:
         """The body (b"" when streamed to `sink`), read block by block up to its cap."""
         if method == "HEAD":
             return b""
-        length = raw.getheader("Content-Length") or ""
-        declared = int(length) if length.isascii() and length.isdigit() else None
+        declared = raw.length
         success = 200 <= raw.status < 300
         if success:
             cap = limit if sink is not None else min(MAX_BODY if limit is None else limit,
@@ -596,28 +597,28 @@ class Transport:
                 sink(chunk)
             else:
                 kept.append(chunk)
-        # read(amt) returns short data, not IncompleteRead, when the peer hangs up early.
-        if declared is not None and received < declared:
-            raise http.client.IncompleteRead(b"", declared - received)
         return b"".join(kept)
 
-    def _translate(self, method: str, url: str, parts: urllib.parse.SplitResult,
+    def _translate(self, method: str, url: str, parts: urls.Parts,
                    e: Exception) -> Exception:
-        if isinstance(e, ssl.SSLCertVerificationError):
+        ssl = sys.modules.get("ssl")  # not imported: no TLS was spoken, no TLS error to name
+        if ssl is not None and isinstance(e, ssl.SSLCertVerificationError):
             return SmithError("TLS certificate of %s is not trusted (%s); pass --ca FILE with the "
                               "CA that signed it (or --insecure to skip the check)"
                               % (parts.netloc, e.verify_message or e))
-        if isinstance(e, ssl.SSLError):
+        if ssl is not None and isinstance(e, ssl.SSLError):
             if "WRONG_VERSION_NUMBER" in str(e).upper() or "wrong version" in str(e):
                 return _PlainHttp(str(e))
             return SmithError("TLS with %s failed: %s" % (parts.netloc, e))
-        if isinstance(e, (ConnectionError, http.client.HTTPException, socket.timeout,
-                          TimeoutError)):
+        if isinstance(e, http11.ProtocolError):
+            return SmithError("%s %s: malformed answer from %s: %s; is it a registry?" % (
+                method, url, printable(parts.netloc), printable(str(e))))
+        if isinstance(e, (ConnectionError, socket.timeout, TimeoutError)):
             return RetryableError("%s %s: %s: %s" % (method, url, type(e).__name__,
                                                      printable(str(e))))
         if isinstance(e, OSError):  # e.g. name resolution; not worth retrying
             return SmithError("cannot reach %s: %s" % (parts.netloc, e))
-        if isinstance(e, (ValueError, UnicodeError)):  # e.g. a header http.client refuses
+        if isinstance(e, (ValueError, UnicodeError)):  # e.g. a header value with CR/LF
             return SmithError("%s %s: malformed answer: %s" % (method, url, printable(str(e))))
         return e
 
