@@ -107,6 +107,9 @@ class Reader:
         del self._buf[:end + 1]
         return line
 
+    def pending(self) -> int:
+        return len(self._buf)
+
     def some(self, n: int) -> bytes:
         """Up to n (> 0) bytes, b"" only at the end of the stream."""
         if not self._buf:
@@ -230,8 +233,13 @@ class RawResponse:
         return self.headers.get(name)
 
     def isclosed(self) -> bool:
-        """The whole body was read: the connection may serve another request."""
+        """The whole body was read."""
         return self._done
+
+    def reusable(self) -> bool:
+        """The whole body was read, nothing came after it and the server keeps the connection
+        open: it may serve another request (bytes after an answer would be read as the next)."""
+        return self._done and not self.will_close and not self._reader.pending()
 
     def read(self, amt: int = RECV_BLOCK) -> bytes:
         """Up to `amt` bytes of the body; b"" at its end. An early end raises IncompleteRead."""

@@ -73,10 +73,13 @@ def test_head_has_no_body_whatever_content_length_says():
 
 def test_a_keep_alive_answer_leaves_the_next_one_unread():
     data = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabHTTP/1.1 404 x\r\n\r\n"
-    reader = http11.Reader(feeder(data, [3, 40]))
+    reader = http11.Reader(feeder(data, [3]))  # the next answer arrives with this one
     first = http11.RawResponse(reader, "GET")
     assert first.read(100) == b"ab" and first.isclosed()
+    assert not first.reusable()  # bytes after an answer: the connection is not kept
     assert http11.RawResponse(reader, "GET").status == 404
+    alone = http11.RawResponse(http11.Reader(feeder(data[:40])), "GET")
+    assert alone.read(100) == b"ab" and alone.reusable()
 
 
 BAD_HEADS = {

@@ -541,7 +541,7 @@ class Transport:
                             self._read_body(method, url, raw, sink, limit), url)
             if guard.expired:  # the shutdown may look like the end of an unsized body
                 raise RetryableError("%s %s: %s" % (method, url, guard.expired))
-            keep = raw.isclosed() and not raw.will_close and not probing
+            keep = raw.reusable() and not probing
         except SmithError:
             raise
         except RetryableError:
