@@ -78,7 +78,7 @@ def test_a_keep_alive_answer_leaves_the_next_one_unread():
     assert first.read(100) == b"ab" and first.isclosed()
     assert not first.reusable()  # bytes after an answer: the connection is not kept
     assert http11.RawResponse(reader, "GET").status == 404
-    alone = http11.RawResponse(http11.Reader(feeder(data[:40])), "GET")
+    alone = http11.RawResponse(http11.Reader(feeder(data[:40], [])), "GET")
     assert alone.read(100) == b"ab" and alone.reusable()
 
 
