@@ -1,7 +1,6 @@
 """Command-line options shared by `smith push` and `smith pull`, and the client they build."""
 import argparse
 import os
-import tempfile
 
 
 from smith.errors import SmithError

@@ -13,8 +13,6 @@ only if it verifies with the key, names the digest asked for and names the same 
 import base64
 import json
 import os
-import shutil
-import tempfile
 from typing import Any, List, Optional, Tuple
 
 from smith import safe_json
@@ -37,6 +35,8 @@ def signature_tag(digest: str) -> str:
 
 
 def put_blob(client: RegistryClient, repo: str, data: bytes) -> str:
+    import shutil  # with tempfile (random, bz2, lzma) ~12 M instructions: only when signing
+    import tempfile
     digest = digest_of(data)
     tmp = tempfile.mkdtemp(prefix="smith-sig-")
     try:
@@ -50,6 +50,8 @@ def put_blob(client: RegistryClient, repo: str, data: bytes) -> str:
 
 
 def get_blob(client: RegistryClient, repo: str, descriptor: dict, cap: int, what: str) -> bytes:
+    import shutil
+    import tempfile
     if descriptor["size"] > cap:
         raise SmithError("%s: blob %s has %d bytes, more than the %d a signature may have" % (
             what, descriptor["digest"], descriptor["size"], cap))
