@@ -9,7 +9,7 @@ import fnmatch
 import glob
 import os
 import stat
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from smith.errors import SmithError
 
@@ -112,6 +112,17 @@ class RootFS:
                 return None
             cur = cand
         return Resolved(cur, tuple(links), st)
+
+
+def matches_or_under(path: str, globs: Sequence[str]) -> bool:
+    """The image path or one of its parent directories matches one of `globs` (fnmatch, case
+    sensitive): how `excludes` and `python_sourceless` name whole subtrees."""
+    p = path
+    while p not in ("/", ""):
+        if any(fnmatch.fnmatchcase(p, g) for g in globs):
+            return True
+        p = os.path.dirname(p)
+    return False
 
 
 def glob_in_root(fs: RootFS, pattern: str) -> List[str]:

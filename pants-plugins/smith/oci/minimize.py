@@ -6,7 +6,6 @@ the image's PATH inside the root. Its closure plus the `paths` globs, minus `exc
 written as a deterministic tree tar; the image config that the minimized image keeps is
 returned in `smith image --config` form (entrypoint, cmd, env, workdir, labels, exposed_ports).
 """
-import fnmatch
 import os
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 from smith.elf.closure import DEFAULT_PATH, Closure, compute_closure
 from smith.elf.nss import DEFAULT_USER, User, nss_files
-from smith.elf.rootfs import RootFS, glob_in_root, kept_paths
+from smith.elf.rootfs import RootFS, glob_in_root, kept_paths, matches_or_under
 from smith.elf.treetar import remove_tree, write_tree_tar
 from smith.errors import SmithError
 from smith.oci.image_source import open_image
@@ -64,16 +63,6 @@ def program_of(cfg: Dict[str, Any], source_name: str) -> str:
         raise SmithError("%s has neither Entrypoint nor Cmd; give the program to keep with "
                          "--entrypoint (smith_minimize: field `entrypoint`)" % source_name)
     return argv[0]
-
-
-def _excluded(path: str, excludes: Sequence[str]) -> bool:
-    """A path is excluded when it or one of its parent dirs matches an exclude glob."""
-    p = path
-    while p not in ("/", ""):
-        if any(fnmatch.fnmatchcase(p, g) for g in excludes):
-            return True
-        p = os.path.dirname(p)
-    return False
 
 
 def _kept_paths(fs: RootFS, patterns: Sequence[str]) -> Set[str]:
@@ -149,7 +138,7 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
         entries = set(result.paths) | _kept_paths(fs, paths)
         if traces:
             entries |= _kept_by_traces(root, program, cfg.get("env") or {}, nss, traces)
-        dropped = sorted(p for p in entries if _excluded(p, excludes))
+        dropped = sorted(p for p in entries if matches_or_under(p, excludes))
         kept = sorted(entries - set(dropped))
         program_path = _program_path(fs, program, cfg.get("env") or {})
         if program_path and program_path in dropped:

@@ -8,13 +8,13 @@ through a symlink; anything but a regular file whose 16-byte header says "this t
 hash-based, unchecked" is left as it is. Cost: tracebacks through those modules show no source
 lines.
 """
-import fnmatch
 import os
 import re
 import stat
 from typing import Dict, Iterable, Optional, Sequence, Set, Tuple
 
 from smith import safe_fs
+from smith.elf.rootfs import matches_or_under
 from smith.errors import SmithError
 
 # The magic number of each CPython release's bytecode, by cache tag (importlib.util.MAGIC_NUMBER
@@ -48,16 +48,6 @@ def check_globs(globs: Sequence[str]) -> None:
         if not g.startswith("/"):
             raise SmithError("python_sourceless glob %r must be absolute inside the image, e.g. "
                              "/usr/lib/python3.11/**" % g)
-
-
-def _matches(path: str, globs: Sequence[str]) -> bool:
-    """The path or one of its parent dirs matches a glob (as `excludes`)."""
-    p = path
-    while p not in ("/", ""):
-        if any(fnmatch.fnmatchcase(p, g) for g in globs):
-            return True
-        p = os.path.dirname(p)
-    return False
 
 
 def _parts(path: str):
@@ -113,7 +103,7 @@ def make_sourceless(root: str, kept: Iterable[str], globs: Sequence[str],
     with safe_fs.Root(root) as fs:
         for pyc in sorted(out):
             m = CACHED_PYC.match(pyc)
-            if m is None or not _matches(pyc, globs):
+            if m is None or not matches_or_under(pyc, globs):
                 continue
             d, name, tag = m.groups()
             source, dest = "%s/%s.py" % (d, name), "%s/%s.pyc" % (d, name)
