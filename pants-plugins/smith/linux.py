@@ -8,6 +8,7 @@ nothing on a start path that only needs start_time (the runtime's; no typing eit
 same reason). The syscall numbers of openat2 and the new mount API are the same on every
 architecture (allocated after the tables were unified). The runtime keeps its own smaller bindings (runtime/libc.py) for start-up speed.
 """
+import errno  # builtin: costs nothing on the start path
 import posix  # not os: the runtime imports this on its start path, where os costs ~4M instructions
 import sys
 
@@ -153,6 +154,10 @@ def umount_nofollow(target: str) -> None:
     check(libc().umount2(_fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW), "umount %s" % target)
 
 
+# Retries of an openat2 that the kernel answered with EAGAIN before giving up with it.
+OPENAT2_RETRIES = 256
+
+
 def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dir_fd` with RESOLVE_* restrictions (an fd).
     Raises OSError (ENOSYS on kernels before 5.6 or under a seccomp filter that lacks it)."""
@@ -163,5 +168,11 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
                         ("resolve", ctypes.c_uint64)]
         _loaded["open_how"] = OpenHow
     how = _loaded["open_how"](flags, mode, resolve)
-    return check(libc().syscall(SYS_OPENAT2, ctypes.c_int(dir_fd), _fsencode(path), ctypes.byref(how),
-                                ctypes.c_size_t(ctypes.sizeof(how))), "openat2 %s" % path)
+    for _ in range(OPENAT2_RETRIES):
+        fd = libc().syscall(SYS_OPENAT2, ctypes.c_int(dir_fd), _fsencode(path), ctypes.byref(how),
+                            ctypes.c_size_t(ctypes.sizeof(how)))
+        # EAGAIN: a rename or mount anywhere on the host raced a ".." step under
+        # RESOLVE_IN_ROOT/BENEATH; the kernel asks the caller to try again (openat2(2)).
+        if fd >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return check(fd, "openat2 %s" % path)

@@ -155,16 +155,22 @@ def pivot_root(new_root, put_old):
 SYS_OPENAT2 = 437  # the same on every architecture (allocated after the tables were unified)
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_IN_ROOT = 0x10
+OPENAT2_RETRIES = 256  # of an openat2 answered with EAGAIN, before giving up with it
 
 
 def openat2(dirfd, path, flags, resolve):
     """openat2(2) with mode 0: raises OSError (ENOSYS on kernels before 5.6)."""
     how = flags.to_bytes(8, "little") + bytes(8) + resolve.to_bytes(8, "little")  # struct open_how
-    fd = _syscall(c_ulong(SYS_OPENAT2), c_int(dirfd), _b(path), how, c_ulong(len(how)))
-    if fd < 0:
+    for _ in range(OPENAT2_RETRIES):
+        fd = _syscall(c_ulong(SYS_OPENAT2), c_int(dirfd), _b(path), how, c_ulong(len(how)))
+        if fd >= 0:
+            return fd
         err = _ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return fd
+        # EAGAIN: a rename or mount anywhere on the host raced a ".." step under RESOLVE_IN_ROOT;
+        # the kernel asks the caller to try again (openat2(2)).
+        if err != 11:
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
