@@ -3,11 +3,16 @@
 Every subcommand module exposes `main(argv: list[str]) -> int`. Modules are imported
 lazily so that `smith closure` never pays for importing the registry client, etc.
 """
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import importlib
 import sys
-from typing import List, Optional
 
 from smith.errors import SmithError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 COMMANDS = {
     "layer": ("smith.oci.layer_cli", "write a deterministic layer from files, dirs and tree tars"),

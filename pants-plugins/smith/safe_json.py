@@ -6,10 +6,15 @@ The C scanner behind `json` guards its recursion with the interpreter's recursio
 RecursionError past it; that is the nesting cap (~1000 levels, far beyond any real document), caught
 here and turned into an error. Sizes are checked before parsing.
 """
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import json
-from typing import Any, Optional, Union
 
 from smith.errors import SmithError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
 
 MAX_JSON_BYTES = 4 << 20  # a manifest, index or config larger than this is refused
 
