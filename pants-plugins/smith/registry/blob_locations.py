@@ -9,16 +9,21 @@ names another file, `off` turns it off). It is only a hint: a mount the registry
 answers 202 and opens an upload instead of 201) or a stale entry costs one request, then the blob
 is uploaded as usual. The file is read through safe_json with a size cap, and every entry is
 validated (a digest, a repository name) before it is used; an unreadable file is ignored."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import json
 import os
 import re
 import threading
-from typing import Dict, List, Optional
 
 from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
 from smith.registry.digests import is_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 ENV = "SMITH_BLOB_CACHE"
 MAX_REPOS = 4  # repositories remembered per blob, most recent first

@@ -8,13 +8,13 @@ Nothing a registry sends is trusted: JSON (manifests, token answers, error bodie
 smith.safe_json, digests are validated before they name a URL, credentials go only to the registry's
 own origin (and to its token realm, which must be https unless the registry is plain http or
 --insecure), and text from the server is escaped before it is printed."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import base64
-import hashlib
 import math
 import os
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -22,12 +22,18 @@ from smith.registry import media_types, urls
 from smith.registry.blob_locations import BlobLocations
 from smith.registry.challenge import parse_challenges
 from smith.registry.credentials import Credentials
-from smith.registry.digests import check_digest, digest_of, hasher_for, verify_bytes
+from smith.registry.digests import check_digest, digest_of, hasher_for, new_hasher, verify_bytes
 from smith.registry.reference import check_tag
-from smith.registry.transport import (MAX_BODY, Body, Response, RetryableError, Transport, origin,
+from smith.registry.transport import (MAX_BODY, Response, RetryableError, Transport, origin,
                                       printable)
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+
+    from smith.registry.transport import Body
+    T = TypeVar("T")
+
 MiB = 1 << 20
 MAX_TOKEN_LIFETIME = 24 * 3600.0
 
@@ -537,7 +543,7 @@ class _HashingFile:
     def seek(self, offset: int, whence: int = 0) -> int:
         if (offset, whence) != (0, 0):
             raise ValueError("a hashed upload restarts only from its beginning")
-        self._hasher = hashlib.new(self._hasher.name)
+        self._hasher = new_hasher(self._hasher.name)
         self.read_all = False
         return self._f.seek(0)
 

@@ -2,12 +2,16 @@
 and the descriptors inside them. Every document is parsed with `smith.safe_json` (bounded size and
 nesting) and checked here before any field is used, so a malformed answer is a SmithError that
 names it, never an AttributeError, and every digest is validated before it names a URL or a file."""
-from typing import Any, List, Optional, Union
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
 
 from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.digests import check_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Union
 
 MAX_SIZE = (1 << 63) - 1  # sizes beyond a signed 64-bit int are no real blob
 

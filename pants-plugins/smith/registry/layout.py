@@ -1,14 +1,19 @@
 """Just enough of the OCI image layout (oci-layout, index.json, blobs/<alg>/<hex>) to push
 from and pull into. Writing goes to a temp directory next to the target, renamed at the end."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import json
 import os
-from typing import Dict, List, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
 from smith.registry import media_types
 from smith.registry.descriptors import check_index, descriptor
 from smith.registry.digests import check_digest, digest_of, verify_bytes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 

@@ -14,11 +14,12 @@ Build parameters (`smith push --provenance PARAMS.json`, written by `pants publi
      "internalParameters": {...},           # optional
      "resolvedDependencies": [ResourceDescriptor, ...]}   # lockfiles' digests, the commit
 """
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import base64
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -30,6 +31,10 @@ from smith.registry.layout import select_image
 from smith.registry.push import Pusher
 from smith.registry.reference import Reference
 from smith.registry.signatures import get_blob, put_blob
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

@@ -5,7 +5,7 @@ A pull pinned by digest stays pinned all the way down: the index, the manifest i
 config and the layers are each fetched by a digest validated first (an index entry whose `digest`
 is `latest` is refused, never fetched as a tag), each capped at its descriptor's size and checked
 against its digest as it streams."""
-from typing import Callable, Optional, Tuple
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -16,6 +16,10 @@ from smith.registry.layout import LayoutWriter
 from smith.registry.platforms import Platform, check_unique_platforms, same_platform, select_platform
 from smith.registry.reference import Reference
 from smith.registry.transport import parallel_map, printable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Tuple
 
 MAX_NESTING = 3  # an index may (rarely) point at another index
 

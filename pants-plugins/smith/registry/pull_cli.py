@@ -4,7 +4,7 @@ with --platform all, the whole index) into a new OCI layout; print the digest wr
 
 With --verify-key, the digest must carry a cosign signature by that public key naming this digest
 and this repository; it is checked before any layer is fetched, and nothing is written otherwise."""
-from typing import List
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
 
 from smith.errors import SmithError
 from smith.atomic import write_file
@@ -12,6 +12,10 @@ from smith.registry.options import client_for, parser
 from smith.registry.platforms import parse_platform
 from smith.registry.pull import check_pinned, pull_all_platforms, pull_image
 from smith.registry.reference import check_tag, parse_reference
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List
 
 
 def main(argv: List[str]) -> int:

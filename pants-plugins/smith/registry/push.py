@@ -1,7 +1,8 @@
 """Push an image (manifest or index) from an OCI layout, with the artifacts that refer to it."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import json
 import os
-from typing import Dict, List, Optional
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -11,6 +12,10 @@ from smith.registry.descriptors import check_index, check_manifest, distinct_blo
 from smith.registry.layout import (blob_path, media_type_of, read_json_blob, referrers_in_layout,
                                    select_image)
 from smith.registry.transport import parallel_map
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional
 
 
 class Pusher:

@@ -10,10 +10,11 @@ containers/image do; a signature already present is not added twice.
 Verification trusts nothing it reads: the signature manifest and its blobs come through the
 hardened client (digest-checked, size-capped), payloads are parsed strictly, and a signature counts
 only if it verifies with the key, names the digest asked for and names the same repository."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import base64
 import json
 import os
-from typing import Any, List, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
@@ -23,6 +24,10 @@ from smith.registry.descriptors import check_manifest
 from smith.registry.digests import check_digest, digest_of
 from smith.registry.reference import parse_reference
 from smith.registry.transport import printable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MAX_SIGNATURES = 256  # layers of one .sig manifest looked at

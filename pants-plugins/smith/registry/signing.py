@@ -19,16 +19,21 @@ manifest tagged `sha256-<hex>.sig` (see sigstore_attach.py).
 The cryptography comes from libraries (`cryptography` for ECDSA, scrypt; PyNaCl for secretbox),
 imported when first needed: the zipapp `dist/smith` bundles only pure-Python packages, so on a
 plain Debian python3 they come from python3-cryptography and python3-nacl."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import base64
 import hashlib
 import json
 import os
 import re
-from typing import Any, Dict, Optional, Tuple
 
 from smith import safe_json
 from smith.errors import SmithError
 from smith.registry.digests import check_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 PASSWORD_ENV = "SMITH_SIGNING_PASSWORD"
 SIGNATURE_TYPE = "cosign container image signature"
