@@ -1,31 +1,39 @@
 """Parse `WWW-Authenticate` challenges (RFC 7235) such as
 `Bearer realm="https://auth/token",service="reg",scope="repository:a/b:pull,push"`."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import re
-from typing import Dict, List, NamedTuple
+from collections import namedtuple
 
-_SCHEME = re.compile(r'\s*([A-Za-z][A-Za-z0-9!#$%&\'*+.^_`|~-]*)\s*')
-_PARAM = re.compile(r'\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*'
-                    r'(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(,?)')
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List
+
+# Compiled at the first challenge (re caches them), not at every start: a registry without
+# auth sends none.
+_SCHEME = r'\s*([A-Za-z][A-Za-z0-9!#$%&\'*+.^_`|~-]*)\s*'
+_PARAM = (r'\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*'
+          r'(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(,?)')
 
 
-class Challenge(NamedTuple):
-    scheme: str  # lower case: "basic" or "bearer"
-    params: Dict[str, str]  # parameter names in lower case
+Challenge = namedtuple("Challenge", "scheme params")
+Challenge.__doc__ = """scheme: "basic" or "bearer" (lower case); params: {lower-case name: value}."""
 
 
 def parse_challenges(header: str) -> List[Challenge]:
     """All challenges in one header value; unknown schemes are kept, garbage is skipped."""
+    scheme_re, param_re = re.compile(_SCHEME), re.compile(_PARAM)
     challenges: List[Challenge] = []
     pos = 0
     while pos < len(header):
-        m = _SCHEME.match(header, pos)
+        m = scheme_re.match(header, pos)
         if not m:
             pos += 1
             continue
         scheme, pos = m.group(1).lower(), m.end()
         params: Dict[str, str] = {}
         while pos < len(header):
-            p = _PARAM.match(header, pos)
+            p = param_re.match(header, pos)
             if not p:
                 break
             value = p.group(2)

@@ -5,22 +5,26 @@ $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, then
 $DOCKER_CONFIG/config.json or ~/.docker/config.json. The first file with an entry wins.
 Credential helpers (credsStore/credHelpers) are not run: smith never executes foreign programs.
 """
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import base64
 import binascii
 import os
-from typing import List, Mapping, NamedTuple, Optional
+from collections import namedtuple
 
 from smith import safe_json
 from smith.errors import SmithError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Mapping, Optional
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io",
                    "registry-1.docker.io")
 
 
-class Credentials(NamedTuple):
-    username: str
-    password: str
-    source: str  # the file they came from, named in error messages
+Credentials = namedtuple("Credentials", "username password source")
+Credentials.__doc__ = "username, password, source: the file they came from (named in errors)."
 
 
 def candidate_files(env: Mapping[str, str], auth_file: Optional[str] = None) -> List[str]:

@@ -1,17 +1,22 @@
 """Pick the manifest for one platform (`os/arch[/variant]`) out of an index."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import os
-from typing import List, NamedTuple, Optional
+from collections import namedtuple
 
 from smith.errors import SmithError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional
 
 # Variants an index may leave out because they are the architecture's default.
 DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 
 
-class Platform(NamedTuple):
-    os: str
-    architecture: str
-    variant: Optional[str]
+class Platform(namedtuple("Platform", "os architecture variant")):
+    """os and architecture: str; variant: str or None."""
+    __slots__ = ()
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)

@@ -1,10 +1,16 @@
 """Parse `REGISTRY/REPO[:TAG][@sha256:...]` and `LAYOUT_DIR[:REF]` arguments."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import os
 import re
-from typing import NamedTuple, Optional, Tuple
+from collections import namedtuple
 
 from smith.errors import SmithError
 from smith.registry.digests import is_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -14,11 +20,10 @@ _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
-class Reference(NamedTuple):
-    registry: str  # host[:port] as written by the user (docker.io for Docker Hub)
-    repository: str  # path inside the registry, e.g. "library/debian"
-    tag: Optional[str]
-    digest: Optional[str]
+class Reference(namedtuple("Reference", "registry repository tag digest")):
+    """registry: host[:port] as written by the user (docker.io for Docker Hub); repository: the
+    path inside the registry, e.g. "library/debian"; tag and digest: str or None."""
+    __slots__ = ()
 
     @property
     def api_host(self) -> str:

@@ -1,16 +1,20 @@
 """The few URL operations a registry client needs, without urllib.parse (7 ms of a short push's
 start-up): split, resolve a Location against the request URL, and form-encode query values."""
-from typing import Iterable, Mapping, NamedTuple, Tuple, Union
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
+from collections import namedtuple
+from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Tuple, Union
 
 # Never percent-encoded by urllib.parse.quote_plus (RFC 3986 unreserved).
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
-class Parts(NamedTuple):
-    scheme: str  # lower case
-    netloc: str
-    path: str
-    query: str
+Parts = namedtuple("Parts", "scheme netloc path query")
+Parts.__doc__ = "A split URL: scheme (lower case), netloc, path, query (all str)."
 
 
 def split(url: str) -> Parts:
