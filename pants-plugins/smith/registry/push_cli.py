@@ -7,15 +7,19 @@ With --sign-key (a cosign/sigstore encrypted private key, its passphrase in
 $SMITH_SIGNING_PASSWORD), the pushed digest is signed the way cosign does (the `sha256-HEX.sig`
 tag), once per tag; with --provenance, an SLSA provenance statement is pushed as a signed OCI 1.1
 referrer of the image (see smith.registry.provenance)."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import sys
-from typing import Dict, List
 
 from smith.errors import SmithError
 from smith.atomic import write_file
 from smith.registry.options import client_for, parser
 from smith.registry.push import push_layout
 from smith.registry.reference import check_tag, parse_layout_arg, parse_reference
-from smith.registry.signing import PASSWORD_ENV, fingerprint, load_private_key, password_from_env
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List
 
 
 def platform_manifests(layout: str, digest: str) -> List[str]:
@@ -41,7 +45,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("--mount-from", metavar="REPO", help="try to mount blobs from this repository "
                    "of the same registry instead of uploading them")
     p.add_argument("--sign-key", metavar="KEY", help="sign the pushed digest with this cosign/"
-                   "sigstore private key (passphrase from $%s)" % PASSWORD_ENV)
+                   "sigstore private key (passphrase from $SMITH_SIGNING_PASSWORD)")
     p.add_argument("--provenance", metavar="PARAMS_JSON", help="push an SLSA v1 provenance "
                    "statement built from these build parameters (needs --sign-key)")
     p.add_argument("--source-repo", metavar="DIR", help="with --provenance: record the git "
@@ -61,6 +65,8 @@ def main(argv: List[str]) -> int:
         raise SmithError("--provenance %s: provenance is pushed signed; add --sign-key KEY"
                          % args.provenance)
     if args.sign_key:  # before anything is pushed: a wrong passphrase fails fast
+        # imported only when signing: a plain push starts sooner without it
+        from smith.registry.signing import load_private_key, password_from_env
         key = load_private_key(args.sign_key, password_from_env())
     build = None
     if args.provenance:  # imported only when asked: a plain push starts sooner without them
@@ -80,6 +86,7 @@ def main(argv: List[str]) -> int:
     client.locations.save()
     if key is not None:
         from smith.registry.signatures import sign_and_attach
+        from smith.registry.signing import fingerprint
         where = "%s/%s" % (dest.registry, dest.repository)
         identities = ["%s:%s" % (where, t) for t in tags] or [where]
         for signed in [digest] + platform_manifests(layout, digest):
