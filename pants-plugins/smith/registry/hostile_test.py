@@ -96,6 +96,10 @@ class FakeRegistry:
                 if route:
                     return route(self)
                 if self.path == "/v2/":
+                    if fake.context is not None and scheme == "http":
+                        # What Go's TLS server answers plain http: the client's probe of a
+                        # local registry must then go on to TLS.
+                        return reply(self, 400, b"Client sent an HTTP request to an HTTPS server.\n")
                     return reply(self, 200, b"{}")
                 if fake.auth and self.headers.get("Authorization") != BASIC:
                     return fake.auth(self)

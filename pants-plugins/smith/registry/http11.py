@@ -10,9 +10,17 @@ Everything the server sends is bounded and checked; a malformed answer raises Pr
 more than MAX_HEADERS lines or MAX_HEADER_BYTES in all, lines without CRLF or longer than
 MAX_LINE, several Content-Lengths that disagree or one that is not a plain decimal, a
 Transfer-Encoding other than `chunked` or one together with Content-Length, chunk sizes that are
-not hex or are too long, trailers over MAX_TRAILER_BYTES."""
-import socket
-from typing import Callable, Iterator, List, Optional, Tuple
+not hex or are too long, trailers over MAX_TRAILER_BYTES.
+
+Connections are made with the C module _socket directly: socket.py (and the enum module it
+loads) costs a short push ~8M instructions, and a plain-http registry needs nothing of it."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
+import _socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, List, Optional, Tuple
 
 MAX_LINE = 8 << 10  # a status or header line, CRLF included
 MAX_HEADERS = 100
@@ -339,10 +347,30 @@ def request_head(method: str, target: str, hostport: str, headers: List[Tuple[st
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def connect(host: str, port: int, timeout: float) -> socket.socket:
-    sock = socket.create_connection((host, port), timeout)
+def _host_for_resolver(host: str) -> "str | bytes":
+    """ASCII names go to getaddrinfo as bytes: given a str, it loads the idna codec
+    (unicodedata, stringprep) for every name, even `127.0.0.1`."""
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:  # not every socket family has it
-        pass
-    return sock
+        return host.encode("ascii")
+    except UnicodeEncodeError:
+        return host
+
+
+def connect(host: str, port: int, timeout: float) -> _socket.socket:
+    """A TCP connection to host:port, each address getaddrinfo gives tried in turn (what
+    socket.create_connection does), TCP_NODELAY set: requests are written whole."""
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(
+            _host_for_resolver(host), port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as e:
+            sock.close()
+            error = e
+            continue
+        if family in (_socket.AF_INET, _socket.AF_INET6):
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        return sock
+    raise error or OSError("getaddrinfo returned no address for %s" % host)

@@ -142,8 +142,8 @@ def test_head_skip_then_mount_from_a_repository_pushed_to(registry, proxy, tmp_p
                                             desc["digest"].split(":")[1])).read())
     for layer in manifest["layers"]:
         assert linked(registry, "team/second", layer["digest"])
-    # Kept-alive connections: the https probe, then about one per worker (4) for the ~35
-    # requests of the three pushes, not one per request.
+    # Kept-alive connections: about one per worker (4) for the ~35 requests of the three pushes
+    # (the plain-http probe's connection is one of them), not one per request.
     assert proxy.connections <= 8, proxy.connections
 
 

@@ -20,20 +20,27 @@ Plain http is spoken only to local registries and to those given with --insecure
 redirect or an upload Location points elsewhere; credentials never cross to another origin
 (scheme, host or port) on a redirect.
 HTTP/1.1 itself is smith.registry.http11 (not http.client, whose imports cost a short push ~22 ms);
-ssl is imported only when a registry is spoken to over TLS."""
+ssl is imported only when a registry is spoken to over TLS: a local registry is asked in plain
+http first (see Transport._probe), so pushing to one never loads it."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
+import _socket
 import heapq
 import itertools
-import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from smith.errors import SmithError
 from smith.registry import http11, urls
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl  # imported at the first https connection: a plain-http push never pays for it
+    from typing import BinaryIO, Callable, Dict, List, Optional, Tuple, TypeVar, Union
+    T = TypeVar("T")
+    R = TypeVar("R")
+    Body = Union[None, bytes, BinaryIO]
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -53,10 +60,6 @@ DEFAULT_RATE_WINDOW = 30.0
 
 # Headers that carry credentials: never sent to another origin than the one they were meant for.
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
-
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 def parallel_map(fn: Callable[[T], R], items: List[T], jobs: int) -> List[R]:
@@ -136,9 +139,6 @@ def origin(url: str) -> Tuple[str, str]:
     return parts.scheme, parts.netloc.lower()
 
 
-Body = Union[None, bytes, BinaryIO]
-
-
 class _Watchdog:
     """One daemon thread that calls each armed callback at its time (monotonic clock)."""
 
@@ -203,7 +203,7 @@ class _Guard:
         self.expired: Optional[str] = None
         # A dup of the connection's socket, held until finish(): shutting it down stops the
         # exchange, and it can never name another connection (its fd stays ours till then).
-        self._dup: Optional[socket.socket] = None
+        self._dup: Optional[_socket.socket] = None
         self._lock = threading.Lock()
         self._done = False
         self._handle = _WATCHDOG.arm(self._next(now), self._check)
@@ -216,9 +216,9 @@ class _Guard:
             return min(self.deadline, self.window_start + self.transport.rate_window)
         return self.deadline
 
-    def connected(self, sock: socket.socket) -> socket.socket:
-        with self._lock:  # fromfd dups the descriptor, also of a TLS socket (kept alive)
-            self._dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
+    def connected(self, sock: _socket.socket) -> _socket.socket:
+        with self._lock:  # a dup of the descriptor, also of a TLS socket (kept alive)
+            self._dup = _socket.socket(fileno=_socket.dup(sock.fileno()))
         self.phase = "sending"
         self.window_start, self.window_moved = time.monotonic(), self.moved
         return sock
@@ -262,7 +262,7 @@ class _Guard:
         self.expired = reason
         if self._dup is not None:
             try:  # shutdown(2) acts on the connection: a read or send blocked on it returns
-                self._dup.shutdown(socket.SHUT_RDWR)
+                self._dup.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -283,7 +283,7 @@ class _Connection:
                  context: Optional["ssl.SSLContext"], guard: _Guard):
         self.host, self.port = http11.split_hostport(hostport, 443 if scheme == "https" else 80)
         self.hostport, self.timeout, self.context, self.guard = hostport, timeout, context, guard
-        self.sock: Optional[socket.socket] = None
+        self.sock: Optional[_socket.socket] = None
         self._response: Optional[http11.RawResponse] = None
 
     def _recv(self, n: int) -> bytes:
@@ -405,6 +405,19 @@ class Transport:
         return "%s://%s" % (scheme, hostport)
 
     def _probe(self, hostport: str) -> str:
+        """The scheme of a registry that may speak plain http. A local one is asked in plain
+        http first: the question (`GET /v2/`) carries no credentials, its connection is kept for
+        the requests that follow, and ssl is never loaded for it. A TLS server answers it with
+        400 (Go's "Client sent an HTTP request to an HTTPS server", nginx's "The plain HTTP
+        request was sent to HTTPS port"), with bytes that are not HTTP, or by closing: then TLS
+        is tried. A registry on another machine given --insecure is asked in TLS first, as
+        docker and skopeo do."""
+        if is_local(hostport):
+            try:
+                if self.request("GET", "http://%s/v2/" % hostport, max_redirects=0).status != 400:
+                    return "http"
+            except (SmithError, RetryableError):
+                pass
         try:
             self.request("GET", "https://%s/v2/" % hostport, probing=True)
             return "https"
@@ -613,7 +626,7 @@ class Transport:
         if isinstance(e, http11.ProtocolError):
             return SmithError("%s %s: malformed answer from %s: %s; is it a registry?" % (
                 method, url, printable(parts.netloc), printable(str(e))))
-        if isinstance(e, (ConnectionError, socket.timeout, TimeoutError)):
+        if isinstance(e, (ConnectionError, _socket.timeout, TimeoutError)):
             return RetryableError("%s %s: %s: %s" % (method, url, type(e).__name__,
                                                      printable(str(e))))
         if isinstance(e, OSError):  # e.g. name resolution; not worth retrying
