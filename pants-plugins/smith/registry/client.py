@@ -11,7 +11,6 @@ own origin (and to its token realm, which must be https unless the registry is p
 from __future__ import annotations  # annotations stay strings: typing is not imported at run time
 
 import base64
-import hashlib
 import math
 import os
 import threading
@@ -23,7 +22,7 @@ from smith.registry import media_types, urls
 from smith.registry.blob_locations import BlobLocations
 from smith.registry.challenge import parse_challenges
 from smith.registry.credentials import Credentials
-from smith.registry.digests import check_digest, digest_of, hasher_for, verify_bytes
+from smith.registry.digests import check_digest, digest_of, hasher_for, new_hasher, verify_bytes
 from smith.registry.reference import check_tag
 from smith.registry.transport import (MAX_BODY, Response, RetryableError, Transport, origin,
                                       printable)
@@ -544,7 +543,7 @@ class _HashingFile:
     def seek(self, offset: int, whence: int = 0) -> int:
         if (offset, whence) != (0, 0):
             raise ValueError("a hashed upload restarts only from its beginning")
-        self._hasher = hashlib.new(self._hasher.name)
+        self._hasher = new_hasher(self._hasher.name)
         self.read_all = False
         return self._f.seek(0)
 

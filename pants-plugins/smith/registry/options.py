@@ -1,6 +1,7 @@
 """Command-line options shared by `smith push` and `smith pull`, and the client they build."""
 import argparse
 import os
+import sys
 
 
 from smith.errors import SmithError
@@ -19,8 +20,26 @@ class _Parser(argparse.ArgumentParser):
         raise SmithError("%s\n%s" % (message, self.format_usage().strip()))
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size's answer without importing shutil (bz2, lzma, fnmatch: ~6M
+    instructions), which argparse's default formatter does at every add_argument."""
+    try:
+        return int(os.environ.get("COLUMNS", "")) or 80
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=_terminal_columns() - 2)
+
+
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=description, allow_abbrev=False)
+    p = _Parser(prog=prog, description=description, allow_abbrev=False,
+                formatter_class=_formatter)
     p.add_argument("--ca", metavar="FILE", help="PEM CA certificate(s) trusted in addition to "
                    "the system CAs")
     p.add_argument("--insecure", action="store_true", help="do not verify TLS certificates and "
