@@ -20,6 +20,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the registry's child before exec: SIGKILL it when the test process dies, also when a
+    timeout kills pytest before any teardown runs (its own session keeps it from the killpg)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 class LocalRegistry:
     def __init__(self, workdir: str, htpasswd: Optional[str] = None,
                  tls: Optional[tuple] = None, token: Optional[dict] = None,
@@ -56,10 +63,12 @@ class LocalRegistry:
         self.start()
 
     def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return  # already serving: a second one could not bind the port and would be leaked
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(["docker-registry", "serve", self.config],
                                          env=tool_env(), stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
