@@ -10,13 +10,14 @@ rpm: {"kind": "rpm", "url": "http://127.0.0.1:8080/repo", "architectures": ["x86
      checked with gpgv too.
 The same object is stored as "repository" in the lockfile, so outdated needs only the lock.
 """
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from smith import safe_json
 from smith.errors import SmithError
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+MAX_REPO_FILE_BYTES = 1 << 20  # a description is a few hundred bytes
 
 
 @dataclass
@@ -76,11 +77,12 @@ def from_dict(raw: Any, where: str) -> RepoConfig:
 
 
 def load(path: str) -> RepoConfig:
+    """A repository file (written from a smith_repository, or by hand): bounded, then checked
+    field by field by from_dict."""
     try:
-        with open(path) as f:
-            raw = json.load(f)
-    except OSError as e:
-        raise SmithError("cannot read repository file %s: %s" % (path, e.strerror))
-    except ValueError as e:
-        raise SmithError("repository file %s is not valid JSON: %s" % (path, e))
+        raw = safe_json.load_file(path, max_bytes=MAX_REPO_FILE_BYTES, expect=dict)
+    except SmithError as e:
+        raise SmithError('%s; a repository file is one JSON object such as {"kind": "deb", '
+                         '"url": "http://deb.debian.org/debian", "suites": ["bookworm"]} '
+                         '(docs/packages.md)' % e) from None
     return from_dict(raw, path)
