@@ -7,13 +7,15 @@ launcher left, and then frees it.
 """
 import json
 import os
-from typing import Callable, List, NamedTuple, Optional
+from typing import Any, Callable, List, NamedTuple, Optional
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
 from smith.launch.layer_store import flocked
 
 ID_LIMIT = 1 << 32  # ids are 32-bit; (uid_t)-1 is reserved
+MAX_IDS_FILE_BYTES = 16 << 20  # a range takes ~100 bytes + ~75 per layer
 
 
 class IdRange(NamedTuple):
@@ -24,6 +26,24 @@ class IdRange(NamedTuple):
     start: str       # that launcher's start time (field 22 of /proc/PID/stat)
     runtime: str     # the runtime that ran it, to force-delete a stale container
     layers: List[str] = []  # diff_ids its root is made of: prune keeps them
+
+
+def _range(raw: Any, what: str) -> IdRange:
+    """One recorded range, every field of its type; the container is a plain name (the reaper
+    deletes STORE/c/NAME)."""
+    if not isinstance(raw, dict):
+        raise SmithError("%s: expected a JSON object, found %s" % (what, safe_json._kind(type(raw))))
+    unknown = sorted(set(raw) - set(IdRange._fields))
+    if unknown:
+        raise SmithError("%s: unknown fields %s" % (what, unknown[:5]))
+    layers = safe_json.field(raw, "layers", list, what, required=False) or []
+    if not all(isinstance(d, str) for d in layers):
+        raise SmithError("%s: the field 'layers' must hold only strings" % what)
+    r = IdRange(*(safe_json.field(raw, k, int if k in ("base", "size", "pid") else str, what)
+                  for k in IdRange._fields[:-1]), layers)
+    if r.container in ("", ".", "..") or "/" in r.container or "\0" in r.container:
+        raise SmithError("%s: the container %r is not a plain name" % (what, r.container[:100]))
+    return r
 
 
 def process_start(pid: int) -> Optional[str]:
@@ -47,11 +67,16 @@ class IdPool:
         self.first, self.size, self.count = first, size, count
 
     def _load(self) -> List[IdRange]:
-        try:
-            with open(self.file) as f:
-                return [IdRange(**r) for r in json.load(f)["ranges"]]
-        except FileNotFoundError:
+        if not os.path.lexists(self.file):
             return []
+        try:
+            doc = safe_json.load_file(self.file, max_bytes=MAX_IDS_FILE_BYTES)
+            return [_range(r, "%s: ranges[%d]" % (self.file, i))
+                    for i, r in enumerate(safe_json.field(doc, "ranges", list, self.file))]
+        except SmithError as e:
+            # Its containers' names and runtime are used to delete them: nothing of it is guessed.
+            raise SmithError("%s; it records the id ranges of this store's containers: once no "
+                             "smith launcher of the store runs, delete it" % e) from None
 
     def _save(self, ranges: List[IdRange]) -> None:
         ranges_json = json.dumps({"ranges": [r._asdict() for r in sorted(ranges)]}, indent=1, sort_keys=True)

@@ -1,4 +1,5 @@
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import subprocess
@@ -7,7 +8,9 @@ import sys
 import pytest
 
 from smith.errors import SmithError
+from smith.launch import id_pool
 from smith.launch.id_pool import IdPool, process_start
+from smith.testutil import hostile_json
 
 
 def _take(store: str) -> tuple:
@@ -59,3 +62,42 @@ def test_ranges_of_dead_launchers_are_reaped(tmp_path):
 def test_pool_must_fit_32_bit_ids(tmp_path):
     with pytest.raises(SmithError, match="32-bit"):
         IdPool(str(tmp_path), first=100000, size=65536, count=70000)
+
+
+_RANGE = {"base": 100000, "size": 65536, "container": "100000", "pid": 1, "start": "1", "runtime": "runc",
+          "layers": []}
+
+
+def _ids(**changed):
+    return json.dumps({"ranges": [dict(_RANGE, **changed)]}).encode()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'[{"base": 1}]', "ids.json: expected a JSON object, found array"),
+    (b'{"ranges": {}}', "ids.json: the field 'ranges' must be a JSON array, not object"),
+    (b'{"ranges": [7]}', "ids.json: ranges[0]: expected a JSON object, found integer"),
+    (_ids(base="100000"), "ranges[0]: the field 'base' must be a JSON integer, not string"),
+    (_ids(pid=True), "ranges[0]: the field 'pid' must be a JSON integer, not boolean"),
+    (_ids(runtime=["runc"]), "ranges[0]: the field 'runtime' must be a JSON string, not array"),
+    (_ids(layers=[1]), "ranges[0]: the field 'layers' must hold only strings"),
+    (_ids(container="../../../etc"), "ranges[0]: the container '../../../etc' is not a plain name"),
+    (_ids(extra=1), "ranges[0]: unknown fields ['extra']"),
+    (json.dumps({"ranges": [{k: v for k, v in _RANGE.items() if k != "start"}]}).encode(),
+     "ranges[0]: the field 'start' is missing"),
+    (hostile_json.deeply_nested(), hostile_json.DEEP_MESSAGE),
+    (hostile_json.padded({"ranges": []}, id_pool.MAX_IDS_FILE_BYTES),
+     hostile_json.oversized_message(id_pool.MAX_IDS_FILE_BYTES)),
+    (hostile_json.NOT_JSON, hostile_json.NOT_JSON_MESSAGE),
+], ids=["top-level-array", "ranges-an-object", "range-an-int", "base-a-string", "pid-a-bool",
+        "runtime-a-list", "layer-an-int", "container-a-path", "unknown-field", "start-missing", "deep",
+        "oversized", "not-json"])
+def test_a_damaged_ids_file_is_a_clear_error_and_nothing_is_reaped(tmp_path, content, message):
+    (tmp_path / "ids.json").write_bytes(content)
+    reaped = []
+    pool = IdPool(str(tmp_path))
+    for use in (lambda: pool.allocate(str, "runc", reap=reaped.append), pool.in_use):
+        with pytest.raises(SmithError) as e:
+            use()
+        assert str(e.value).startswith(str(tmp_path / "ids.json")), e.value
+        assert message in str(e.value) and str(e.value).endswith("once no smith launcher of the store runs, delete it")
+    assert reaped == [] and (tmp_path / "ids.json").read_bytes() == content  # left as it was, for a look
