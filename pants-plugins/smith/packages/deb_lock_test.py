@@ -12,8 +12,8 @@ import pytest
 
 import smith
 from smith.errors import SmithError
-from smith.packages import extract_cli, lock_cli
-from smith.testutil import fixture_repos
+from smith.packages import deb_repo, extract_cli, lock_cli
+from smith.testutil import fixture_repos, hostile_json
 from smith.testutil.debian import tool_env
 
 
@@ -128,6 +128,32 @@ def test_file_url_and_metadata_cache(tmp_path, repo):
     # ... and a second lock from the cache gives the same bytes.
     first = (tmp_path / "lock.json").read_bytes()
     assert lock(tmp_path, root, url, "hello", "--cache-dir", str(cache)) == json.loads(first)
+
+
+_BOGUS = {"Package": "hello", "Version": "9.9-1", "Architecture": "amd64", "Filename": "pool/evil.deb",
+          "SHA256": "0" * 64, "Size": "1"}
+
+
+@pytest.mark.parametrize("damaged", [
+    b'{"Package": "hello"}',
+    b"[7]",
+    json.dumps([dict(_BOGUS, Size=1)]).encode(),
+    hostile_json.deeply_nested(),
+    hostile_json.padded([_BOGUS], 4096),
+    hostile_json.NOT_JSON,
+], ids=["top-level-object", "record-an-int", "size-a-number", "deep", "oversized", "not-json"])
+def test_a_damaged_metadata_cache_entry_is_rebuilt_from_the_verified_index(tmp_path, repo, monkeypatch, damaged):
+    root, _ = repo
+    url = "file://" + os.path.join(root, "repo")
+    cache = tmp_path / "cache"
+    first = lock(tmp_path, root, url, "hello", "--cache-dir", str(cache))
+    [records] = [p for p in cache.iterdir() if p.name.endswith(".records.json")]
+    good = records.read_bytes()
+    # The cache is the user's, not verified: whatever is in it never makes a lock or a traceback.
+    monkeypatch.setattr(deb_repo, "MAX_RECORDS_BYTES", 4096)
+    records.write_bytes(damaged)
+    assert lock(tmp_path, root, url, "hello", "--cache-dir", str(cache)) == first
+    assert records.read_bytes() == good
 
 
 def test_cycle_resolves(tmp_path, repo):

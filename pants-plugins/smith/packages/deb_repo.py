@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from debian import deb822
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import atomic_file
 from smith.packages import gpg
@@ -25,6 +26,7 @@ PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "e
 INDEX_NAMES = (("Packages.xz", lzma.decompress), ("Packages.gz", gzip.decompress),
                ("Packages", lambda b: b))
 OLD_OPS = {"<": "<=", ">": ">="}
+MAX_RECORDS_BYTES = 256 << 20  # Debian's main/amd64 gives ~28 MB
 
 
 def parse_relations(text: str, where: str) -> List[List[Relation]]:
@@ -102,11 +104,9 @@ def _records(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: st
             continue
         cached = os.path.join(cache_dir, entry["sha256"] + ".records.json") if cache_dir else None
         if cached and os.path.exists(cached):
-            try:
-                with open(cached, encoding="utf-8") as f:
-                    return json.load(f)
-            except ValueError:
-                pass    # a damaged cache entry is rebuilt below
+            kept = _cached_records(cached)
+            if kept is not None:
+                return kept  # else a damaged cache entry: rebuilt below
         # By-hash URLs do not change under us while the mirror updates.
         url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir,
                                      "by-hash/SHA256/" + entry["sha256"] if by_hash else name)
@@ -129,6 +129,20 @@ def _records(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: st
                 json.dump(records, f)
         return records
     return None
+
+
+def _cached_records(path: str) -> Optional[List[Dict[str, str]]]:
+    """The records kept at `path` if they have the shape _records writes (a list of objects of
+    strings), else None. Nothing vouches for the cache's files (the index's sha256 names them but
+    does not cover them): anything else was damaged, and is rebuilt from the verified index."""
+    try:
+        records = safe_json.load_file(path, max_bytes=MAX_RECORDS_BYTES, expect=list)
+    except SmithError:
+        return None
+    for r in records:
+        if type(r) is not dict or not all(type(v) is str for v in r.values()):
+            return None
+    return records
 
 
 def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> DebUniverse:
