@@ -14,11 +14,12 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from smith import safe_json
 from smith.errors import SmithError
 from smith.oci import layer
 from smith import platforms as platforms
 from smith.oci.image_source import (LAYER_TYPES, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, REF_NAME,
-                                    Image, open_image, verify_blob)
+                                    Image, check_digest, open_image, verify_blob)
 from smith.oci.tree import DIR, SYMLINK, Entry
 from smith.registry.platforms import parse_platform
 
@@ -28,6 +29,8 @@ DEFAULT_VOLUMES = ["/read", "/write", "/run"]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CONFIG_KEYS = {"entrypoint", "cmd", "env", "user", "workdir", "labels", "annotations",
                "exposed_ports", "volumes", "created"}
+MAX_CONFIG_BYTES = 1 << 20  # an image's config (entrypoint, env, labels): a few KB
+MAX_LAYER_JSON_BYTES = 64 << 10  # four fields written by `smith layer`
 _DOCKER_TO_OCI = {
     "application/vnd.docker.image.rootfs.diff.tar.gzip": layer.LAYER_MEDIA_TYPE,
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
@@ -89,12 +92,9 @@ class Blobs:
 
 def load_config_file(path: str) -> Dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = json.load(f)
-    except OSError as e:
-        raise SmithError("--config %s: cannot read it (%s)" % (path, e.strerror))
-    except ValueError as e:
-        raise SmithError("--config %s: not valid JSON (%s)" % (path, e))
+        cfg = safe_json.load_file(path, "--config %s" % path, MAX_CONFIG_BYTES, expect=None)
+    except SmithError as e:
+        raise SmithError("%s; give a JSON object with the keys %s" % (e, sorted(CONFIG_KEYS))) from None
     if not isinstance(cfg, dict):
         raise SmithError("--config %s: must be a JSON object" % path)
     unknown = sorted(set(cfg) - CONFIG_KEYS)
@@ -102,7 +102,7 @@ def load_config_file(path: str) -> Dict[str, Any]:
         raise SmithError("--config %s: unknown keys %s; allowed: %s"
                          % (path, unknown, sorted(CONFIG_KEYS)))
     checks = {"entrypoint": list, "cmd": list, "env": dict, "labels": dict, "annotations": dict,
-              "exposed_ports": list, "volumes": list, "user": str, "workdir": str}
+              "exposed_ports": list, "volumes": list, "user": str, "workdir": str, "created": str}
     for key, typ in checks.items():
         if cfg.get(key) is not None and not isinstance(cfg[key], typ):
             raise SmithError("--config %s: %r must be a JSON %s" % (path, key, typ.__name__))
@@ -184,17 +184,20 @@ def _history(created_by: str, created: Optional[str]) -> Dict[str, Any]:
 
 
 def _read_layer_dir(path: str) -> Tuple[str, Dict[str, Any]]:
-    meta = os.path.join(path, "layer.json")
+    what = "--layer %s: layer.json" % path
     try:
-        with open(meta, encoding="utf-8") as f:
-            desc = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SmithError("--layer %s: cannot read layer.json (%s); give a `smith layer --output` "
-                         "directory" % (path, e))
-    for key in ("mediaType", "digest", "size", "diff_id"):
-        if key not in desc:
-            raise SmithError("--layer %s: layer.json lacks %r; rebuild it with `smith layer`"
-                             % (path, key))
+        # digest and diff_id name files and are checked against the blob: sha256 ones only
+        desc = safe_json.load_file(os.path.join(path, "layer.json"), what, MAX_LAYER_JSON_BYTES)
+        for key in ("mediaType", "digest", "diff_id"):
+            safe_json.field(desc, key, str, what)
+        if safe_json.field(desc, "size", int, what) < 0:
+            raise SmithError("%s: the size is negative" % what)
+        for key in ("digest", "diff_id"):
+            if not check_digest(desc[key], "%s %s" % (what, key)).startswith("sha256:"):
+                raise SmithError("%s: the %s is not a sha256 digest" % (what, key))
+    except SmithError as e:
+        raise SmithError("%s; give a `smith layer --output` directory, or rebuild it with "
+                         "`smith layer`" % e) from None
     if desc["mediaType"] not in LAYER_TYPES:
         raise SmithError("--layer %s: unsupported layer media type %r" % (path, desc["mediaType"]))
     name = "layer.tar.zst" if desc["mediaType"] == layer.ZSTD_LAYER_MEDIA_TYPE else "layer.tar.gz"

@@ -9,8 +9,10 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import smith
+from smith import cli as smith_cli
 from smith.errors import SmithError
-from smith.oci import image_cli, layer_cli
+from smith.oci import image, image_cli, layer_cli
+from smith.testutil import hostile_json
 from smith.testutil.debian import require_tools, tool_env
 
 SCRIPT = ("echo hello from $(id -u):$(id -g); touch /x 2>/dev/null || echo root-is-read-only; "
@@ -171,3 +173,58 @@ def test_config_and_layer_errors_are_user_errors(tmp_path, busybox_layer):
                         "--layer", str(tmp_path / busybox_layer)])
     assert not (tmp_path / "o").exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".o.")]
+
+
+@pytest.fixture
+def tiny_layer(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "hello").write_text("hello\n")
+    assert layer_cli.main(["--output", str(tmp_path / "tiny"), "--dir", "/=%s" % (tmp_path / "root")]) == 0
+    return tmp_path / "tiny"
+
+
+def _smith_image(capsys, tmp_path, config, *args):
+    """`smith image` as users run it: exit status, stderr; and what it left beside its output."""
+    (tmp_path / "cfg.json").write_bytes(config)
+    before = set(os.listdir(str(tmp_path)))
+    status = smith_cli.main(["image", "--output", str(tmp_path / "o"), "--tag", "t",
+                             "--config", str(tmp_path / "cfg.json"), *args])
+    return status, capsys.readouterr().err, set(os.listdir(str(tmp_path))) - before
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'["/bin/sh"]', "must be a JSON object"),
+    (b'{"created": 5}', "'created' must be a JSON str"),
+    (hostile_json.deeply_nested(), hostile_json.DEEP_MESSAGE),
+    (hostile_json.padded({}, image.MAX_CONFIG_BYTES), hostile_json.oversized_message(image.MAX_CONFIG_BYTES)),
+    (hostile_json.NOT_JSON, hostile_json.NOT_JSON_MESSAGE),
+], ids=["top-level-array", "created-a-number", "deep", "oversized", "not-json"])
+def test_a_hostile_config_file_is_a_clear_error(tmp_path, capsys, content, message):
+    status, err, left = _smith_image(capsys, tmp_path, content)
+    assert status == 1 and err.startswith("smith image: error: --config %s: " % (tmp_path / "cfg.json")), err
+    assert message in err, err
+    assert left == set()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: [d], "layer.json: expected a JSON object, found array"),
+    (lambda d: dict(d, digest=5), "layer.json: the field 'digest' must be a JSON string, not integer"),
+    (lambda d: dict(d, size="12"), "layer.json: the field 'size' must be a JSON integer, not string"),
+    (lambda d: dict(d, diff_id="sha256:abc"), "layer.json diff_id: malformed digest 'sha256:abc'"),
+    # a digest names the blob's file: one climbing out of the output must not write (or clobber) there
+    (lambda d: dict(d, digest="sha256:../../../victim"), "layer.json digest: malformed digest"),
+    (lambda d: hostile_json.deeply_nested(), hostile_json.DEEP_MESSAGE),
+    (lambda d: hostile_json.padded(d, image.MAX_LAYER_JSON_BYTES),
+     hostile_json.oversized_message(image.MAX_LAYER_JSON_BYTES)),
+    (lambda d: hostile_json.NOT_JSON, hostile_json.NOT_JSON_MESSAGE),
+], ids=["top-level-array", "digest-a-number", "size-a-string", "diff-id-malformed", "digest-a-path", "deep",
+        "oversized", "not-json"])
+def test_a_hostile_layer_json_is_a_clear_error_and_writes_nothing(tmp_path, capsys, tiny_layer, change, message):
+    meta = tiny_layer / "layer.json"
+    hostile = change(json.loads(meta.read_text()))
+    meta.write_bytes(hostile if isinstance(hostile, bytes) else json.dumps(hostile).encode())
+    (tmp_path / "victim.part").write_text("keep me")
+    status, err, left = _smith_image(capsys, tmp_path, b"{}", "--layer", str(tiny_layer))
+    assert status == 1 and err.startswith("smith image: error: --layer %s: layer.json" % tiny_layer), err
+    assert message in err and err.rstrip().endswith("rebuild it with `smith layer`"), err
+    assert left == set() and (tmp_path / "victim.part").read_text() == "keep me"
