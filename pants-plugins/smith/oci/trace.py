@@ -24,6 +24,7 @@ import struct
 import threading
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from smith import safe_json
 from smith.errors import SmithError
 
 # <linux/fanotify.h>
@@ -115,9 +116,9 @@ def load_trace(path: str) -> Trace:
     if len(data) > MAX_TRACE_BYTES:
         raise SmithError("%s: the trace is larger than %d bytes" % (path, MAX_TRACE_BYTES))
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SmithError("%s: not a trace written by `smith trace` (%s)" % (path, e))
+        doc = safe_json.loads(data, path, MAX_TRACE_BYTES, expect=None)
+    except SmithError as e:
+        raise SmithError("%s; not a trace written by `smith trace`" % e) from None
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise SmithError("%s: not a version 1 trace of `smith trace`" % path)
     lists = {}

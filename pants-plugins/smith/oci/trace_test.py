@@ -15,6 +15,7 @@ from smith import linux
 from smith.elf.closure import Closure
 from smith.errors import SmithError
 from smith.oci import trace
+from smith.testutil import hostile_json
 from smith.testutil.debian import require_tools, tool_env
 
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
@@ -72,6 +73,7 @@ def _doc(**kw):
     (_doc(paths=["/proc/1/environ"]), "is not an absolute, normalised image path"),
     (_doc(paths=["/a\u0000b"]), "is not an absolute, normalised image path"),
     (_doc(executed=["/b"]), "executed path '/b' is not among `paths`"),
+    (hostile_json.deeply_nested().decode(), hostile_json.DEEP_MESSAGE),
 ])
 def test_hostile_trace_files_are_refused(tmp_path, content, message):
     (tmp_path / "t.json").write_text(content)
