@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 from smith.bytecode import interpreter
 from smith.elf.treetar import remove_tree, unpack_root_tar, write_tree_tar
 from smith.errors import SmithError
+from smith import safe_json
 from smith.oci import tree
 from smith.safe_fs import Unsafe, open_regular
 from smith.untar import Limits
@@ -28,6 +29,7 @@ from smith.untar import Limits
 TIMEOUT_SECONDS = 1800
 MAX_LINKS = 8  # symlink hops from a .py to its file
 MAX_PYC_BYTES = 64 << 20  # the biggest stdlib .pyc is ~0.5 MB
+MAX_REPORT_BYTES = 16 << 20  # the cache tag and one short line per file that did not compile
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,14 +145,7 @@ def compile_entries(python_root: str, python: str, sources: List[Tuple[str, tree
         f.write(data)
     argv = interpreter.command(python_root, python, ["-s", "-S", "-B", worker, manifest_path, out_dir])
     out = interpreter.run(argv, "the image's interpreter %s" % python, TIMEOUT_SECONDS)
-    try:
-        report = json.loads(out)
-        tag, failed = report["cache_tag"], report["failed"]
-    except (ValueError, KeyError, TypeError):
-        raise SmithError("the image's interpreter %s answered %r, not the compile report; is it "
-                         "CPython 3?" % (python, out[:200]))
-    if not isinstance(tag, str) or not tag or "/" in tag or tag.startswith("."):
-        raise SmithError("the image's interpreter %s reports cache tag %r; is it CPython 3?" % (python, tag))
+    tag, failed = _report(out, python)
     generated = {}
     for i, (path, _) in enumerate(sources):
         host = os.path.join(out_dir, str(i))
@@ -166,6 +161,24 @@ def compile_entries(python_root: str, python: str, sources: List[Tuple[str, tree
                              % (path, MAX_PYC_BYTES, path))
         generated["/" + pyc_path(path, tag)] = data
     return generated, failed
+
+
+def _report(out: str, python: str) -> Tuple[str, List[Tuple[str, str]]]:
+    """The worker's report, as the image's interpreter printed it: that binary comes with the
+    image (a base, a package), so its output is checked like any input from strangers."""
+    what = "the compile report of the image's interpreter %s" % python
+    try:
+        report = safe_json.loads(out, what, MAX_REPORT_BYTES)
+        tag = safe_json.field(report, "cache_tag", str, what)
+        failed = safe_json.field(report, "failed", list, what)
+        if not all(isinstance(f, list) and len(f) == 2 and all(isinstance(x, str) for x in f)
+                   for f in failed):
+            raise SmithError("%s: 'failed' must hold [path, error] pairs of strings" % what)
+    except SmithError as e:
+        raise SmithError("%s (it printed %r); is it CPython 3?" % (e, out[:200])) from None
+    if not tag or "/" in tag or tag.startswith("."):
+        raise SmithError("the image's interpreter %s reports cache tag %r; is it CPython 3?" % (python, tag[:200]))
+    return tag, [(path, error) for path, error in failed]
 
 
 def main(argv: List[str]) -> int:

@@ -10,8 +10,10 @@ import tarfile
 import pytest
 
 import smith
+from smith.bytecode import compile_cli
 from smith.elf.closure import compute_closure
 from smith.elf.treetar import write_tree_tar
+from smith.testutil import hostile_json
 from smith.testutil.debian import tool_env
 
 HOST_PYTHON = "/usr/bin/python3.11"
@@ -35,13 +37,17 @@ def _smith(args, cwd, **env):
 
 
 @pytest.fixture(scope="module")
-def python_tree(tmp_path_factory) -> str:
+def python_paths() -> list:
     if not os.path.exists(HOST_PYTHON):
         pytest.skip("needs Debian's %s" % HOST_PYTHON)
     keep = [STDLIB + "/" + m for m in ("*.py", "encodings", "importlib", "json", "collections", "re")]
-    paths = compute_closure("/", [HOST_PYTHON], keep=keep).paths
+    return compute_closure("/", [HOST_PYTHON], keep=keep).paths
+
+
+@pytest.fixture(scope="module")
+def python_tree(tmp_path_factory, python_paths) -> str:
     out = str(tmp_path_factory.mktemp("python") / "python.tar")
-    write_tree_tar(out, "/", paths, {})
+    write_tree_tar(out, "/", python_paths, {})
     return out
 
 
@@ -159,4 +165,34 @@ def test_a_bad_interpreter_tree_is_a_clear_error_and_writes_nothing(sources, tmp
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("smith pyc: error: ") and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert os.listdir(str(work)) == []  # no output, no temp dir left
+
+
+JSON_INIT = STDLIB + "/json/__init__.py"
+
+
+@pytest.mark.parametrize("printed, message", [
+    ("'[\"cpython-311\"]'", "expected a JSON object, found array"),
+    ("'{\"cache_tag\": \"cpython-311\", \"failed\": 5}'", "the field 'failed' must be a JSON array, not integer"),
+    ("'{\"cache_tag\": \"cpython-311\", \"failed\": [[\"/x.py\"]]}'", "'failed' must hold [path, error] pairs"),
+    ("'[' * 5000 + ']' * 5000", hostile_json.DEEP_MESSAGE),
+    ("'{\"cache_tag\": \"cpython-311\", \"failed\": []}' + ' ' * %d" % compile_cli.MAX_REPORT_BYTES,
+     hostile_json.oversized_message(compile_cli.MAX_REPORT_BYTES)),
+    ("'Python 2.7.18'", hostile_json.NOT_JSON_MESSAGE),
+], ids=["top-level-array", "failed-an-int", "failed-a-single", "deep", "oversized", "not-json"])
+def test_a_hostile_interpreter_report_is_a_clear_error_and_writes_nothing(python_paths, sources, tmp_path,
+                                                                        printed, message):
+    """The interpreter and its stdlib come with the image: here its json.dump prints what it likes."""
+    with open(JSON_INIT) as f:
+        hostile = f.read() + "\n\ndef dump(obj, fp, **kw):\n    fp.write(%s)\n" % printed
+    cached = STDLIB + "/json/__pycache__/__init__.cpython-311.pyc"  # would shadow the hostile source
+    tree = str(tmp_path / "python.tar")
+    write_tree_tar(tree, "/", [p for p in python_paths if p != cached], {JSON_INIT: hostile.encode()})
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _smith(["--python-tree", tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources], work)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("smith pyc: error: the compile report of the image's interpreter "
+                                  "/usr/bin/python3.11: "), proc.stderr
+    assert message in proc.stderr and "is it CPython 3?" in proc.stderr and "Traceback" not in proc.stderr
     assert os.listdir(str(work)) == []  # no output, no temp dir left
