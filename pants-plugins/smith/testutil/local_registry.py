@@ -27,6 +27,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
+def _in_main_thread() -> bool:
+    """PR_SET_PDEATHSIG fires when the parent *thread* ends: a registry restarted from a timer
+    thread (robustness_test) would die with that thread, so only the main thread's are tied."""
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 class LocalRegistry:
     def __init__(self, workdir: str, htpasswd: Optional[str] = None,
                  tls: Optional[tuple] = None, token: Optional[dict] = None,
@@ -68,7 +75,8 @@ class LocalRegistry:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(["docker-registry", "serve", self.config],
                                          env=tool_env(), stdout=log, stderr=log,
-                                         start_new_session=True, preexec_fn=_die_with_parent)
+                                         start_new_session=True, preexec_fn=(
+                                             _die_with_parent if _in_main_thread() else None))
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
