@@ -9,7 +9,7 @@ its real path, from which it finds its own standard library inside the root.
 import os
 import re
 import subprocess
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from smith.elf.closure import compute_closure
 from smith.elf.rootfs import RootFS

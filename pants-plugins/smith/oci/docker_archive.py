@@ -8,7 +8,6 @@ reference, otherwise "localhost/smith:<tag>".
 import gzip
 import hashlib
 import json
-import os
 from typing import BinaryIO, List
 
 from smith import zstd

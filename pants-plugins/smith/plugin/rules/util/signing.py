@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Tuple
 
-from pants.engine.addresses import Address, Addresses
+from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import HydratedSources, HydrateSourcesRequest, TransitiveTargets, \
-    TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+    TransitiveTargetsRequest
 from pants.option.option_types import BoolOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
