@@ -1,5 +1,3 @@
-import sys
+from smith.cli import run
 
-from smith.cli import main
-
-sys.exit(main())
+run()

@@ -38,6 +38,14 @@ COMMANDS = {
 }
 
 
+# Commands a CI job runs many times, each a few tens of ms, where start and exit matter. Their
+# files are closed (and renamed into place) and their threads joined before they return, and
+# nothing of theirs runs at exit (no atexit, no __del__ with work to do), so the process ends
+# without the interpreter's teardown: 13M of a small mounting re-push's 97M instructions, and
+# the tail after the digest is printed (4.7 ms quiet, 15 ms under load).
+QUICK_EXIT = ("push", "pull")
+
+
 def usage() -> str:
     lines = ["usage: smith COMMAND [ARGS...]", "", "commands:"]
     for name, (_, text) in sorted(COMMANDS.items()):
@@ -45,7 +53,15 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run() -> None:
+    """`python -m smith`: main(), then the exit (quick for QUICK_EXIT commands)."""
+    code = main(quick_exit=True)
+    sys.exit(code)
+
+
+def main(argv: Optional[List[str]] = None, quick_exit: bool = False) -> int:
+    """With quick_exit (a process of its own: `python -m smith`), a QUICK_EXIT command that
+    returns ends the process itself, without the interpreter's teardown."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
@@ -55,12 +71,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("smith: error: unknown command %r\n\n%s" % (name, usage()), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
+    quick = quick_exit and name in QUICK_EXIT
+    if quick:
+        import gc
+        gc.freeze()  # the import-time objects live until the end: never scanned again
     try:
-        return int(module.main(rest) or 0)
+        code = int(module.main(rest) or 0)
     except SmithError as e:
         print("smith %s: error: %s" % (name, e), file=sys.stderr)
-        return 1
+        code = 1
+    if quick:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        import posix
+        posix._exit(code)
+    return code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
