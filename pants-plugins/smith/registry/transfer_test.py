@@ -123,6 +123,8 @@ def test_head_skip_then_mount_from_a_repository_pushed_to(registry, proxy, tmp_p
     assert push_layout(client, src, None, "team/first", ["v1"], stats=stats) == desc["digest"]
     assert stats == {"exists": 0, "mounted": 0, "uploaded": 4}  # config + 3 layers
     assert len(proxy.uploads("team/first")) == 4
+    # The registry's scheme is probed once, not by each of the workers that start together.
+    assert [r for r in proxy.requests if r[1] == "/v2/"] == [("GET", "/v2/", 200)]
 
     del proxy.requests[:]
     push_layout(client, src, None, "team/first", ["v2"], stats=stats)

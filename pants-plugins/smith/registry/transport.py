@@ -349,6 +349,7 @@ class Transport:
         self.deadline, self.min_rate, self.rate_window = deadline, min_rate, rate_window
         self._schemes: Dict[str, str] = {}
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()  # held while a registry's scheme is probed
         # Loading the system CAs costs ~0.1 s: done at the first verified TLS connection (or now
         # when a CA file is given, so a bad one fails at once), never for a plain-http registry.
         self._context_value: Optional["ssl.SSLContext"] = None
@@ -393,15 +394,21 @@ class Transport:
         return self.insecure or is_local(hostport)
 
     def base_url(self, hostport: str) -> str:
-        """https, except that local registries (and --insecure ones) may answer in plain http."""
+        """https, except that local registries (and --insecure ones) may answer in plain http.
+        Probed once per registry: the workers of a push that ask at the same time wait for the
+        first one's answer (not one probe per thread)."""
         with self._lock:
             scheme = self._schemes.get(hostport)
         if scheme is None:
-            scheme = "https"
-            if self.plain_http_ok(hostport):
-                scheme = self._probe(hostport)
-            with self._lock:
-                self._schemes[hostport] = scheme
+            with self._probe_lock:
+                with self._lock:
+                    scheme = self._schemes.get(hostport)
+                if scheme is None:
+                    scheme = "https"
+                    if self.plain_http_ok(hostport):
+                        scheme = self._probe(hostport)
+                    with self._lock:
+                        self._schemes[hostport] = scheme
         return "%s://%s" % (scheme, hostport)
 
     def _probe(self, hostport: str) -> str:
