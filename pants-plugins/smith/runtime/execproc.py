@@ -90,7 +90,6 @@ def _child(chan: Channel, fds: dict, dirs: dict, v2_placed: bool, config: dict, 
            console_fd: int, seccomp) -> None:
     try:
         from smith.runtime import cgroups, identity, init, libc, rootfs
-        linux = config.get("linux") or {}
         if process.get("terminal"):
             from smith.runtime import console
         if seccomp is not None:

@@ -57,7 +57,7 @@ _ST_LOCKED = MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
 
 
 def parse_options(options):
-    flags, clear, prop, data = 0, 0, 0, []
+    flags, prop, data = 0, 0, []
     for o in options or ():
         if o in FLAGS:
             unset, f = FLAGS[o]
