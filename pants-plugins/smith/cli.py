@@ -81,8 +81,11 @@ def main(argv: Optional[List[str]] = None, quick_exit: bool = False) -> int:
         print("smith %s: error: %s" % (name, e), file=sys.stderr)
         code = 1
     if quick:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: what teardown would have ignored too
+                code = code or 1
         import posix
         posix._exit(code)
     return code
