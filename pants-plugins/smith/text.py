@@ -1,0 +1,19 @@
+"""Text from strangers (a repository's metadata, an image's programs) made safe to print in an
+error: control characters, terminal escapes among them, are shown escaped, and the length is
+capped. Imports nothing, so any part of the core (the runtime too) may use it.
+
+smith/registry/transport.py keeps a copy of `printable` of its own (same behaviour)."""
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+
+def printable(text: Union[str, bytes], limit: int = 300) -> str:
+    """`text` (bytes are read as UTF-8) cut to `limit` characters, each non-printable one (ESC,
+    CR, BEL, a newline, ...) written as its Python escape (\\x1b, \\r, ...)."""
+    if isinstance(text, bytes):
+        text = text[:limit * 4].decode("utf-8", "replace")
+    text = text[:limit]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
