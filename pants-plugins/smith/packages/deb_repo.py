@@ -1,30 +1,29 @@
 """Read a Debian repository: InRelease (or Release + Release.gpg) checked with gpgv, then
 Packages(.xz|.gz) of each suite/component/architecture checked against the Release SHA256."""
-import gzip
 import io
 import json
-import lzma
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from debian import deb822
 
 from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import atomic_file
-from smith.packages import gpg
+from smith.packages import fields, gpg
+from smith.packages.compression import decompress
 from smith.packages.fetch import fetch, fetch_verified
 from smith.packages.model import Package, Relation
 from smith.packages.repo_config import RepoConfig
 from smith.packages.universe import Universe
+from smith.text import printable
 
 FIELDS = ("Package", "Version", "Architecture", "Filename", "SHA256", "Size", "Depends",
           "Pre-Depends", "Provides", "Conflicts", "Breaks", "Priority")
 # apt prefers the provider of a virtual package with the highest Priority.
 PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
-# Most compact first; plain Packages last.
-INDEX_NAMES = (("Packages.xz", lzma.decompress), ("Packages.gz", gzip.decompress),
-               ("Packages", lambda b: b))
+# Most compact first; plain Packages last (compression.decompress goes by the magic bytes, capped).
+INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
 OLD_OPS = {"<": "<=", ">": ">="}
 MAX_RECORDS_BYTES = 256 << 20  # Debian's main/amd64 gives ~28 MB
 
@@ -53,21 +52,32 @@ class DebUniverse(Universe):
 
     def build(self, record) -> Package:
         r: Dict[str, str] = record
-        where = "package %s %s" % (r["Package"], r["Version"])
-        if not r.get("Filename") or not r.get("SHA256") or not r.get("Size"):
-            raise SmithError("%s in %s has no Filename/SHA256/Size; the repository index is "
-                             "incomplete" % (where, r["_source"]))
+        where = "deb repository %s: %s: package %s %s" % (
+            self.base_url, r["_source"], printable(r["Package"], 100), printable(r.get("Version", "?"), 100))
+        if not r.get("Version"):
+            raise SmithError("%s: Version is missing; %s" % (where, fields.HINT))
+        filename = fields.relative_path(r.get("Filename"), "Filename", where)
+        sha256 = fields.sha256(r.get("SHA256"), "SHA256", where)
+        size = fields.size(r.get("Size"), "Size", where, fields.MAX_PACKAGE_BYTES)
         deps = parse_relations(r.get("Pre-Depends", ""), where) + parse_relations(r.get("Depends", ""), where)
         conflicts = [a for f in ("Conflicts", "Breaks") for c in parse_relations(r.get(f, ""), where)
                      for a in c]
         provides = [a for c in parse_relations(r.get("Provides", ""), where) for a in c]
-        return Package(r["Package"], r["Version"], r["Architecture"],
-                       self.base_url + "/" + r["Filename"], r["SHA256"].lower(), int(r["Size"]),
-                       deps, provides, conflicts, [], r["_source"],
+        return Package(r["Package"], r["Version"], r["Architecture"], self.base_url + "/" + filename,
+                       sha256, size, deps, provides, conflicts, [], r["_source"],
                        PRIORITY_RANK.get(r.get("Priority", ""), 9))
 
 
-def _release(repo: RepoConfig, suite: str) -> deb822.Release:
+class Release(NamedTuple):
+    """What smith reads of a Release file; the SHA256 lines are checked when used."""
+
+    what: str                        # its URL
+    sums: Dict[str, Tuple[str, str]]  # file name -> (sha256, size), as written
+    by_hash: bool                    # Acquire-By-Hash: yes
+    no_all: bool                     # Packages has no binary-all index
+
+
+def _release(repo: RepoConfig, suite: str) -> Release:
     base = "%s/dists/%s" % (repo.url, suite)
     try:
         data, sig = fetch(base + "/InRelease"), None
@@ -83,46 +93,62 @@ def _release(repo: RepoConfig, suite: str) -> deb822.Release:
         data = gpg.verify(repo.keyring or "", data, sig, what)
     elif sig is None and data.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
         # Trusted: take the clearsigned body without checking it.
-        body = data.split(b"\n\n", 1)[1]
-        data = body.split(b"\n-----BEGIN PGP SIGNATURE-----", 1)[0]
-    release = deb822.Release(data.decode("utf-8"))
-    if "SHA256" not in release:
+        data = data.partition(b"\n\n")[2].split(b"\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+    try:
+        paragraph = deb822.Deb822(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise SmithError("deb repository %s: %s is not a Release file (%s); %s"
+                         % (repo.url, what, printable(str(e), 200), fields.HINT)) from None
+    if "SHA256" not in paragraph:
         raise SmithError("%s has no SHA256 checksums; smith needs them to verify the indexes" % what)
-    return release
+    # Each line: SHA256 SIZE NAME; the names smith looks up are its own, so any other is ignored.
+    sums = {}
+    for line in paragraph["SHA256"].splitlines():
+        words = line.split()
+        if len(words) == 3:
+            sums[words[2]] = (words[0], words[1])
+        elif words:
+            raise SmithError("deb repository %s: %s: the SHA256 line '%s' is not `SHA256 SIZE NAME`; %s"
+                             % (repo.url, what, printable(line, 200), fields.HINT))
+    return Release(what, sums, paragraph.get("Acquire-By-Hash", "no").lower() == "yes",
+                   "Packages" in paragraph.get("No-Support-for-Architecture-all", "").split())
 
 
-def _records(repo: RepoConfig, suite: str, release: deb822.Release, path_dir: str,
+def _records(repo: RepoConfig, suite: str, release: Release, path_dir: str,
              cache_dir: Optional[str]) -> Optional[List[Dict[str, str]]]:
     """The paragraphs of one Packages index (only FIELDS), or None if the Release lists none.
     With a cache dir, parsed records are kept as SHA256.records.json next to the verified
     index: parsing Debian's main/amd64 takes ~6 s, loading the records well under 1 s."""
-    sums = {entry["name"]: entry for entry in release["SHA256"]}
-    by_hash = release.get("Acquire-By-Hash", "no").lower() == "yes"
-    for name, decompress in INDEX_NAMES:
-        entry = sums.get(path_dir + "/" + name)
-        if entry is None:
+    for name in INDEX_NAMES:
+        listed = release.sums.get(path_dir + "/" + name)
+        if listed is None:
             continue
-        cached = os.path.join(cache_dir, entry["sha256"] + ".records.json") if cache_dir else None
+        # Both name files (the cache's, a by-hash URL) and bound the download.
+        where = "deb repository %s: %s: the SHA256 line of %s" % (repo.url, release.what, path_dir + "/" + name)
+        sha256 = fields.sha256(listed[0], "sha256", where)
+        size = fields.size(listed[1], "size", where, fields.MAX_INDEX_BYTES)
+        cached = os.path.join(cache_dir, sha256 + ".records.json") if cache_dir else None
         if cached and os.path.exists(cached):
             kept = _cached_records(cached)
             if kept is not None:
                 return kept  # else a damaged cache entry: rebuilt below
         # By-hash URLs do not change under us while the mirror updates.
         url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir,
-                                     "by-hash/SHA256/" + entry["sha256"] if by_hash else name)
+                                     "by-hash/SHA256/" + sha256 if release.by_hash else name)
         try:
-            data = fetch_verified(url, entry["sha256"], int(entry["size"]), cache_dir)
+            data = fetch_verified(url, sha256, size, cache_dir)
         except SmithError:
-            if not by_hash:
+            if not release.by_hash:
                 raise
             url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir, name)
-            data = fetch_verified(url, entry["sha256"], int(entry["size"]), cache_dir)
+            data = fetch_verified(url, sha256, size, cache_dir)
         try:
-            text = decompress(data)
-        except (OSError, lzma.LZMAError, EOFError) as e:
-            raise SmithError("cannot decompress %s: %s" % (url, e))
+            text = decompress(data, url).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SmithError("deb repository %s: %s is not UTF-8 text (%s); %s"
+                             % (repo.url, url, e, fields.HINT)) from None
         records = [{k: para[k] for k in FIELDS if k in para}
-                   for para in deb822.Packages.iter_paragraphs(io.BytesIO(text), use_apt_pkg=False,
+                   for para in deb822.Packages.iter_paragraphs(io.StringIO(text), use_apt_pkg=False,
                                                                fields=FIELDS)]
         if cached:
             with atomic_file(cached, "w", perms=0o600, encoding="utf-8") as f:
@@ -150,9 +176,8 @@ def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> DebUniverse:
     wanted_arches = set(repo.architectures) | {"all"}
     for suite in repo.suites:
         release = _release(repo, suite)
-        no_all = "Packages" in release.get("No-Support-for-Architecture-all", "").split()
         index_arches = [a for a in repo.architectures if a != "all"]
-        if not no_all:
+        if not release.no_all:
             index_arches.append("all")
         for component in repo.components:
             found = 0

@@ -11,15 +11,18 @@ from typing import Optional
 
 from smith.errors import SmithError
 from smith.atomic import write_file
+from smith.packages.fields import MAX_PACKAGE_BYTES, SHA256_HEX
+from smith.text import printable
 
 TIMEOUT = 120
+MAX_FETCH_BYTES = 64 << 20  # a Release, InRelease, repomd.xml or signature: Debian's is ~150 KB
 
 
-def fetch(url: str) -> bytes:
-    """Return the body of URL; any failure is a SmithError naming the URL."""
+def fetch(url: str, max_bytes: int = MAX_FETCH_BYTES) -> bytes:
+    """Return the body of URL, refused past max_bytes; any failure is a SmithError naming the URL."""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            return response.read()
+            data = _read_capped(response, max_bytes + 1)
     except urllib.error.HTTPError as e:
         raise SmithError("fetching %s failed: HTTP %d %s; check the repository url, suite and "
                          "component" % (url, e.code, e.reason))
@@ -27,6 +30,21 @@ def fetch(url: str) -> bytes:
         reason = getattr(e, "reason", e)
         raise SmithError("fetching %s failed: %s; check the repository url and that it is "
                          "reachable" % (url, reason))
+    if len(data) > max_bytes:
+        raise SmithError("fetching %s: more than the %d bytes expected; the file is not what the "
+                         "repository's metadata says, fix the repository" % (url, max_bytes))
+    return data
+
+
+def _read_capped(response, limit: int) -> bytes:
+    """Up to `limit` bytes, read in chunks: read(n) may allocate n bytes up front."""
+    out = bytearray()
+    while len(out) < limit:
+        chunk = response.read(min(1 << 20, limit - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 def check_digest(data: bytes, algorithm: str, expected: str, size: Optional[int], what: str) -> None:
@@ -43,13 +61,16 @@ def check_digest(data: bytes, algorithm: str, expected: str, size: Optional[int]
 
 def fetch_verified(url: str, sha256: str, size: Optional[int], cache_dir: Optional[str]) -> bytes:
     """Fetch URL whose sha256 is known, through the content-addressed cache if one is given."""
+    if not SHA256_HEX.match(sha256.lower()):  # it names a file of the cache
+        raise SmithError("%s: the expected sha256 %r is not 64 hexadecimal digits; re-run the lock"
+                         % (url, printable(sha256, 100)))
     cached = os.path.join(cache_dir, sha256.lower()) if cache_dir else None
     if cached and os.path.exists(cached):
         with open(cached, "rb") as f:
             data = f.read()
         if hashlib.sha256(data).hexdigest() == sha256.lower():
             return data
-    data = fetch(url)
+    data = fetch(url, MAX_PACKAGE_BYTES if size is None else size)
     check_digest(data, "sha256", sha256, size, url)
     if cached:
         write_file(cached, data, perms=0o600)

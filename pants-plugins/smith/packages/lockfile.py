@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
+from smith.packages.fields import MAX_PACKAGE_BYTES, SHA256_HEX
 from smith.platforms import SHARED_ARCHES
 
 VERSION = 1
@@ -138,6 +139,11 @@ def pins(lock: Dict[str, Any], what: str, hint: str = HINT,
         try:
             pin = Pin(*(safe_json.field(entry, k, str, where) for k in ("name", "version", "architecture", "url", "sha256")),
                       safe_json.field(entry, "size", int, where))
+            if not SHA256_HEX.match(pin.sha256):  # names the download in the cache
+                raise SmithError("%s: field 'sha256' must be 64 lowercase hexadecimal digits" % where)
+            if not 0 <= pin.size <= MAX_PACKAGE_BYTES:
+                raise SmithError("%s: field 'size' must be a size in bytes (0 to %d)"
+                                 % (where, MAX_PACKAGE_BYTES))
             used_by = entry.get("used_by", arches)
             if not isinstance(used_by, list) or not all(isinstance(a, str) for a in used_by):
                 raise SmithError("%s: field 'used_by' must be a list of architectures" % where)

@@ -7,22 +7,27 @@ by the <file> entries of primary.xml (which lists the files under */bin/ and /et
 Rich dependencies: `(a or b or c)` becomes alternatives and `(a and b)` several clauses;
 other forms (if/unless/with/without, nesting) are refused with an error naming them.
 """
+import hashlib
 import re
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from smith.errors import SmithError
-from smith.packages import gpg
+from smith.packages import fields, gpg
 from smith.packages.compression import decompress
 from smith.packages.fetch import check_digest, fetch, fetch_verified
 from smith.packages.model import Package, Relation
 from smith.packages.repo_config import RepoConfig
 from smith.packages.universe import Universe
+from smith.text import printable
 
 REPO_NS = "{http://linux.duke.edu/metadata/repo}"
 COMMON_NS = "{http://linux.duke.edu/metadata/common}"
 RPM_NS = "{http://linux.duke.edu/metadata/rpm}"
 FLAGS = {"EQ": "=", "LT": "<<", "LE": "<=", "GT": ">>", "GE": ">="}
+# repomd.xml checksum types (createrepo_c's; "sha" is yum's old name of sha1) -> hashlib name
+CHECKSUMS = {"sha": "sha1", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256",
+             "sha384": "sha384", "sha512": "sha512"}
 TEXT_OPS = {"=": "=", "==": "=", "<": "<<", "<=": "<=", ">": ">>", ">=": ">="}
 
 
@@ -74,45 +79,84 @@ def _entries(fmt, tag: str) -> List[Dict[str, str]]:
     return [dict(e.attrib) for e in node.findall(RPM_NS + "entry")] if node is not None else []
 
 
-def _relation(entry: Dict[str, str]) -> Relation:
+def _relation(entry: Dict[str, str], where: str) -> Relation:
+    if not entry.get("name"):
+        raise SmithError("%s: a dependency entry has no name; %s" % (where, fields.HINT))
     op = FLAGS.get(entry.get("flags", ""))
     version = evr_text(entry.get("epoch"), entry.get("ver"), entry.get("rel")) if op else None
     return Relation(entry["name"], op if version else None, version)
 
 
-def _package(node, base_url: str, arches: List[str]) -> Optional[Package]:
+def _package(node, repo: RepoConfig, what: str) -> Optional[Package]:
     name = node.findtext(COMMON_NS + "name")
     arch = node.findtext(COMMON_NS + "arch")
-    if arch not in arches:
+    if arch not in repo.architectures:
         return None
-    v = node.find(COMMON_NS + "version").attrib
-    version = evr_text(v.get("epoch"), v.get("ver"), v.get("rel"))
-    where = "package %s %s" % (name, version)
+    v = node.find(COMMON_NS + "version")
+    version = evr_text(v.get("epoch"), v.get("ver"), v.get("rel")) if v is not None else None
+    where = "rpm repository %s: %s: package %s %s" % (repo.url, what, printable(name or "?", 100),
+                                                      printable(version or "?", 100))
+    if not name or not version:
+        raise SmithError("%s: the name or version is missing; %s" % (where, fields.HINT))
     checksum = node.find(COMMON_NS + "checksum")
     if checksum is None or checksum.get("type") != "sha256":
         raise SmithError("%s has no sha256 checksum in primary.xml; recreate the repository "
                          "with createrepo_c (sha256 is its default)" % where)
+    sha256 = fields.sha256((checksum.text or "").strip(), "checksum", where)
+    location, size = node.find(COMMON_NS + "location"), node.find(COMMON_NS + "size")
+    href = fields.relative_path(location.get("href") if location is not None else None,
+                                "location href", where)
+    size_bytes = fields.size(size.get("package") if size is not None else None, "size package",
+                             where, fields.MAX_PACKAGE_BYTES)
     fmt = node.find(COMMON_NS + "format")
     depends: List[List[Relation]] = []
     for e in _entries(fmt, "requires"):
-        if e["name"].startswith("rpmlib("):
+        if e.get("name", "").startswith("rpmlib("):
             continue
-        if e["name"].startswith("("):
+        if e.get("name", "").startswith("("):
             try:
                 depends.extend(parse_requirement(e["name"], where))
             except SmithError:
                 # Only an error if the solver reaches it: kept as a name nothing provides.
                 depends.append([Relation(e["name"])])
         else:
-            depends.append([_relation(e)])
-    provides = [_relation(e) for e in _entries(fmt, "provides")]
-    conflicts = [_relation(e) for e in _entries(fmt, "conflicts")]
+            depends.append([_relation(e, where)])
+    provides = [_relation(e, where) for e in _entries(fmt, "provides")]
+    conflicts = [_relation(e, where) for e in _entries(fmt, "conflicts")]
     files = [f.text for f in fmt.findall(COMMON_NS + "file")] if fmt is not None else []
     provides.extend(Relation(f) for f in files if f)
-    href = node.find(COMMON_NS + "location").get("href")
-    size = int(node.find(COMMON_NS + "size").get("package"))
-    return Package(name, version, arch, base_url + "/" + href, checksum.text.strip().lower(), size,
+    return Package(name, version, arch, repo.url + "/" + href, sha256, size_bytes,
                    depends, provides, conflicts, files, "primary")
+
+
+def _primary(repo: RepoConfig, repomd_url: str, root) -> Tuple[str, str, str, Optional[int]]:
+    """(url, checksum algorithm, checksum, size) of the primary metadata repomd.xml lists."""
+    primary = None
+    for data in root.findall(REPO_NS + "data"):
+        if data.get("type") == "primary":
+            primary = data
+    if primary is None:
+        raise SmithError("%s lists no primary metadata" % repomd_url)
+    where = "rpm repository %s: %s: the primary metadata" % (repo.url, repomd_url)
+    location, checksum = primary.find(REPO_NS + "location"), primary.find(REPO_NS + "checksum")
+    href = fields.relative_path(location.get("href") if location is not None else None,
+                                "location href", where)
+    if checksum is None:
+        raise SmithError("%s: checksum is missing; %s" % (where, fields.HINT))
+    kind = checksum.get("type", "sha256")
+    algorithm = CHECKSUMS.get(kind)
+    if algorithm is None:
+        raise SmithError("%s: checksum type %r is not one of %s; %s" % (
+            where, printable(kind, 40), ", ".join(sorted(CHECKSUMS)), fields.HINT))
+    digest = (checksum.text or "").strip().lower()
+    if algorithm == "sha256":  # it names a file of the metadata cache
+        fields.sha256(digest, "checksum", where)
+    elif not re.match(r"[0-9a-f]{%d}\Z" % (2 * hashlib.new(algorithm).digest_size), digest):
+        raise SmithError("%s: checksum %r is not a %s digest; %s"
+                         % (where, printable(digest, 100), algorithm, fields.HINT))
+    size = primary.findtext(REPO_NS + "size")
+    return (repo.url + "/" + href, algorithm, digest,
+            fields.size(size, "size", where, fields.MAX_INDEX_BYTES) if size else None)
 
 
 def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> RpmUniverse:
@@ -127,21 +171,12 @@ def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> RpmUniverse:
         root = ET.fromstring(repomd)
     except ET.ParseError as e:
         raise SmithError("%s is not valid XML: %s" % (repomd_url, e))
-    primary = None
-    for data in root.findall(REPO_NS + "data"):
-        if data.get("type") == "primary":
-            primary = data
-    if primary is None:
-        raise SmithError("%s lists no primary metadata" % repomd_url)
-    url = repo.url + "/" + primary.find(REPO_NS + "location").get("href")
-    checksum = primary.find(REPO_NS + "checksum")
-    size = primary.findtext(REPO_NS + "size")
-    algorithm = {"sha": "sha1"}.get(checksum.get("type", "sha256"), checksum.get("type", "sha256"))
+    url, algorithm, digest, size = _primary(repo, repomd_url, root)
     if algorithm == "sha256":
-        raw = fetch_verified(url, checksum.text.strip(), int(size) if size else None, cache_dir)
+        raw = fetch_verified(url, digest, size, cache_dir)
     else:
-        raw = fetch(url)
-        check_digest(raw, algorithm, checksum.text.strip(), int(size) if size else None, url)
+        raw = fetch(url, fields.MAX_INDEX_BYTES if size is None else size)
+        check_digest(raw, algorithm, digest, size, url)
     try:
         doc = ET.fromstring(decompress(raw, url))
     except ET.ParseError as e:
@@ -150,7 +185,7 @@ def load(repo: RepoConfig, cache_dir: Optional[str] = None) -> RpmUniverse:
     for node in doc.findall(COMMON_NS + "package"):
         if node.get("type") != "rpm":
             continue
-        p = _package(node, repo.url, repo.architectures)
+        p = _package(node, repo, url)
         if p is not None:
             universe.add(p.name, p, [r.name for r in p.provides])
     return universe
