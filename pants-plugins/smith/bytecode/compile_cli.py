@@ -144,7 +144,7 @@ def compile_entries(python_root: str, python: str, sources: List[Tuple[str, tree
     with open(worker, "wb") as f:
         f.write(data)
     argv = interpreter.command(python_root, python, ["-s", "-S", "-B", worker, manifest_path, out_dir])
-    out = interpreter.run(argv, "the image's interpreter %s" % python, TIMEOUT_SECONDS)
+    out = interpreter.run(argv, "the image's interpreter %s" % python, TIMEOUT_SECONDS, MAX_REPORT_BYTES)
     tag, failed = _report(out, python)
     generated = {}
     for i, (path, _) in enumerate(sources):

@@ -8,8 +8,11 @@ its real path, from which it finds its own standard library inside the root.
 """
 import os
 import re
+import selectors
+import signal
 import subprocess
-from typing import List, Optional
+import time
+from typing import Dict, List, Optional, Tuple
 
 from smith.elf.closure import compute_closure
 from smith.elf.rootfs import RootFS
@@ -19,6 +22,9 @@ _VERSIONED = re.compile(r"python3\.[0-9]+$")
 # The env the interpreter runs with: nothing of the host's, and a fixed hash seed (frozenset
 # constants are marshalled in hash order).
 ENV = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+# Warnings (e.g. an invalid escape in a string) go to stderr, one short line per occurrence.
+MAX_STDERR_BYTES = 4 << 20
+_CHUNK = 1 << 16
 
 
 def find_python(root: str, given: Optional[str]) -> str:
@@ -63,17 +69,59 @@ def command(root: str, python: str, args: List[str]) -> List[str]:
             "--argv0", fs.host(main.path), fs.host(main.path), *args]
 
 
-def run(argv: List[str], what: str, timeout: int) -> str:
-    """Run the interpreter; its stdout, or a SmithError naming what went wrong."""
+def run(argv: List[str], what: str, timeout: int, max_stdout: int) -> str:
+    """Run the interpreter; its stdout, or a SmithError naming what went wrong. It is foreign code
+    (it comes with the image): what it prints is bounded (stdout by the caller, stderr by
+    MAX_STDERR_BYTES) and it is killed past a bound or the timeout."""
     try:
-        done = subprocess.run(argv, env=dict(ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout, cwd="/")
+        proc = subprocess.Popen(argv, env=dict(ENV), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd="/", start_new_session=True)
     except OSError as e:
         raise SmithError("%s: cannot start it (%s); an interpreter of another architecture "
                          "needs qemu-user registered with binfmt_misc" % (what, e.strerror))
+    try:
+        out, err = _read_bounded(proc, what, timeout, max_stdout)
+    finally:
+        if proc.returncode is None:  # not reaped yet, so its process group is still its own
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # with anything it started
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if proc.returncode != 0:
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
+        raise SmithError("%s: exited with status %d: %s" % (what, proc.returncode, " | ".join(tail)))
+    return out.decode("utf-8", "replace")
+
+
+def _read_bounded(proc: subprocess.Popen, what: str, timeout: int, max_stdout: int) -> Tuple[bytes, bytes]:
+    """(stdout, stderr) of `proc` read to their ends, each within its cap, before the deadline."""
+    deadline = time.monotonic() + timeout
+    caps = {proc.stdout: ("stdout", max_stdout), proc.stderr: ("stderr", MAX_STDERR_BYTES)}
+    got: Dict[object, bytearray] = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    with selectors.DefaultSelector() as sel:
+        for f in caps:
+            sel.register(f, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SmithError("%s: did not finish within %d s" % (what, timeout))
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buf = got[key.fileobj]
+                buf += chunk
+                name, cap = caps[key.fileobj]
+                if len(buf) > cap:
+                    raise SmithError("%s: printed more than %d bytes on %s; is it CPython 3?"
+                                     % (what, cap, name))
+    left = deadline - time.monotonic()
+    try:
+        proc.wait(max(left, 0))
     except subprocess.TimeoutExpired:
-        raise SmithError("%s: did not finish within %d s" % (what, timeout))
-    if done.returncode != 0:
-        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise SmithError("%s: exited with status %d: %s" % (what, done.returncode, " | ".join(tail)))
-    return done.stdout.decode("utf-8", "replace")
+        raise SmithError("%s: did not finish within %d s" % (what, timeout)) from None
+    return bytes(got[proc.stdout]), bytes(got[proc.stderr])
