@@ -24,6 +24,7 @@ from smith.errors import SmithError
 from smith import safe_json
 from smith.oci import tree
 from smith.safe_fs import Unsafe, open_regular
+from smith.text import printable
 from smith.untar import Limits
 
 TIMEOUT_SECONDS = 1800
@@ -192,9 +193,9 @@ def main(argv: List[str]) -> int:
             root = unpack_root_tar(args.python_tree, work, limits)
             python = interpreter.find_python(root, args.python)
             generated, failed = compile_entries(root, python, sources, work)
-            for path, error in failed:
-                print("smith pyc: warning: %s does not compile, so it gets no .pyc (%s)" % (path, error),
-                      file=sys.stderr)
+            for path, error in failed:  # as the image's interpreter wrote them: escaped
+                print("smith pyc: warning: %s does not compile, so it gets no .pyc (%s)"
+                      % (printable(path, 1000), printable(error, 1000)), file=sys.stderr)
         write_tree_tar(args.output, work, [], generated)
     finally:
         remove_tree(work)

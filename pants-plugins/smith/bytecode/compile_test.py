@@ -1,6 +1,7 @@
 """`smith pyc` against a real interpreter tree: this host's Debian python3.11, cut to its ELF
 closure and the stdlib modules the compile needs, as a tree tar (the shape smith_packages gives)."""
 import io
+import json
 import os
 import resource
 import shutil
@@ -227,4 +228,31 @@ def test_an_interpreter_that_prints_without_end_is_stopped_at_the_cap(python_pat
                           preexec_fn=_address_space_cap)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr == "smith pyc: error: the image's interpreter /usr/bin/python3.11: %s\n" % message
+    assert os.listdir(str(work)) == []
+
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x9b31m"  # OSC (window title), CSI (clear), C1 CSI
+SHOWN = "\\x1b]0;owned\\x07\\x1b[2J\\x9b31m"
+
+
+def test_what_the_interpreter_reports_is_printed_with_control_characters_escaped(python_paths, sources, tmp_path):
+    """Terminal escapes in a reported path or error (the report is the image's interpreter's)."""
+    report = {"cache_tag": "cpython-311", "failed": [["/opt/app/" + ESCAPES + ".py", "SyntaxError: " + ESCAPES]]}
+    tree = _hostile_tree(python_paths, tmp_path, "fp.write(%r)" % json.dumps(report))
+    proc = _smith(["--python-tree", tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(c in proc.stderr for c in "\x1b\x07\x9b")
+    assert ("smith pyc: warning: /opt/app/%s.py does not compile, so it gets no .pyc (SyntaxError: %s)\n"
+            % (SHOWN, SHOWN)) in proc.stderr
+
+
+def test_the_interpreter_failing_is_shown_with_control_characters_escaped(python_paths, sources, tmp_path):
+    tree = _hostile_tree(python_paths, tmp_path, "sys.stderr.write('boom %s\\n'); sys.exit(3)" % ESCAPES.encode(
+        "unicode_escape").decode())
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _smith(["--python-tree", tree, "--output", "pyc.tar", "--dir", "/opt/app=" + sources], work)
+    assert proc.returncode == 1
+    assert proc.stderr == ("smith pyc: error: the image's interpreter /usr/bin/python3.11: exited with "
+                           "status 3: boom %s\n" % SHOWN), proc.stderr
     assert os.listdir(str(work)) == []

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 from smith.elf.closure import compute_closure
 from smith.elf.rootfs import RootFS
 from smith.errors import SmithError
+from smith.text import printable
 
 _VERSIONED = re.compile(r"python3\.[0-9]+$")
 # The env the interpreter runs with: nothing of the host's, and a fixed hash seed (frozenset
@@ -92,7 +93,8 @@ def run(argv: List[str], what: str, timeout: int, max_stdout: int) -> str:
         proc.stderr.close()
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise SmithError("%s: exited with status %d: %s" % (what, proc.returncode, " | ".join(tail)))
+        raise SmithError("%s: exited with status %d: %s"
+                         % (what, proc.returncode, printable(" | ".join(tail), 1000)))
     return out.decode("utf-8", "replace")
 
 
