@@ -1,8 +1,7 @@
 """Text from strangers (a repository's metadata, an image's programs) made safe to print in an
 error: control characters, terminal escapes among them, are shown escaped, and the length is
-capped. Imports nothing, so any part of the core (the runtime too) may use it.
-
-smith/registry/transport.py keeps a copy of `printable` of its own (same behaviour)."""
+capped. Imports nothing, so any part of the core (the runtime too) may use it; the registry
+client prints what servers say through it too."""
 from __future__ import annotations  # annotations stay strings: typing is not imported at run time
 
 TYPE_CHECKING = False

@@ -1,4 +1,3 @@
-from smith.registry.transport import printable as transport_printable
 from smith.text import printable
 
 
@@ -7,7 +6,3 @@ def test_control_characters_are_escaped_and_the_length_capped():
     assert printable("a" * 500, 10) == "a" * 10
     assert printable(b"caf\xc3\xa9 \xff\x1b") == "caf\u00e9 \ufffd\\x1b"
 
-
-def test_the_registry_copy_behaves_the_same():
-    for text in ("plain", "\x1b[31mred\x1b[0m", b"\x00\xff\x9b", "x" * 400):
-        assert printable(text) == transport_printable(text)

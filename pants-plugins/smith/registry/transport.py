@@ -33,6 +33,7 @@ import time
 
 from smith.errors import SmithError
 from smith.registry import http11, urls
+from smith.text import printable  # noqa: F401  (text from a server, safe to print; used as transport.printable)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,14 +113,6 @@ class Response:
 
     def header(self, name: str) -> Optional[str]:
         return self.headers.get(name)
-
-
-def printable(text: Union[str, bytes], limit: int = 300) -> str:
-    """Text from a server, safe to print: control characters (terminal escapes) escaped."""
-    if isinstance(text, bytes):
-        text = text[:limit * 4].decode("utf-8", "replace")
-    text = text[:limit]
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def host_of(hostport: str) -> str:
