@@ -1,5 +1,6 @@
 """Read a Debian repository: InRelease (or Release + Release.gpg) checked with gpgv, then
 Packages(.xz|.gz) of each suite/component/architecture checked against the Release SHA256."""
+import codecs
 import io
 import json
 import os
@@ -142,19 +143,29 @@ def _records(repo: RepoConfig, suite: str, release: Release, path_dir: str,
                 raise
             url = "%s/dists/%s/%s/%s" % (repo.url, suite, path_dir, name)
             data = fetch_verified(url, sha256, size, cache_dir)
-        try:
-            text = decompress(data, url).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SmithError("deb repository %s: %s is not UTF-8 text (%s); %s"
-                             % (repo.url, url, e, fields.HINT)) from None
+        text = decompress(data, url)
+        _check_utf8(text, "deb repository %s: %s" % (repo.url, url))
+        # Parsed from bytes: ~7% faster than from the decoded str (Debian's main/amd64: 4.4 s)
         records = [{k: para[k] for k in FIELDS if k in para}
-                   for para in deb822.Packages.iter_paragraphs(io.StringIO(text), use_apt_pkg=False,
+                   for para in deb822.Packages.iter_paragraphs(io.BytesIO(text), use_apt_pkg=False,
                                                                fields=FIELDS)]
         if cached:
             with atomic_file(cached, "w", perms=0o600, encoding="utf-8") as f:
                 json.dump(records, f)
         return records
     return None
+
+
+def _check_utf8(data: bytes, what: str) -> None:
+    """Checked before parsing (deb822 would log a misleading hint, then raise), 64 KiB at a time:
+    the decoded text of Debian's main/amd64 would be 50 MB more at the peak."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view, step = memoryview(data), 1 << 16
+    try:
+        for start in range(0, len(data), step):
+            decoder.decode(view[start:start + step], final=start + step >= len(data))
+    except UnicodeDecodeError as e:
+        raise SmithError("%s is not UTF-8 text (%s); %s" % (what, e.reason, fields.HINT)) from None
 
 
 def _cached_records(path: str) -> Optional[List[Dict[str, str]]]:
