@@ -8,7 +8,7 @@ from __future__ import annotations  # annotations stay strings: typing is not im
 import importlib
 import sys
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def main(argv: Optional[List[str]] = None, quick_exit: bool = False) -> int:
     try:
         code = int(module.main(rest) or 0)
     except SmithError as e:
-        print("smith %s: error: %s" % (name, e), file=sys.stderr)
+        print("smith %s: error: %s" % (name, for_terminal(e)), file=sys.stderr)
         code = 1
     if quick:
         for stream in (sys.stdout, sys.stderr):

@@ -28,7 +28,7 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 
 MOUNT_POINT = "/dev/crashcart"
 LIB = MOUNT_POINT + "/lib"
@@ -423,5 +423,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
     except SmithError as e:
-        print("smith toolbox: error: %s" % e, file=sys.stderr)
+        print("smith toolbox: error: %s" % for_terminal(e), file=sys.stderr)
         sys.exit(1)

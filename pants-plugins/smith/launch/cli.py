@@ -4,7 +4,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 
 COMMANDS = {
     "run": "smith.launch.run_cli",
@@ -31,5 +31,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(module.main(argv[1:]) or 0)
     except SmithError as e:
-        print("smith launch %s: error: %s" % (argv[0], e), file=sys.stderr)
+        print("smith launch %s: error: %s" % (argv[0], for_terminal(e)), file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ becomes the configured user, reports "ready", then blocks opening exec.fifo for 
 until `start` opens it for reading, and execs the program.
 """
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.runtime import libc
 from smith.runtime import posixos as os  # os's functions without importing os (see posixos.py)
 
@@ -35,7 +35,7 @@ def _fail(chan, exc: BaseException) -> None:
     try:
         chan.send("E " + msg)
     except OSError:
-        os.write(2, ("smith-runtime: error: %s\n" % msg).encode("utf-8", "replace"))
+        os.write(2, ("smith-runtime: error: %s\n" % for_terminal(msg)).encode("utf-8", "replace"))
     os._exit(1)
 
 

@@ -5,7 +5,7 @@ Errors are printed to stderr and, with --log, appended to the log file (as JSON 
 """
 import sys
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2"
@@ -89,9 +89,9 @@ def main(argv: list) -> int:
         return int(sys.modules[name].main(args, g) or 0)
     except SmithError as e:
         _log(g, "error", str(e))
-        sys.stderr.write("smith-runtime: error: %s\n" % e)
+        sys.stderr.write("smith-runtime: error: %s\n" % for_terminal(e))
         return 1
     except OSError as e:
         _log(g, "error", str(e))
-        sys.stderr.write("smith-runtime: error: %s\n" % e)
+        sys.stderr.write("smith-runtime: error: %s\n" % for_terminal(e))
         return 1
