@@ -19,6 +19,7 @@ from smith.errors import SmithError
 from smith.registry import digests
 from smith.registry.platforms import DEFAULT_VARIANT, Platform, host_platform, of_dict, same_platform
 from smith.safe_fs import Root, Unsafe
+from smith.text import printable
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -356,11 +357,6 @@ class _Leaf:
                              % (what, self.desc["digest"], printable(str(self.listed), 80),
                                 printable(str(have), 80)))
         return self.listed
-
-
-def printable(text: str, limit: int) -> str:
-    from smith.registry.transport import printable as shown  # only on errors: it imports ssl
-    return shown(text, limit)
 
 
 def _platform_key(desc: Dict[str, Any]) -> Optional[str]:

@@ -5,6 +5,7 @@ import os
 from collections import namedtuple
 
 from smith.errors import SmithError
+from smith.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +68,6 @@ def check_unique_platforms(manifests: List[dict], what: str) -> None:
         arch = p.get("architecture", "")
         key = str(Platform(p.get("os", ""), arch, _variant(arch, p.get("variant"))))
         if key in seen:
-            from smith.registry.transport import printable  # only now: it imports ssl
             raise SmithError("%s lists %s twice (%s and %s); which one is meant is ambiguous, "
                              "refusing" % (what, printable(key, 80), seen[key], m.get("digest")))
         seen[key] = m.get("digest")
@@ -88,7 +88,6 @@ def select_platform(manifests: List[dict], wanted: Platform, what: str) -> dict:
             loose.append(m)
     if exact or loose:
         return (exact or loose)[0]
-    from smith.registry.transport import printable  # only now: it imports ssl
     offered = sorted({printable(str(Platform((m.get("platform") or {}).get("os", "?"),
                                              (m.get("platform") or {}).get("architecture", "?"),
                                              (m.get("platform") or {}).get("variant"))), 60)

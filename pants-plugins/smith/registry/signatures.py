@@ -23,7 +23,7 @@ from smith.registry.client import RegistryClient
 from smith.registry.descriptors import check_manifest
 from smith.registry.digests import check_digest, digest_of
 from smith.registry.reference import parse_reference
-from smith.registry.transport import printable
+from smith.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
