@@ -260,3 +260,26 @@ def test_extract_never_reads_the_cache_outside_it(tmp_path):
         extract_cli.main(["--output", str(tmp_path / "tree.tar"), "--sha256", "../planted",
                           "--url", "file:///nowhere.deb", "--cache-dir", str(tmp_path / "cache")])
     assert sorted(os.listdir(str(tmp_path))) == ["cache", "planted"]
+
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE repomd [
+ <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+ <!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
+ <!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">
+]>
+<repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="&f;"/></repomd>
+"""
+
+
+def test_an_entity_expansion_bomb_in_repomd_is_refused_not_expanded(tmp_path):
+    # 80 bytes * 32^5: 2.7 GB once expanded. The expat both interpreters link (>= 2.4) stops
+    # it at its amplification limit; the lock must turn that into a clear error, fast.
+    rpm_repo(tmp_path)
+    (tmp_path / "repo/repodata/repomd.xml").write_text(BILLION_LAUGHS)
+    with pytest.raises(SmithError) as e:
+        lock(tmp_path, "file://%s/repo" % tmp_path, "rpm")
+    assert "repomd.xml is not valid XML" in str(e.value), e.value
