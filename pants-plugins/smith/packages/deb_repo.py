@@ -3,13 +3,14 @@ Packages(.xz|.gz) of each suite/component/architecture checked against the Relea
 import codecs
 import io
 import json
+import logging
 import os
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from debian import deb822
 
 from smith import safe_json
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.atomic import atomic_file
 from smith.packages import fields, gpg
 from smith.packages.compression import decompress
@@ -27,6 +28,19 @@ PRIORITY_RANK = {"required": 0, "important": 1, "standard": 2, "optional": 3, "e
 INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
 OLD_OPS = {"<": "<=", ">": ">="}
 MAX_RECORDS_BYTES = 256 << 20  # Debian's main/amd64 gives ~28 MB
+
+
+class _Escaped(logging.Filter):
+    """python-debian logs a relation it cannot parse as it is ('cannot parse package relationship
+    "..."'): the repository's text, so its control characters are escaped before any handler
+    (Python's last resort prints to stderr) writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = for_terminal(record.getMessage()), ()
+        return True
+
+
+logging.getLogger("debian.deb822").addFilter(_Escaped())
 
 
 def parse_relations(text: str, where: str) -> List[List[Relation]]:

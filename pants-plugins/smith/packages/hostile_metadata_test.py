@@ -6,6 +6,7 @@ import hashlib
 import json
 import lzma
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import pytest
 
 import smith
 from smith.errors import SmithError
-from smith.packages import extract_cli, lock_cli, lockfile
+from smith.packages import extract_cli, lock_cli, lockfile, outdated_cli
 from smith.testutil.debian import tool_env
 
 HINT = "the repository's metadata is malformed or hostile"
@@ -283,3 +284,42 @@ def test_an_entity_expansion_bomb_in_repomd_is_refused_not_expanded(tmp_path):
     with pytest.raises(SmithError) as e:
         lock(tmp_path, "file://%s/repo" % tmp_path, "rpm")
     assert "repomd.xml is not valid XML" in str(e.value), e.value
+
+
+# Names and versions are printed escaped -----------------------------------------------------
+
+EVIL = "x\x1b]2;owned\x07"  # an OSC: sets the terminal's title
+
+
+def _evil_repo(root, version):
+    shutil.rmtree(str(root / "repo"), ignore_errors=True)
+    return deb_repo(root, packages=(_paragraph(dict(DEB, Depends=EVIL)) + "\n" + _paragraph(
+        dict(DEB, Package=EVIL, Version=version, Filename="pool/x.deb"))).encode())
+
+
+def test_package_names_and_versions_are_printed_escaped(tmp_path, capsys, caplog):
+    """A repository's package name and version reach `smith lock`'s listing, python-debian's
+    'cannot parse package relationship' warning and `smith outdated`'s report: each escaped.
+    Before, the ESC and BEL reached the terminal."""
+    lock(tmp_path, _evil_repo(tmp_path, "1\x1b[2J"))
+    out = capsys.readouterr().out
+    assert "x\\x1b]2;owned\\x07 1\\x1b[2J amd64\n" in out and "\x1b" not in out, out
+    logged = [r.getMessage() for r in caplog.records if r.name == "debian.deb822"]
+    assert logged and all("\\x1b]2;owned\\x07" in m and "\x1b" not in m for m in logged), logged
+    lock(tmp_path, _evil_repo(tmp_path, "1.0"))
+    _evil_repo(tmp_path, "2.0")
+    capsys.readouterr()
+    assert outdated_cli.main([str(tmp_path / "lock.json")]) == 0
+    out = capsys.readouterr().out
+    assert "x\\x1b]2;owned\\x07 1.0 -> 2.0 (" in out and "\x1b" not in out, out
+
+
+def test_a_version_that_is_no_debian_version_is_a_clear_error(tmp_path):
+    """Debian versions are compared (a newer candidate, `(>= 1.0)`, smith outdated): one that is
+    not a Debian version was a ValueError traceback from python-debian."""
+    lock(tmp_path, _evil_repo(tmp_path, "1.0"))
+    _evil_repo(tmp_path, "2\x1b[2J")
+    with pytest.raises(SmithError) as e:
+        outdated_cli.main([str(tmp_path / "lock.json")])
+    assert "version '2\\x1b[2J' is not a Debian version" in str(e.value), e.value
+    assert "\x1b" not in str(e.value)

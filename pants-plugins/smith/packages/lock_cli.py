@@ -22,6 +22,7 @@ from smith.packages.metadata import load_universe, parse_request
 from smith.packages.repo_config import RepoConfig
 from smith.packages.solver import Solver
 from smith.packages.universe import Universe
+from smith.text import printable
 
 
 def solve_each_architecture(repo: RepoConfig, requests, exclude: List[str],
@@ -57,5 +58,5 @@ def main(argv: List[str]) -> int:
     lock = lockfile.make_multi(repo, args.packages, args.exclude, solutions)
     lockfile.write(args.output, lock)
     for p in lock["packages"]:
-        print("%s %s %s" % (p["name"], p["version"], p["architecture"]))
+        print(" ".join(printable(p[k]) for k in ("name", "version", "architecture")))  # the repository's words
     return 0

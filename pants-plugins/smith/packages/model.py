@@ -10,7 +10,9 @@ from typing import Callable, Dict, List, Optional
 
 from debian.debian_support import Version
 
+from smith.errors import SmithError
 from smith.packages.rpmvercmp import evr_compare
+from smith.text import printable
 
 OPS = ("<<", "<=", "=", ">=", ">>")
 
@@ -45,7 +47,12 @@ class Package:
 
 
 def deb_compare(a: str, b: str) -> int:
-    va, vb = Version(a), Version(b)
+    try:
+        va, vb = Version(a), Version(b)
+    except ValueError:  # a repository's (or a lockfile's) version that python-debian refuses
+        bad = [v for v in (a, b) if not Version.re_valid_version.match(v)] or [a]
+        raise SmithError("version '%s' is not a Debian version; the repository's metadata is "
+                         "malformed or hostile" % printable(bad[0], 100)) from None
     return (va > vb) - (va < vb)
 
 

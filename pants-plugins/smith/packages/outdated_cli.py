@@ -20,6 +20,7 @@ from smith.atomic import write_file
 from smith.packages import lockfile, repo_config
 from smith.packages.metadata import load_universe
 from smith.packages.outdated import check
+from smith.text import printable
 
 OUTDATED_EXIT = 3
 
@@ -51,7 +52,8 @@ def main(argv: List[str]) -> int:
         for pin in pins:
             gone = " (the locked file is gone from the repository)" if pin.gone else ""
             name = "%s:%s" % (pin.name, pin.architecture) if several else pin.name
-            print("%s: %s %s -> %s%s" % (path, name, pin.locked, pin.available or "(none)", gone))
+            print("%s: %s %s -> %s%s" % (path, printable(name), printable(pin.locked),  # the repository's words
+                                         printable(pin.available or "(none)"), gone))
             rows.append({"lock": path, "name": pin.name, "architecture": pin.architecture,
                          "locked": pin.locked, "available": pin.available, "gone": pin.gone})
         if not pins:
