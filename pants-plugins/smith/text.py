@@ -8,6 +8,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Union
 
+PATH_MAX = 4096  # a limit for paths: Linux's PATH_MAX, so no path a system can use is cut
+
 
 def printable(text: Union[str, bytes], limit: int = 300) -> str:
     """`text` (bytes are read as UTF-8) cut to `limit` characters, each non-printable one (ESC,

@@ -38,6 +38,7 @@ from typing import BinaryIO, Iterator, List, Optional, Sequence, Set, Tuple
 from smith import zstd
 from smith.errors import SmithError
 from smith.safe_fs import DIR_FLAGS as _DIR_FLAGS, Root, Unsafe, remove_at
+from smith.text import PATH_MAX, printable
 
 APPLY, OVERLAY, NONE = "apply", "overlay", "none"
 WHITEOUT = ".wh."
@@ -314,7 +315,7 @@ class _Writer:
             self._whiteout(parts[:-1], base)
             return
         if not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-            print("smith: note: skipping device/fifo /%s" % "/".join(parts), file=sys.stderr)
+            print("smith: note: skipping device/fifo /%s" % printable("/".join(parts), PATH_MAX), file=sys.stderr)
             return
         pfd = self._parent(parts[:-1])
         if m.isdir():

@@ -273,3 +273,18 @@ def test_layers_decompressed_ahead_give_the_same_result_and_errors(tmp_path) -> 
         untar.apply_layer(io.BytesIO(blob[:len(blob) // 2]), str(tmp_path / "cut"), "cut layer")
     assert not [t for t in threading.enumerate() if t.name == "smith-inflate"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_skipped_device_is_named_escaped(tmp_path, capsys) -> None:
+    """The note about a skipped device or fifo quotes the archive's entry name: an OSC in it
+    reached the terminal as is before."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("dev/\x1b]2;owned\x07fifo")
+        info.type = tarfile.FIFOTYPE
+        tf.addfile(info)
+    buf.seek(0)
+    (tmp_path / "out").mkdir()
+    untar.extract(buf, str(tmp_path / "out"), "a layer")
+    err = capsys.readouterr().err
+    assert "skipping device/fifo /dev/\\x1b]2;owned\\x07fifo\n" in err and "\x1b" not in err, err
