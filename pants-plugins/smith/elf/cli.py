@@ -4,7 +4,7 @@ smith closure --root ROOT_DIR [--root-tar TREE.tar] PATH... [--env K=V]... [--ns
               [--user NAME:UID:GID] [--extra-lib GLOB]... [--output-tar OUT.tar]
 
 Prints every entry (absolute path inside the root; files and symlinks, including symlinked
-parent dirs) one per line, sorted. With --root-tar the root is unpacked from a tree tar into a
+parent dirs) one per line, sorted, control characters escaped (smith.text.printable). With --root-tar the root is unpacked from a tree tar into a
 temp dir under the cwd (which then replaces --root; --root may be left out) and removed afterwards. The files that --nss
 generates (/etc/passwd, /etc/group, /etc/nsswitch.conf) are not in the root, so they are not
 printed; they are written to --output-tar only.
@@ -17,6 +17,7 @@ from smith.elf.closure import compute_closure
 from smith.elf.nss import DEFAULT_USER, nss_files, parse_user
 from smith.elf.treetar import remove_tree, unpack_root_tar, write_tree_tar
 from smith.errors import SmithError
+from smith.text import PATH_MAX, printable
 from smith.untar import Limits
 
 
@@ -82,5 +83,5 @@ def main(argv: List[str]) -> int:
         if unpacked:
             remove_tree(unpacked)
     for p in result.paths:
-        print(p)
+        print(printable(p, PATH_MAX))  # an image's names, one line each, no terminal escapes
     return 0

@@ -10,7 +10,7 @@ from smith.elf.elfinfo import DEFAULT_CACHE, ElfCache, ElfInfo
 from smith.elf.loader import Process
 from smith.elf.rootfs import Resolved, RootFS, glob_in_root, kept_paths
 from smith.elf.searchpath import SearchConfig, platforms_of
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith import platforms as platforms
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -259,6 +259,6 @@ def compute_closure(root: str, programs: Iterable[str], env: Optional[Dict[str, 
     if nss:
         c.add_nss()
     for w in c.warnings:
-        print("smith closure: warning: %s" % w, file=sys.stderr)
+        print("smith closure: warning: %s" % for_terminal(w), file=sys.stderr)
     return c.result()
 

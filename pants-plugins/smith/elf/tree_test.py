@@ -374,3 +374,17 @@ def test_root_tar_gives_the_same_closure(tree: str, tmp_path) -> None:
     bad = _smith(["--root-tar", str(tmp_path / "evil.tar"), "/x"], str(work))
     assert bad.returncode == 1 and "entry '../evil' refused: the name '../evil' contains '..'" in bad.stderr
     assert os.listdir(str(work)) == []
+
+
+def test_an_images_names_are_printed_escaped(tree: str, tmp_path, capsys) -> None:
+    """`smith closure` prints the image's paths (its listing) and warnings quoting the image's
+    words (a preload that is not there): an OSC in them reached the terminal as is before."""
+    from smith.elf import cli
+    evil = "\x1b]2;owned\x07"
+    os.makedirs(str(tmp_path / "root/bin"))
+    shutil.copy(tree + "/opt/static/hello-static", str(tmp_path / "root/bin" / evil))
+    assert cli.main(["--root", str(tmp_path / "root"), "/bin/" + evil]) == 0
+    assert cli.main(["--root", tree, "--env", "LD_PRELOAD=lib%s.so" % evil, "/usr/bin/hello"]) == 0
+    out, err = capsys.readouterr()
+    assert "/bin/\\x1b]2;owned\\x07\n" in out and "\x1b" not in out, out
+    assert "warning: preload lib\\x1b]2;owned\\x07.so is not in the root" in err and "\x1b" not in err, err

@@ -15,12 +15,13 @@ from smith.elf.closure import DEFAULT_PATH, Closure, compute_closure
 from smith.elf.nss import DEFAULT_USER, User, nss_files
 from smith.elf.rootfs import RootFS, glob_in_root, kept_paths, matches_or_under
 from smith.elf.treetar import remove_tree, write_tree_tar
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.oci.image_source import open_image
 from smith.oci.sourceless import check_globs, make_sourceless
 from smith.oci.trace import Trace, kept_by_trace
 from smith.oci.unpack import apply_image
 from smith.registry.platforms import Platform
+from smith.text import PATH_MAX, printable
 from smith.untar import Limits
 
 
@@ -102,7 +103,7 @@ def _kept_by_traces(root: str, program: str, env: Dict[str, str], nss: bool,
     warnings: List[str] = []
     kept = kept_by_trace(closure, list(traces), warnings.append)
     for w in sorted(set(warnings + closure.warnings)):
-        print("smith minimize: warning: %s" % w, file=sys.stderr)
+        print("smith minimize: warning: %s" % for_terminal(w), file=sys.stderr)
     return kept
 
 
@@ -147,7 +148,7 @@ def minimize(source: str, output_tar: str, entrypoint: Optional[List[str]] = Non
         for p in dropped:
             if p in result.paths and p != program_path:
                 print("smith minimize: warning: excludes drop %s, which the closure of %s needs"
-                      % (p, program), file=sys.stderr)
+                      % (printable(p, PATH_MAX), printable(program, PATH_MAX)), file=sys.stderr)
         generated = nss_files(user or DEFAULT_USER) if nss else {}
         if python_sourceless:
             traced = set().union(*(t.paths for t in traces)) if traces else set()

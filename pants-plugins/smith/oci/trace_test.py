@@ -332,3 +332,14 @@ def test_smith_trace_of_a_failing_test_or_another_image_writes_nothing(busybox_i
     assert os.listdir(str(tmp_path)) == []
     proc = _smith("trace", "--output", "t.json", "--image", "x", "--", "minimize", "x", cwd=tmp_path)
     assert proc.returncode == 1 and "must be `launch service ...` or `launch test ...`" in proc.stderr
+
+
+def test_warnings_about_traced_paths_are_printed_escaped(root, capsys):
+    """`smith minimize --trace` warns about a traced path it cannot follow, quoting the path the
+    workload opened (the image's name): an OSC in it reached the terminal as is before."""
+    from smith.oci import minimize
+    evil = "/etc/\x1b]2;owned\x07loop"
+    os.symlink(os.path.basename(evil), str(root) + evil)
+    minimize._kept_by_traces(str(root), "/usr/bin/ls", {}, False, [trace.Trace([evil], ())])
+    err = capsys.readouterr().err
+    assert "warning: traced path /etc/\\x1b]2;owned\\x07loop: " in err and "\x1b" not in err, err
