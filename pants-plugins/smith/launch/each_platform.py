@@ -9,6 +9,7 @@ from smith.errors import SmithError
 from smith.launch import emulation
 from smith.oci.image_source import image_platforms, split_ref
 from smith.registry.platforms import Platform, host_platform, parse_platform, same_platform
+from smith.text import printable
 
 SKIP_EXIT = 77  # automake's "skipped"
 
@@ -48,7 +49,7 @@ def selected(layout: str, wanted: List[str]) -> Tuple[List[Optional[Platform]], 
             chosen.append(match[0])
         else:
             lacking.append("SKIP %s: the image has no %s image; it offers %s" % (
-                w, w, ", ".join(str(p) for p in have if p) or "one image of no platform"))
+                shown(w), shown(w), ", ".join(shown(p) for p in have if p) or "one image of no platform"))
     return chosen, lacking
 
 
@@ -58,11 +59,16 @@ def _loose(have: Platform, wanted: Platform) -> bool:
     return not have.variant or not wanted.variant or same_platform(have, wanted)
 
 
+def shown(platform: Platform) -> str:
+    """A platform as printed: an image's index names it, so its words are escaped."""
+    return printable(str(platform), 200)
+
+
 def label(platform: Optional[Platform], platforms: List[Optional[Platform]]) -> str:
     """How a result names its platform: "" for a single host image (output as before)."""
     if platform is None or (len(platforms) == 1 and emulation.native(platform)):
         return ""
-    return "%s (%s)" % (platform, emulation.description(platform))
+    return "%s (%s)" % (shown(platform), printable(emulation.description(platform), 200))
 
 
 def run_all(platforms: List[Optional[Platform]], mode: Optional[str], out: TextIO,
@@ -77,8 +83,9 @@ def run_all(platforms: List[Optional[Platform]], mode: Optional[str], out: TextI
         name = label(platform, platforms)
         reason = emulation.prepare(platform, mode) if mode is not None else None
         if reason is not None:
-            print("SKIP %s: %s" % (platform, reason), file=out)
-            skipped.append("%s (%s)" % (platform, reason))
+            reason = printable(reason, 1000)  # it may quote the platform's words; one line
+            print("SKIP %s: %s" % (shown(platform), reason), file=out)
+            skipped.append("%s (%s)" % (shown(platform), reason))
             continue
         if run_one(platform, name) != 0:
             failed.append(str(platform))

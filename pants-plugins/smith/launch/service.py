@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from smith import linux
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.launch import bundle, container
 from smith.launch.container import Settings
 from smith.launch.service_spec import ClientCheck, HttpCheck, Spec, TcpCheck
@@ -481,18 +481,20 @@ def run(spec: Spec, settings: Settings, out=None, platform: Optional[Platform] =
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+    # The report's lines quote what the service answered (an HTTP reason, headers, an OSError
+    # about its reply): escaped. Its logs below are its own output, shown as they are.
     if failure is None:
         print("PASS %s in %.2f s: %s" % (name, report.total(), report.timeline()), file=out)
         for line in report.lines:
-            print(line, file=out)
+            print(for_terminal(line), file=out)
         return 0
-    print("FAIL %s: %s" % (name, failure.what), file=out)
+    print(for_terminal("FAIL %s: %s" % (name, failure.what)), file=out)
     for line in failure.lines:
-        print("  " + line, file=out)
+        print("  " + for_terminal(line), file=out)
     print("phases: %s (failed in %s); %.2f s in all" % (report.timeline() or "-", failed_in or "start",
                                                        report.total()), file=out)
     for line in report.lines:
-        print(line, file=out)
+        print(for_terminal(line), file=out)
     for name, stdout, stderr in (svc.logs if svc is not None else []):
         _show("%s stdout" % name, stdout, out)
         _show("%s stderr" % name, stderr, out)

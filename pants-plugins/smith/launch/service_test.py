@@ -249,3 +249,19 @@ def test_spec_defaults():
     assert [c.where for c in s.checks] == ["tcp_checks[0]", "client"]
     assert s.checks[0].port == 80 and s.checks[0].send == b"x"
     assert service_spec.signal_name(15, "f") == "15"
+
+
+def test_the_report_is_printed_escaped(store, tmp_path):
+    """The report's lines quote strangers' text (an HTTP reason or header, an error about the
+    image): escaped, where an OSC reached the terminal as is before. The service's own output
+    (its logs) is shown as it is: it is the user's program's."""
+    import io
+    from smith.launch import service
+    from smith.launch.container import Settings
+    spec = service_spec.validate({"name": "evil", "layout": str(tmp_path / "no\x1b]2;owned\x07") + ":latest",
+                                  "command": ["/x"]})
+    out = io.StringIO()
+    assert service.run(spec, Settings(store=store), out=out) == 1
+    assert out.getvalue().startswith("FAIL evil: error: %s/no\\x1b]2;owned\\x07:latest does not exist"
+                                     % tmp_path), out.getvalue()
+    assert "\x1b" not in out.getvalue()

@@ -28,13 +28,14 @@ import tempfile
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from smith import linux, untar
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.launch import bundle
 from smith.launch.service_spec import SpecError, _keys, _str, _str_dict, _strs
 from smith.oci.image_source import Image, open_image, verify_blob
 from smith.registry.platforms import Platform
 from smith.oci.unpack import apply_image
 from smith.safe_fs import remove_tree
+from smith.text import PATH_MAX, printable
 
 SHELLS = ("sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "csh", "tcsh", "fish", "busybox", "toybox")
 SHELL_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
@@ -198,7 +199,7 @@ class Tree:
 
 # -- the checks -----------------------------------------------------------------------------------
 def _listing(paths: List[str]) -> str:
-    shown = ", ".join(paths[:SHOW])
+    shown = ", ".join(printable(p, PATH_MAX) for p in paths[:SHOW])  # the image's names
     return shown + (" and %d more" % (len(paths) - SHOW) if len(paths) > SHOW else "")
 
 
@@ -307,7 +308,7 @@ def run(spec: Spec, out, platform: Optional[Platform] = None, label: str = "") -
     if problems:
         print("FAIL %s" % name, file=out)
         for p in problems:
-            print("  " + p, file=out)
+            print("  " + for_terminal(p), file=out)
         return 1
     print("PASS %s: %s" % (name, "; ".join(done) or "nothing to check"), file=out)
     return 0

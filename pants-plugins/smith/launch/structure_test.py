@@ -159,3 +159,14 @@ def test_spec_errors(spec, message):
     with pytest.raises(SpecError) as e:
         structure.validate(spec)
     assert str(e.value).startswith(message), str(e.value)
+
+
+def test_the_images_names_are_printed_escaped(tmp_path):
+    """A FAIL line lists the image's offending paths: an OSC in a name reached the terminal as
+    is before."""
+    layout = make_layout(tmp_path / "evil", [[("tmp\x1b]2;owned\x07", "dir", 0, 0, 0o777, None)]], CONFIG)
+    out = io.StringIO()
+    assert structure.run(structure.validate({"name": "evil", "layout": layout, "no_world_writable": True}),
+                         out) == 1
+    assert "writable by everyone: /tmp\\x1b]2;owned\\x07 (0777)\n" in out.getvalue(), out.getvalue()
+    assert "\x1b" not in out.getvalue()
