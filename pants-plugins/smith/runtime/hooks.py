@@ -1,7 +1,7 @@
 """OCI hooks: run each with the container state JSON on stdin, its args/env, and its timeout."""
 import os
 
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith.runtime import fastjson
 
 
@@ -33,4 +33,4 @@ def run(kind: str, hooks: list, state: dict, fatal: bool = True) -> None:
             msg = "%s %s" % (what, err)
             if fatal:
                 raise SmithError(msg)
-            os.write(2, ("smith-runtime: warning: %s\n" % msg).encode())
+            os.write(2, ("smith-runtime: warning: %s\n" % for_terminal(msg)).encode("utf-8", "replace"))  # quotes the hook's output

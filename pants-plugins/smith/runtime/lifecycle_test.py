@@ -253,3 +253,15 @@ def test_concurrent_creates_of_one_id(app, tmp_path):
     codes = sorted(p.wait(60) for p in deleters)
     assert codes == [0, 0, 0, 0]  # --force: the losers find nothing to delete, which is fine
     assert os.listdir(root) == [] and tb.leftovers("same-id") == []
+
+
+def test_log_lines_are_one_line_each_and_escaped(tmp_path):
+    """--log-format text writes one record a line, as runc's logrus: a message (which quotes
+    strangers' text: a bundle's paths, a hook's output) with a newline or an ESC wrote a second,
+    forged line or a terminal escape into the log before. (json escaped them already.)"""
+    from smith.runtime import main
+    g = main.Globals()
+    g.log = str(tmp_path / "log.txt")
+    main._log(g, "error", 'bundle /b\x1b]2;owned\x07: "x"\nlevel=info msg="forged"')
+    [line] = (tmp_path / "log.txt").read_text().splitlines()
+    assert line.endswith(' level=error msg="bundle /b\\x1b]2;owned\\x07: \\"x\\"\\nlevel=info msg=\\"forged\\""'), line

@@ -39,7 +39,9 @@ def _log(g: Globals, level: str, msg: str) -> None:
     if g.log_format == "json":
         line = fastjson.dumps({"level": level, "msg": msg, "time": state.iso_now()})
     else:
-        line = 'time="%s" level=%s msg="%s"' % (state.iso_now(), level, msg.replace('"', '\\"'))
+        # one record a line, no terminal escapes (the message quotes strangers' text), as runc's logrus
+        text = for_terminal(msg).replace("\n", "\\n").replace('"', '\\"')
+        line = 'time="%s" level=%s msg="%s"' % (state.iso_now(), level, text)
     try:
         with open(g.log, "a") as f:
             f.write(line + "\n")

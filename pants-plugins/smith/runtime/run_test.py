@@ -259,3 +259,13 @@ def test_new_network_namespace_has_loopback_up_like_runc(app, tmp_path):
     out = same(app, tmp_path, "cat /sys/class/net/lo/flags; ls /sys/class/net")
     flags, interfaces = out.split()[0], out.split()[1:]
     assert int(flags, 16) & 0x1 and interfaces == ["lo"]
+
+
+def test_a_failed_hooks_output_is_printed_escaped(capfd):
+    """A poststart/poststop hook that fails is a warning quoting what it printed: an OSC in that
+    reached the terminal as is before (no container needed)."""
+    from smith.runtime import hooks
+    hooks.run("poststop", [{"path": "/bin/sh", "args": ["sh", "-c", "printf 'no\\033]2;owned\\007'; exit 3"]}],
+              {}, fatal=False)
+    err = capfd.readouterr().err
+    assert err == "smith-runtime: warning: hooks.poststop[0] (/bin/sh) exited with status 3: no\\x1b]2;owned\\x07\n", err
