@@ -13,7 +13,7 @@ import traceback
 from typing import Dict, List, Optional, Tuple
 
 from smith import linux
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 
 # The user namespace first: once in it we hold the capabilities the others' owners require.
 NAMESPACES = (("user", linux.CLONE_NEWUSER), ("mnt", linux.CLONE_NEWNS),
@@ -80,8 +80,9 @@ def _join_cgroups(files: List[str]) -> None:
             with open(path, "w") as f:
                 f.write(str(os.getpid()))
         except OSError as e:
-            print("crashcart: warning: cannot join cgroup %s: %s"
-                  % (os.path.dirname(path), e.strerror), file=sys.stderr)
+            # the path names cgroups the container's processes may have created and named
+            print(for_terminal("crashcart: warning: cannot join cgroup %s: %s"
+                               % (os.path.dirname(path), e.strerror)), file=sys.stderr)
 
 
 def _become_root(in_user_ns: bool) -> None:
@@ -208,5 +209,5 @@ def run(pid: int, what: str, argv: List[str], env: Dict[str, str]) -> int:
     for kind, value in errors:
         if kind == "fatal":
             raise SmithError(value)
-        print("crashcart: %s" % value, file=sys.stderr)
+        print("crashcart: %s" % for_terminal(value), file=sys.stderr)
     return 128 - code if code < 0 else code

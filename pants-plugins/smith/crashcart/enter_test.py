@@ -456,3 +456,13 @@ def test_mount_point_reached_through_a_symlink(tmp_path, toolbox, planted):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_cgroup_it_cannot_join_is_named_escaped(tmp_path, capsys):
+    """The target's processes may create and name cgroups (a delegated cgroupfs): the warning
+    about one crashcart cannot join quoted its name as is, an OSC reached the terminal."""
+    from smith.crashcart import enter
+    enter._join_cgroups([str(tmp_path / "a\x1b]2;owned\x07" / "cgroup.procs")])
+    err = capsys.readouterr().err
+    assert err == "crashcart: warning: cannot join cgroup %s/a\\x1b]2;owned\\x07: No such file or directory\n" \
+        % tmp_path, err
