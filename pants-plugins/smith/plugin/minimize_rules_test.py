@@ -114,3 +114,12 @@ def test_the_trace_runs_the_platform_being_minimized(rule_runner, target, layout
         assert argv[argv.index("--") + 1:] == list(request.replay.argv)
     spec = {c.path: c.content for c in rule_runner.request(DigestContents, [requests[-1].replay.digest])}[SPEC]
     assert json.loads(spec)["layout"] == layout
+
+
+def test_a_failed_replays_output_is_quoted_escaped():
+    """The replayed test's output (the image's programs wrote it) is quoted in the error Pants
+    prints: escaped, where an OSC reached the terminal as is before; newlines stay."""
+    from types import SimpleNamespace
+    from smith.plugin.rules.util.minimize_trace import _output
+    result = SimpleNamespace(stdout=b"FAIL x\n\x1b]2;owned\x07\n", stderr=b"")
+    assert _output(result) == "FAIL x\n\\x1b]2;owned\\x07\n"

@@ -320,3 +320,28 @@ def test_bad_platforms_name_the_target_and_field(rule_runner, spec, message):
 def test_platform_errors(rule_runner, spec, error, message):
     with engine_error(error, contains=message):
         rule_runner.request(BuiltSmithImage, [SmithImageFieldSet.create(_target(rule_runner, spec))])
+
+
+# ----------------------------------------------------------------------------------------------
+# Strangers' words in rule errors and process descriptions are escaped
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_failed_fetch_names_the_pin_escaped():
+    """A lockfile's values are a repository's words: its package name in the Process description
+    (the console shows it) and in the error of a failed fetch reached the terminal as is before.
+    The rule is driven by hand: its one Get is answered with the failure a real one raises."""
+    from pants.engine.process import ProcessExecutionFailure
+    from pants.option.global_options import KeepSandboxes
+    from smith.plugin.rules.util import packages
+    evil = "x\x1b]2;owned\x07"
+    located = packages.Pin(lockfile.Pin(evil, "1.0", "amd64", "http://127.0.0.1:9/x.deb", "ab" * 32, 12),
+                           Address("ok", target_name="evil"), "ok/evil.lock.json", "evil")
+    rule = packages.fetch_and_extract(located)
+    [process] = rule.send(None).inputs
+    assert process.description == "Fetching and extracting x\\x1b]2;owned\\x07 1.0 (amd64)"
+    with pytest.raises(SmithPackagesError) as e:
+        rule.throw(ProcessExecutionFailure(1, b"", b"smith extract: error: connection refused\n",
+                                           process.description, keep_sandboxes=KeepSandboxes.never))
+    assert "cannot fetch x\\x1b]2;owned\\x07 1.0 pinned in ok/evil.lock.json" in str(e.value)
+    assert "connection refused" in str(e.value) and "\x1b" not in str(e.value)

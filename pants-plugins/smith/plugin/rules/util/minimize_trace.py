@@ -18,6 +18,7 @@ from pants.engine.rules import Get, collect_rules, rule
 from pants.engine.target import Target, Targets, UnparsedAddressInputs, WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
+from smith.errors import for_terminal
 from smith.oci.trace import missing_hints
 from smith.plugin.rules.goals.service import (
     SETUP_SECONDS,
@@ -175,8 +176,9 @@ class CheckResult:
 
 
 def _output(result: FallibleProcessResult) -> str:
+    """The test's output as quoted in an error: the image's programs wrote it, so escaped."""
     text = (result.stdout + result.stderr).decode("utf-8", "replace")
-    return text if len(text) <= SHOWN_OUTPUT else "...\n" + text[-SHOWN_OUTPUT:]
+    return for_terminal(text if len(text) <= SHOWN_OUTPUT else "...\n" + text[-SHOWN_OUTPUT:])
 
 
 @rule(desc="Checking a minimized image with a traced test", level=LogLevel.DEBUG)
@@ -192,7 +194,7 @@ async def check_minimized(request: CheckRequest) -> CheckResult:
     if result.exit_code != 0:
         text = (result.stdout + result.stderr).decode("utf-8", "replace")
         hints = missing_hints(text)
-        missing = ("Missing, by its output: " + ", ".join(hints) + ". Keep it with `paths` (a glob)"
+        missing = ("Missing, by its output: " + for_terminal(", ".join(hints)) + ". Keep it with `paths` (a glob)"
                    if hints else "Its output names no missing file; keep what it needs with `paths`")
         raise SmithMinimizeTraceError(
             f"{request.origin}: the minimized image fails {replay.test}, which passed on the full "

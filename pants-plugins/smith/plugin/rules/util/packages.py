@@ -45,10 +45,11 @@ from smith.plugin.target_types.packages import (
     SmithRepositoryTrustedField,
     SmithRepositoryUrlField,
 )
-from smith.errors import SmithError
+from smith.errors import SmithError, for_terminal
 from smith import platforms as platforms
 from smith.packages import lockfile, repo_config
 from smith.plugin.rules.util.process import SmithProcess
+from smith.text import printable
 from smith.plugin.rules.util.tree import (
     PackageTree,
     SmithPackagesOrigin,
@@ -248,19 +249,20 @@ async def fetch_and_extract(located: Pin) -> PackageTree:
             SmithProcess,
             SmithProcess.of(
                 argv,
-                description=f"Fetching and extracting {pin.name} {pin.version} ({pin.architecture})",
+                description=f"Fetching and extracting {printable(pin.name)} {printable(pin.version)} "
+                            f"({printable(pin.architecture)})",  # the repository's words
                 input_digest=EMPTY_DIGEST,
                 output_files=["tree.tar"],
                 append_only_caches={DOWNLOAD_CACHE: _DOWNLOAD_CACHE_DIR},
             ),
         )
     except ProcessExecutionFailure as e:
-        raise SmithPackagesError(
+        raise SmithPackagesError(for_terminal(  # the lockfile's values are the repository's words
             f"{located.owner}: cannot fetch {pin.name} {pin.version} pinned in {located.lockfile} from "
             f"{pin.url} (sha256 {pin.sha256}, {pin.size} bytes): {_smith_error(e)}. The pinned file "
             f"may be gone from the repository or changed: run `./pants smith-outdated {located.owner}` "
             f"to see what changed, then {regenerate_hint(located.resolve)}."
-        ) from None
+        )) from None
     return PackageTree(pin.name, result.output_digest, "tree.tar")
 
 
