@@ -43,3 +43,11 @@ def test_options_become_launcher_arguments():
     assert platform_options(s, many=False) == ["--emulation", "off", "--platform", "linux/arm64"]
     default = create_subsystem(SmithTestSubsystem, emulation=Emulation.install, platforms=[], run_platform="")
     assert platform_options(default, many=False) == ["--emulation", "install"]
+
+
+def test_the_skip_warning_is_escaped(caplog):
+    """The warning quotes SKIP/PASS lines of the launcher's stdout, which a container's output
+    shares: a line of that with an OSC reached the terminal as is before."""
+    with caplog.at_level(logging.WARNING):
+        launcher_test_result(result(SKIP_EXIT, SKIPPED + b"SKIP \x1b]2;owned\x07\n"), ADDRESS, ShowOutput.ALL)
+    assert "\nSKIP \\x1b]2;owned\\x07" in caplog.text and "\x1b" not in caplog.text, caplog.text

@@ -15,6 +15,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.engine.unions import UnionMembership
 from pants.util.logging import LogLevel
 
+from smith.errors import for_terminal
 from smith.launch.each_platform import SKIP_EXIT
 from smith.oci.image_source import OCI_INDEX
 from smith.plugin.rules.util.command import BuiltZipapp, SmithCommandFieldSet
@@ -160,7 +161,9 @@ def launcher_test_result(result: FallibleProcessResult, address: Address, output
                                                        output_setting=output)
     stdout = result.stdout.decode(errors="replace")
     reasons = [line for line in stdout.splitlines() if line.startswith(("SKIP ", "PASS "))]
-    logger.warning(f"{address} SKIPPED (not passed):\n" + "\n".join(reasons))
+    # The launcher escapes what it writes, but a container's output shares its stdout: a line of
+    # that which starts with SKIP or PASS is the image's programs' text.
+    logger.warning(f"{address} SKIPPED (not passed):\n" + for_terminal("\n".join(reasons)))
     return dataclasses.replace(
         TestResult.from_fallible_process_result(process_result=result, address=address,
                                                 output_setting=output),
