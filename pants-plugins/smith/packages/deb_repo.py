@@ -71,6 +71,7 @@ class DebUniverse(Universe):
             self.base_url, r["_source"], printable(r["Package"], 100), printable(r.get("Version", "?"), 100))
         if not r.get("Version"):
             raise SmithError("%s: Version is missing; %s" % (where, fields.HINT))
+        fields.package_name(r["Package"], "Package", where)
         filename = fields.relative_path(r.get("Filename"), "Filename", where)
         sha256 = fields.sha256(r.get("SHA256"), "SHA256", where)
         size = fields.size(r.get("Size"), "Size", where, fields.MAX_PACKAGE_BYTES)

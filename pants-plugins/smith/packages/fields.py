@@ -4,6 +4,8 @@ that name a file or are read as a number, checked before use: a repository is a 
 
 - a sha256 is 64 hexadecimal digits (given in either case; used in lowercase);
 - a size is plain decimal digits (no sign, space or `_`, which int() would take) within a cap;
+- a package name is what Debian policy and rpm allow (letters, digits, `+ . _ ~ ^ -`, starting
+  with a letter or digit): names become path segments (`in/NAME` of a merge) and arguments;
 - a file's path is relative to the repository, made of named segments: not absolute, no `.`,
   `..` or empty segment, no `\\`, `?`, `#`, space or control character, also once %-decoded
   (a file:// URL is read through its %-decoded path).
@@ -17,6 +19,7 @@ from smith.text import printable
 SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 _DECIMAL = re.compile(r"[0-9]{1,20}\Z")
 _PATH_BAD = re.compile(r"[\\?#\s]")
+PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._~^-]{0,199}\Z")
 MAX_INDEX_BYTES = 1 << 30     # a metadata file; Debian's biggest Packages.xz is ~10 MB
 MAX_PACKAGE_BYTES = 1 << 36   # a package file; the biggest in Debian are a few GB
 HINT = "the repository's metadata is malformed or hostile; fix the repository or stop using it"
@@ -40,6 +43,15 @@ def size(value: object, field: str, where: str, cap: int) -> int:
         raise SmithError("%s: %s %s is more than the %d bytes smith accepts; %s"
                          % (where, field, value, cap, HINT))
     return int(value)
+
+
+def package_name(value: object, field: str, where: str) -> str:
+    _present(value, field, where)
+    if not isinstance(value, str) or not PACKAGE_NAME.match(value):
+        raise SmithError("%s: %s %s is not a package name (a letter or digit, then letters, "
+                         "digits and + . _ ~ ^ -, at most 200); %s"
+                         % (where, field, _shown(value), HINT))
+    return value
 
 
 def relative_path(value: object, field: str, where: str) -> str:

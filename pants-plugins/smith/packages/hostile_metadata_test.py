@@ -245,7 +245,9 @@ def test_a_bad_primary_field_is_a_clear_error_naming_repository_and_package(tmp_
     ("sha256", "../../planted", "field 'sha256' must be 64 lowercase hexadecimal digits"),
     ("sha256", "AB" * 32, "field 'sha256' must be 64 lowercase hexadecimal digits"),
     ("size", -1, r"field 'size' must be a size in bytes \(0 to 68719476736\)"),
-], ids=["sha256-path", "sha256-uppercase", "size-negative"])
+    ("name", "../../x", r"field 'name' '\.\./\.\./x' is not a package name"),
+    ("name", "a=b", r"field 'name' 'a=b' is not a package name"),
+], ids=["sha256-path", "sha256-uppercase", "size-negative", "name-path", "name-equals"])
 def test_a_bad_pin_in_a_lockfile_is_a_clear_error(tmp_path, field, value, message):
     data = lock(tmp_path, deb_repo(tmp_path))
     data["packages"][0][field] = value
@@ -291,27 +293,29 @@ def test_an_entity_expansion_bomb_in_repomd_is_refused_not_expanded(tmp_path):
 EVIL = "x\x1b]2;owned\x07"  # an OSC: sets the terminal's title
 
 
-def _evil_repo(root, version):
+def _evil_repo(root, version, name="evil", depends="evil"):
     shutil.rmtree(str(root / "repo"), ignore_errors=True)
-    return deb_repo(root, packages=(_paragraph(dict(DEB, Depends=EVIL)) + "\n" + _paragraph(
-        dict(DEB, Package=EVIL, Version=version, Filename="pool/x.deb"))).encode())
+    return deb_repo(root, packages=(_paragraph(dict(DEB, Depends=depends)) + "\n" + _paragraph(
+        dict(DEB, Package=name, Version=version, Filename="pool/x.deb"))).encode())
 
 
-def test_package_names_and_versions_are_printed_escaped(tmp_path, capsys, caplog):
-    """A repository's package name and version reach `smith lock`'s listing, python-debian's
-    'cannot parse package relationship' warning and `smith outdated`'s report: each escaped.
-    Before, the ESC and BEL reached the terminal."""
+def test_package_versions_are_printed_escaped(tmp_path, capsys):
+    """A repository's package version reaches `smith lock`'s listing (a version is only checked
+    for Debian's syntax once compared): escaped. Before, the ESC reached the terminal. Names
+    cannot carry one any more (refused above); `smith outdated` compares, so refuses it."""
     lock(tmp_path, _evil_repo(tmp_path, "1\x1b[2J"))
     out = capsys.readouterr().out
-    assert "x\\x1b]2;owned\\x07 1\\x1b[2J amd64\n" in out and "\x1b" not in out, out
+    assert "evil 1\\x1b[2J amd64\n" in out and "\x1b" not in out, out
+
+
+def test_a_hostile_relationship_is_logged_escaped_and_its_name_refused(tmp_path, caplog):
+    """python-debian's 'cannot parse package relationship' warning quotes the repository's text:
+    escaped. The package it names is then refused for its name, also escaped."""
+    with pytest.raises(SmithError) as e:
+        lock(tmp_path, _evil_repo(tmp_path, "1.0", name=EVIL, depends=EVIL))
     logged = [r.getMessage() for r in caplog.records if r.name == "debian.deb822"]
     assert logged and all("\\x1b]2;owned\\x07" in m and "\x1b" not in m for m in logged), logged
-    lock(tmp_path, _evil_repo(tmp_path, "1.0"))
-    _evil_repo(tmp_path, "2.0")
-    capsys.readouterr()
-    assert outdated_cli.main([str(tmp_path / "lock.json")]) == 0
-    out = capsys.readouterr().out
-    assert "x\\x1b]2;owned\\x07 1.0 -> 2.0 (" in out and "\x1b" not in out, out
+    assert "is not a package name" in str(e.value) and "\x1b" not in str(e.value), e.value
 
 
 def test_a_version_that_is_no_debian_version_is_a_clear_error(tmp_path):
@@ -323,3 +327,31 @@ def test_a_version_that_is_no_debian_version_is_a_clear_error(tmp_path):
         outdated_cli.main([str(tmp_path / "lock.json")])
     assert "version '2\\x1b[2J' is not a Debian version" in str(e.value), e.value
     assert "\x1b" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["../../evil", "a/b", "x=y", ".hidden", "-option"])
+def test_a_package_name_that_is_not_a_name_is_refused_when_it_is_chosen(tmp_path, name):
+    # Names become path segments (`in/NAME` of the merge) and arguments (`NAME=...`, `--name`).
+    hello = dict(DEB, Depends="foo")
+    evil = dict(DEB, Package=name, Provides="foo", Filename="pool/main/evil_1.0_amd64.deb")
+    url = deb_repo(tmp_path, packages=(_paragraph(hello) + "\n" + _paragraph(evil)).encode())
+    with pytest.raises(SmithError) as e:
+        lock(tmp_path, url)
+    assert "Package %r is not a package name" % name in str(e.value) and HINT in str(e.value), e.value
+    assert not (tmp_path / "lock.json").exists()
+
+
+def test_an_rpm_package_name_that_is_not_a_name_is_refused(tmp_path):
+    url = rpm_repo(tmp_path)
+    primary = tmp_path / "repo/repodata/primary.xml"
+    primary.write_bytes(primary.read_bytes().replace(b"<name>hello</name>", b"<name>../hello</name>"))
+    repomd = tmp_path / "repo/repodata/repomd.xml"
+    data = primary.read_bytes()
+    text = repomd.read_text()
+    old_sum = text.split('<checksum type="sha256">')[1].split("<")[0]
+    old_size = text.split("<size>")[1].split("<")[0]
+    repomd.write_text(text.replace(old_sum, hashlib.sha256(data).hexdigest())
+                      .replace("<size>%s<" % old_size, "<size>%d<" % len(data)))
+    with pytest.raises(SmithError) as e:
+        lock(tmp_path, url, "rpm", "--cache-dir", str(tmp_path / "cache"))
+    assert "name '../hello' is not a package name" in str(e.value), e.value

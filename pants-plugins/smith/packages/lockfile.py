@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
-from smith.packages.fields import MAX_PACKAGE_BYTES, SHA256_HEX
+from smith.packages.fields import MAX_PACKAGE_BYTES, PACKAGE_NAME, SHA256_HEX
 from smith.platforms import SHARED_ARCHES
 
 VERSION = 1
@@ -139,6 +139,8 @@ def pins(lock: Dict[str, Any], what: str, hint: str = HINT,
         try:
             pin = Pin(*(safe_json.field(entry, k, str, where) for k in ("name", "version", "architecture", "url", "sha256")),
                       safe_json.field(entry, "size", int, where))
+            if not PACKAGE_NAME.match(pin.name):  # a path segment and an argument of a merge
+                raise SmithError("%s: field 'name' %r is not a package name" % (where, pin.name[:100]))
             if not SHA256_HEX.match(pin.sha256):  # names the download in the cache
                 raise SmithError("%s: field 'sha256' must be 64 lowercase hexadecimal digits" % where)
             if not 0 <= pin.size <= MAX_PACKAGE_BYTES:
