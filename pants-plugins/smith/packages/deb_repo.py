@@ -72,6 +72,7 @@ class DebUniverse(Universe):
         if not r.get("Version"):
             raise SmithError("%s: Version is missing; %s" % (where, fields.HINT))
         fields.package_name(r["Package"], "Package", where)
+        fields.version(r["Version"], "Version", where)
         filename = fields.relative_path(r.get("Filename"), "Filename", where)
         sha256 = fields.sha256(r.get("SHA256"), "SHA256", where)
         size = fields.size(r.get("Size"), "Size", where, fields.MAX_PACKAGE_BYTES)

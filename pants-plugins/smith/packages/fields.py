@@ -6,6 +6,8 @@ that name a file or are read as a number, checked before use: a repository is a 
 - a size is plain decimal digits (no sign, space or `_`, which int() would take) within a cap;
 - a package name is what Debian policy and rpm allow (letters, digits, `+ . _ ~ ^ -`, starting
   with a letter or digit): names become path segments (`in/NAME` of a merge) and arguments;
+- a version is made of what Debian and rpm versions are (letters, digits, `. + ~ ^ _ : -`):
+  it is printed, stored in lockfiles and compared;
 - a file's path is relative to the repository, made of named segments: not absolute, no `.`,
   `..` or empty segment, no `\\`, `?`, `#`, space or control character, also once %-decoded
   (a file:// URL is read through its %-decoded path).
@@ -20,6 +22,7 @@ SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 _DECIMAL = re.compile(r"[0-9]{1,20}\Z")
 _PATH_BAD = re.compile(r"[\\?#\s]")
 PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._~^-]{0,199}\Z")
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~^_:-]{0,199}\Z")
 MAX_INDEX_BYTES = 1 << 30     # a metadata file; Debian's biggest Packages.xz is ~10 MB
 MAX_PACKAGE_BYTES = 1 << 36   # a package file; the biggest in Debian are a few GB
 HINT = "the repository's metadata is malformed or hostile; fix the repository or stop using it"
@@ -51,6 +54,14 @@ def package_name(value: object, field: str, where: str) -> str:
         raise SmithError("%s: %s %s is not a package name (a letter or digit, then letters, "
                          "digits and + . _ ~ ^ -, at most 200); %s"
                          % (where, field, _shown(value), HINT))
+    return value
+
+
+def version(value: object, field: str, where: str) -> str:
+    _present(value, field, where)
+    if not isinstance(value, str) or not VERSION.match(value):
+        raise SmithError("%s: %s %s is not a version (a letter or digit, then letters, digits "
+                         "and . + ~ ^ _ : -, at most 200); %s" % (where, field, _shown(value), HINT))
     return value
 
 

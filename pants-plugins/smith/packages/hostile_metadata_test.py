@@ -247,7 +247,9 @@ def test_a_bad_primary_field_is_a_clear_error_naming_repository_and_package(tmp_
     ("size", -1, r"field 'size' must be a size in bytes \(0 to 68719476736\)"),
     ("name", "../../x", r"field 'name' '\.\./\.\./x' is not a package name"),
     ("name", "a=b", r"field 'name' 'a=b' is not a package name"),
-], ids=["sha256-path", "sha256-uppercase", "size-negative", "name-path", "name-equals"])
+    ("version", "1\u202e0", r"field 'version' '1\\u202e0' is not a version"),
+], ids=["sha256-path", "sha256-uppercase", "size-negative", "name-path", "name-equals",
+        "version-bidi"])
 def test_a_bad_pin_in_a_lockfile_is_a_clear_error(tmp_path, field, value, message):
     data = lock(tmp_path, deb_repo(tmp_path))
     data["packages"][0][field] = value
@@ -299,13 +301,15 @@ def _evil_repo(root, version, name="evil", depends="evil"):
         dict(DEB, Package=name, Version=version, Filename="pool/x.deb"))).encode())
 
 
-def test_package_versions_are_printed_escaped(tmp_path, capsys):
-    """A repository's package version reaches `smith lock`'s listing (a version is only checked
-    for Debian's syntax once compared): escaped. Before, the ESC reached the terminal. Names
-    cannot carry one any more (refused above); `smith outdated` compares, so refuses it."""
-    lock(tmp_path, _evil_repo(tmp_path, "1\x1b[2J"))
-    out = capsys.readouterr().out
-    assert "evil 1\\x1b[2J amd64\n" in out and "\x1b" not in out, out
+@pytest.mark.parametrize("version", ["1\x1b[2J", "1.0\u202e", "1 0", "../1", "-1"])
+def test_a_version_that_is_not_a_version_is_refused_escaped(tmp_path, version):
+    """A version is printed (`smith lock`'s listing, Pants' fetch step) and stored in the
+    lockfile: one with a terminal escape or a bidi override reached both as is."""
+    with pytest.raises(SmithError) as e:
+        lock(tmp_path, _evil_repo(tmp_path, version))
+    assert "is not a version" in str(e.value) and HINT in str(e.value), e.value
+    assert not any(c in str(e.value) for c in "\x1b\u202e"), e.value
+    assert not (tmp_path / "lock.json").exists()
 
 
 def test_a_hostile_relationship_is_logged_escaped_and_its_name_refused(tmp_path, caplog):
@@ -322,11 +326,10 @@ def test_a_version_that_is_no_debian_version_is_a_clear_error(tmp_path):
     """Debian versions are compared (a newer candidate, `(>= 1.0)`, smith outdated): one that is
     not a Debian version was a ValueError traceback from python-debian."""
     lock(tmp_path, _evil_repo(tmp_path, "1.0"))
-    _evil_repo(tmp_path, "2\x1b[2J")
+    _evil_repo(tmp_path, "2_0^1")  # a version's characters (rpm's), not Debian's syntax
     with pytest.raises(SmithError) as e:
         outdated_cli.main([str(tmp_path / "lock.json")])
-    assert "version '2\\x1b[2J' is not a Debian version" in str(e.value), e.value
-    assert "\x1b" not in str(e.value)
+    assert "version '2_0^1' is not a Debian version" in str(e.value), e.value
 
 
 @pytest.mark.parametrize("name", ["../../evil", "a/b", "x=y", ".hidden", "-option"])

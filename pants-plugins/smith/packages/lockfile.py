@@ -26,6 +26,7 @@ from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
 from smith.packages.fields import MAX_PACKAGE_BYTES, PACKAGE_NAME, SHA256_HEX
+from smith.packages.fields import VERSION as VERSION_TEXT
 from smith.platforms import SHARED_ARCHES
 
 VERSION = 1
@@ -141,6 +142,8 @@ def pins(lock: Dict[str, Any], what: str, hint: str = HINT,
                       safe_json.field(entry, "size", int, where))
             if not PACKAGE_NAME.match(pin.name):  # a path segment and an argument of a merge
                 raise SmithError("%s: field 'name' %r is not a package name" % (where, pin.name[:100]))
+            if not VERSION_TEXT.match(pin.version):
+                raise SmithError("%s: field 'version' %r is not a version" % (where, pin.version[:100]))
             if not SHA256_HEX.match(pin.sha256):  # names the download in the cache
                 raise SmithError("%s: field 'sha256' must be 64 lowercase hexadecimal digits" % where)
             if not 0 <= pin.size <= MAX_PACKAGE_BYTES:

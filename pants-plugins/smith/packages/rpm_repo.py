@@ -99,6 +99,7 @@ def _package(node, repo: RepoConfig, what: str) -> Optional[Package]:
     if not name or not version:
         raise SmithError("%s: the name or version is missing; %s" % (where, fields.HINT))
     fields.package_name(name, "name", where)
+    fields.version(version, "version", where)
     checksum = node.find(COMMON_NS + "checksum")
     if checksum is None or checksum.get("type") != "sha256":
         raise SmithError("%s has no sha256 checksum in primary.xml; recreate the repository "
