@@ -1,8 +1,10 @@
 """Text from strangers (a repository's metadata, an image's programs) made safe to print in an
 error: control characters, terminal escapes among them, are shown escaped, and the length is
-capped. Imports nothing, so any part of the core (the runtime too) may use it; the registry
-client prints what servers say through it too."""
+capped. Imports only smith.errors, so any part of the core (the runtime too) may use it; the
+registry client prints what servers say through it too."""
 from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
+from smith.errors import escaped
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,5 +18,4 @@ def printable(text: Union[str, bytes], limit: int = 300) -> str:
     CR, BEL, a newline, ...) written as its Python escape (\\x1b, \\r, ...)."""
     if isinstance(text, bytes):
         text = text[:limit * 4].decode("utf-8", "replace")
-    text = text[:limit]
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped(text[:limit])
