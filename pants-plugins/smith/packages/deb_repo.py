@@ -69,10 +69,8 @@ class DebUniverse(Universe):
         r: Dict[str, str] = record
         where = "deb repository %s: %s: package %s %s" % (
             self.base_url, r["_source"], printable(r["Package"], 100), printable(r.get("Version", "?"), 100))
-        if not r.get("Version"):
-            raise SmithError("%s: Version is missing; %s" % (where, fields.HINT))
         fields.package_name(r["Package"], "Package", where)
-        fields.version(r["Version"], "Version", where)
+        fields.version(r.get("Version"), "Version", where)
         filename = fields.relative_path(r.get("Filename"), "Filename", where)
         sha256 = fields.sha256(r.get("SHA256"), "SHA256", where)
         size = fields.size(r.get("Size"), "Size", where, fields.MAX_PACKAGE_BYTES)

@@ -49,19 +49,19 @@ def size(value: object, field: str, where: str, cap: int) -> int:
 
 
 def package_name(value: object, field: str, where: str) -> str:
-    _present(value, field, where)
-    if not isinstance(value, str) or not PACKAGE_NAME.match(value):
-        raise SmithError("%s: %s %s is not a package name (a letter or digit, then letters, "
-                         "digits and + . _ ~ ^ -, at most 200); %s"
-                         % (where, field, _shown(value), HINT))
-    return value
+    return _matching(PACKAGE_NAME, value, field, where, "a package name (a letter or digit, then "
+                     "letters, digits and + . _ ~ ^ -, at most 200)")
 
 
 def version(value: object, field: str, where: str) -> str:
+    return _matching(VERSION, value, field, where, "a version (a letter or digit, then letters, "
+                     "digits and . + ~ ^ _ : -, at most 200)")
+
+
+def _matching(pattern, value: object, field: str, where: str, what: str) -> str:
     _present(value, field, where)
-    if not isinstance(value, str) or not VERSION.match(value):
-        raise SmithError("%s: %s %s is not a version (a letter or digit, then letters, digits "
-                         "and . + ~ ^ _ : -, at most 200); %s" % (where, field, _shown(value), HINT))
+    if not isinstance(value, str) or not pattern.match(value):
+        raise SmithError("%s: %s %s is not %s; %s" % (where, field, _shown(value), what, HINT))
     return value
 
 

@@ -25,8 +25,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 from smith import safe_json
 from smith.errors import SmithError
 from smith.atomic import write_file
-from smith.packages.fields import MAX_PACKAGE_BYTES, PACKAGE_NAME, SHA256_HEX
-from smith.packages.fields import VERSION as VERSION_TEXT
+from smith.packages.fields import MAX_PACKAGE_BYTES, PACKAGE_NAME, SHA256_HEX, VERSION as VERSION_TEXT
 from smith.platforms import SHARED_ARCHES
 
 VERSION = 1

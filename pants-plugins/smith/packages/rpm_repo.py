@@ -96,8 +96,6 @@ def _package(node, repo: RepoConfig, what: str) -> Optional[Package]:
     version = evr_text(v.get("epoch"), v.get("ver"), v.get("rel")) if v is not None else None
     where = "rpm repository %s: %s: package %s %s" % (repo.url, what, printable(name or "?", 100),
                                                       printable(version or "?", 100))
-    if not name or not version:
-        raise SmithError("%s: the name or version is missing; %s" % (where, fields.HINT))
     fields.package_name(name, "name", where)
     fields.version(version, "version", where)
     checksum = node.find(COMMON_NS + "checksum")
